@@ -1,0 +1,154 @@
+"""The contract every exporter follows (one module per format, the same signature, a registry).
+
+An exporter is ``export(model, bundle_dir, config) -> ArtifactRecord``: it writes its artifact files
+into ``bundle_dir`` and describes them. A runner loads an artifact back and runs the three signatures
+(DESIGN §7) on a desktop runtime, for parity checks and for :mod:`privrec.runtime`:
+
+- ``score(user f32[d], item_ids i32[N]) -> scores f32[N]``
+- ``recommend(user f32[d], mask f32[items]) -> top_ids i32[K], top_scores f32[K]``  (mask 0 or -inf)
+- ``finetune(user f32[d], item_ids i32[M], labels f32[M], lr f32[1], l2 f32[1]) -> user_out f32[d], loss f32[1]``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from privrec.sdk.model import ItemModel
+from privrec.sdk.quantize import QuantizedItemModel
+
+__all__ = [
+    "ArtifactRecord",
+    "ExportConfig",
+    "Exportable",
+    "ExporterFn",
+    "Precision",
+    "RunnerFactory",
+    "SignatureRunner",
+    "TensorSpec",
+    "available_formats",
+    "get_exporter",
+    "get_runner_factory",
+    "register_exporter",
+]
+
+Precision = Literal["float32", "int8"]
+Exportable = ItemModel | QuantizedItemModel
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Export-time constants baked into every artifact.
+
+    Attributes:
+        top_k: ``K`` of the ``recommend`` signature.
+        finetune_steps: gradient steps unrolled in the ``finetune`` signature.
+        sparsity: target sparsity the table was pruned to (0 = dense); Core ML uses it to choose the
+            iOS18 joint sparse + int8 variant.
+    """
+
+    top_k: int = 10
+    finetune_steps: int = 10
+    sparsity: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.top_k <= 0:
+            raise ValueError(f"`top_k` must be > 0. Found {self.top_k}.")
+        if self.finetune_steps <= 0:
+            raise ValueError(f"`finetune_steps` must be > 0. Found {self.finetune_steps}.")
+        if not 0.0 <= self.sparsity < 1.0:
+            raise ValueError(f"`sparsity` must be in [0, 1). Found {self.sparsity}.")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output of a signature: name, dtype (numpy name) and shape (-1 = dynamic)."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    """What an exporter wrote.
+
+    Attributes:
+        format: registry key (``"onnx"``, ``"tflite"``, ``"coreml"``).
+        precision: ``"float32"`` or ``"int8"``.
+        files: paths relative to the bundle directory (a ``.mlpackage`` directory counts as one entry
+            per file inside it).
+        signatures: for each signature name, its inputs and outputs.
+        details: format-specific facts for the manifest (opset, deployment target, compression, …).
+    """
+
+    format: str
+    precision: Precision
+    files: tuple[str, ...]
+    signatures: dict[str, tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]]
+    details: dict[str, object] = field(default_factory=dict)
+
+
+class SignatureRunner(Protocol):
+    """Runs the three signatures of one loaded artifact. Inputs are already validated."""
+
+    def score(self, user: NDArray[np.float32], item_ids: NDArray[np.int32]) -> NDArray[np.float32]: ...
+
+    def recommend(
+        self, user: NDArray[np.float32], mask: NDArray[np.float32]
+    ) -> tuple[NDArray[np.int32], NDArray[np.float32]]: ...
+
+    def finetune(
+        self,
+        user: NDArray[np.float32],
+        item_ids: NDArray[np.int32],
+        labels: NDArray[np.float32],
+        lr: NDArray[np.float32],
+        l2: NDArray[np.float32],
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]: ...
+
+
+ExporterFn = Callable[[Exportable, Path, ExportConfig], ArtifactRecord]
+RunnerFactory = Callable[[Path, ArtifactRecord], SignatureRunner]
+
+_EXPORTERS: dict[str, ExporterFn] = {}
+_RUNNERS: dict[str, RunnerFactory] = {}
+
+
+def register_exporter(name: str, runner: RunnerFactory) -> Callable[[ExporterFn], ExporterFn]:
+    """Decorator registering an exporter and its runner under a format name; duplicates are refused."""
+
+    def deco(fn: ExporterFn) -> ExporterFn:
+        if name in _EXPORTERS:
+            raise ValueError(f"an exporter for format {name!r} is already registered.")
+        _EXPORTERS[name] = fn
+        _RUNNERS[name] = runner
+        return fn
+
+    return deco
+
+
+def available_formats() -> tuple[str, ...]:
+    """Registered format names, sorted."""
+    return tuple(sorted(_EXPORTERS))
+
+
+def get_exporter(name: str) -> ExporterFn:
+    """The exporter registered for ``name``; ``ValueError`` listing the known formats otherwise."""
+    try:
+        return _EXPORTERS[name]
+    except KeyError:
+        raise ValueError(f"unknown format {name!r}. Expected one of {list(available_formats())}.") from None
+
+
+def get_runner_factory(name: str) -> RunnerFactory:
+    """The runner factory registered for ``name``."""
+    try:
+        return _RUNNERS[name]
+    except KeyError:
+        raise ValueError(f"unknown format {name!r}. Expected one of {list(available_formats())}.") from None

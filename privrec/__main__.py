@@ -1,0 +1,5 @@
+"""``python -m privrec`` runs the CLI."""
+
+from privrec.cli import main
+
+main()

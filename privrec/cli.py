@@ -1,0 +1,221 @@
+"""The ``privrec`` command line (DESIGN §8; stable: scripts and checks depend on it).
+
+``--json`` prints exactly one JSON object on stdout; progress and logs go to stderr. Heavy imports
+(torch, TensorFlow, coremltools) happen inside the commands, so ``privrec --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="privrec: private on-device recommendations.")
+data_app = typer.Typer(no_args_is_help=True, help="Data sets: fetch and inspect.")
+device_app = typer.Typer(no_args_is_help=True, help="Simulated devices that take part in federated rounds.")
+app.add_typer(data_app, name="data")
+app.add_typer(device_app, name="device")
+
+
+def _emit(payload: dict[str, Any]) -> None:
+    """Print one JSON object on stdout (the only thing a --json command prints there)."""
+    sys.stdout.write(json.dumps(payload, indent=2, sort_keys=True, default=float) + "\n")
+    sys.stdout.flush()
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@data_app.command("fetch")
+def data_fetch(
+    cache_dir: Annotated[Path | None, typer.Option(help="Where to keep the data (default: $PRIVREC_DATA_DIR or ~/.cache/privrec).")] = None,
+) -> None:
+    """Download MovieLens-100K (inside the recbole 1.2.1 wheel), check its hashes, extract it."""
+    from privrec.sdk.data.fetch import fetch_movielens100k
+
+    try:
+        path = fetch_movielens100k(cache_dir)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(f"MovieLens-100K ready in {path}", err=True)
+
+
+@app.command("train")
+def train(
+    out: Annotated[Path, typer.Option("--out", help="RUN_DIR to write weights, config and metrics into.")],
+    mode: Annotated[str, typer.Option(help="central or federated.")] = "central",
+    config: Annotated[Path | None, typer.Option("--config", help="JSON file overriding the training config.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Train a model on MovieLens-100K, centrally or by simulated federated rounds."""
+    overrides: dict[str, Any] = json.loads(config.read_text()) if config else {}
+    if mode == "central":
+        from privrec.sdk.train import train_central_run
+
+        train_central_run(out, overrides=overrides, seed=seed)
+    elif mode == "federated":
+        from privrec.sdk.federated.run import train_federated_run
+
+        train_federated_run(out, overrides=overrides, seed=seed)
+    else:
+        _fail(f"--mode must be 'central' or 'federated'. Found {mode!r}.")
+
+
+@app.command("evaluate")
+def evaluate(
+    run_dir: Annotated[Path | None, typer.Argument(help="RUN_DIR written by `privrec train`.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    baseline: Annotated[str | None, typer.Option(help="Evaluate a peer baseline instead: 'als'.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the baseline's training.")] = 0,
+) -> None:
+    """Evaluate HR@10 and NDCG@10 (sampled and full catalog) on the leave-one-out test items."""
+    from privrec.sdk.evaluate_run import evaluate_baseline, evaluate_run
+
+    if baseline is not None:
+        if baseline != "als":
+            _fail(f"--baseline must be 'als'. Found {baseline!r}.")
+        result = evaluate_baseline(baseline, seed=seed)
+    elif run_dir is None:
+        _fail("give a RUN_DIR, or --baseline als.")
+        return
+    else:
+        result = evaluate_run(run_dir)
+    if as_json:
+        _emit(result)
+    else:
+        typer.echo(json.dumps(result, indent=2))
+
+
+@app.command("export")
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="RUN_DIR written by `privrec train`.")],
+    out: Annotated[Path, typer.Option("--out", help="BUNDLE_DIR to create.")],
+    formats: Annotated[str, typer.Option(help="Comma-separated: onnx,tflite,coreml.")] = "onnx,tflite,coreml",
+    precision: Annotated[str, typer.Option(help="float32 or int8.")] = "float32",
+    sparsity: Annotated[float, typer.Option(help="Prune the item table to this sparsity in [0, 1) before export.")] = 0.0,
+) -> None:
+    """Write a versioned bundle with the requested artifacts, manifest and golden self-test."""
+    from privrec.export.bundle import export_run
+
+    try:
+        path = export_run(run_dir, out, formats=tuple(f for f in formats.split(",") if f), precision=precision, sparsity=sparsity)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(f"bundle written to {path}", err=True)
+
+
+@app.command("verify")
+def verify(
+    bundle_dir: Annotated[Path, typer.Argument(help="BUNDLE_DIR written by `privrec export`.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+) -> None:
+    """Check every artifact × signature against a numpy reference built from weights.safetensors."""
+    from privrec.export.verify import verify_bundle
+
+    try:
+        report = verify_bundle(bundle_dir)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    if as_json:
+        _emit(report)
+    else:
+        for c in report["checks"]:
+            flag = "ok  " if c["ok"] else "FAIL"
+            typer.echo(f"{flag} {c['format']:7s} {c['signature']:9s} {c['precision']:7s} max_abs_err={c['max_abs_err']:.2e}")
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
+@app.command("privacy")
+def privacy(
+    sample_rate: Annotated[float, typer.Option("--sample-rate", help="Poisson sampling rate q in (0, 1].")],
+    rounds: Annotated[int, typer.Option("--rounds", help="Number of rounds T.")],
+    delta: Annotated[float, typer.Option("--delta", help="Target δ in (0, 1).")],
+    noise_multiplier: Annotated[float | None, typer.Option("--noise-multiplier", help="Noise multiplier Z ≥ 0.")] = None,
+    target_epsilon: Annotated[float | None, typer.Option("--target-epsilon", help="Calibrate Z to this ε instead.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+) -> None:
+    """User-level (ε, δ) of the Poisson-subsampled Gaussian over T rounds (RDP and PLD accountants)."""
+    from privrec.sdk.privacy.report import privacy_report
+
+    try:
+        result = privacy_report(
+            noise_multiplier=noise_multiplier, sample_rate=sample_rate, rounds=rounds, delta=delta,
+            target_epsilon=target_epsilon,
+        )
+    except (TypeError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    if as_json:
+        _emit(result)
+    else:
+        typer.echo(json.dumps(result, indent=2))
+
+
+@app.command("serve")
+def serve(
+    db: Annotated[Path, typer.Option("--db", help="SQLite file holding the server's state.")],
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+) -> None:
+    """Run the aggregation server (FastAPI + uvicorn, SQLite state)."""
+    from privrec.server_stub.serve import serve as run_server
+
+    run_server(db=db, host=host, port=port)
+
+
+@device_app.command("simulate")
+def device_simulate(
+    server: Annotated[str, typer.Option("--server", help="Base URL of `privrec serve`.")],
+    devices: Annotated[int, typer.Option("--devices", help="How many devices (one MovieLens user each).")] = 50,
+    dropout: Annotated[float, typer.Option("--dropout", help="Probability a device drops at each stage.")] = 0.0,
+    rounds: Annotated[int, typer.Option("--rounds", help="Rounds to take part in.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+) -> None:
+    """Run N devices, each holding one MovieLens user's data, through federated rounds over HTTP."""
+    from privrec.runtime.simulate import simulate_devices
+
+    result = simulate_devices(server=server, devices=devices, dropout=dropout, rounds=rounds)
+    if as_json:
+        _emit(result)
+
+
+@app.command("bench")
+def bench(
+    what: Annotated[str, typer.Argument(help="all, latency, size, quality, aggregation or privacy.")] = "all",
+    quick: Annotated[bool, typer.Option("--quick", help="Small sizes and few repeats (under 2 minutes).")] = False,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the markdown report and PNG plots.")] = Path("reports"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+) -> None:
+    """Benchmarks: medians and ratios against baselines measured in the same run."""
+    from privrec.bench import run_bench
+
+    result = run_bench(what, quick=quick, out=out)
+    if as_json:
+        _emit(result)
+
+
+@app.command("demo")
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Folder for runs, bundles and the report.")] = Path("runs/demo"),
+    seeds: Annotated[int, typer.Option(help="Seeds to average over.")] = 3,
+) -> None:
+    """The main job end to end on MovieLens-100K, ending with a table of quality and size per variant."""
+    from privrec.demo import run_demo
+
+    run_demo(out=out, seeds=seeds)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""privrec.sdk.privacy."""
