@@ -11,6 +11,7 @@ into ``bundle_dir`` and describes them. A runner loads an artifact back and runs
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +119,18 @@ RunnerFactory = Callable[[Path, ArtifactRecord], SignatureRunner]
 
 _EXPORTERS: dict[str, ExporterFn] = {}
 _RUNNERS: dict[str, RunnerFactory] = {}
+# Built-in formats register themselves when their module is imported; importing lazily keeps
+# TensorFlow and coremltools out of processes that only need ONNX.
+_BUILTIN_MODULES: dict[str, str] = {
+    "onnx": "privrec.export.onnx",
+    "tflite": "privrec.export.tflite",
+    "coreml": "privrec.export.coreml",
+}
+
+
+def _ensure_loaded(name: str) -> None:
+    if name not in _EXPORTERS and name in _BUILTIN_MODULES:
+        importlib.import_module(_BUILTIN_MODULES[name])
 
 
 def register_exporter(name: str, runner: RunnerFactory) -> Callable[[ExporterFn], ExporterFn]:
@@ -134,12 +147,13 @@ def register_exporter(name: str, runner: RunnerFactory) -> Callable[[ExporterFn]
 
 
 def available_formats() -> tuple[str, ...]:
-    """Registered format names, sorted."""
-    return tuple(sorted(_EXPORTERS))
+    """Known format names (built-in and registered), sorted."""
+    return tuple(sorted(set(_EXPORTERS) | set(_BUILTIN_MODULES)))
 
 
 def get_exporter(name: str) -> ExporterFn:
     """The exporter registered for ``name``; ``ValueError`` listing the known formats otherwise."""
+    _ensure_loaded(name)
     try:
         return _EXPORTERS[name]
     except KeyError:
@@ -148,6 +162,7 @@ def get_exporter(name: str) -> ExporterFn:
 
 def get_runner_factory(name: str) -> RunnerFactory:
     """The runner factory registered for ``name``."""
+    _ensure_loaded(name)
     try:
         return _RUNNERS[name]
     except KeyError:
