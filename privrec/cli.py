@@ -55,7 +55,7 @@ def train(
     """Train a model on MovieLens-100K, centrally or by simulated federated rounds."""
     overrides: dict[str, Any] = json.loads(config.read_text()) if config else {}
     if mode == "central":
-        from privrec.sdk.train import train_central_run
+        from privrec.sdk.run import train_central_run
 
         train_central_run(out, overrides=overrides, seed=seed)
     elif mode == "federated":
@@ -74,7 +74,7 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed for the baseline's training.")] = 0,
 ) -> None:
     """Evaluate HR@10 and NDCG@10 (sampled and full catalog) on the leave-one-out test items."""
-    from privrec.sdk.evaluate_run import evaluate_baseline, evaluate_run
+    from privrec.sdk.run import evaluate_baseline, evaluate_run
 
     if baseline is not None:
         if baseline != "als":

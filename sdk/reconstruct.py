@@ -19,7 +19,8 @@ evaluated at the returned vector. Every exporter writes this same computation as
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from .validation import check_finite, check_item_ids, check_positive_int, check_
 
 __all__ = [
     "FinetuneConfig",
+    "tune_calls",
     "finetune_reference",
     "finetune_step_torch",
     "reconstruct",
@@ -51,8 +53,8 @@ class FinetuneConfig:
     """
 
     steps: int = 10
-    lr: float = 1.0
-    l2: float = 1e-3
+    lr: float = 0.05
+    l2: float = 0.5
     calls: int = 10
 
     def __post_init__(self) -> None:
@@ -180,3 +182,33 @@ def reconstruct_batch(
     for _ in range(cfg.steps * cfg.calls):
         u = finetune_step_torch(u, V, b, targets, lr=cfg.lr, l2=cfg.l2)
     return u
+
+
+@torch.no_grad()
+def tune_calls(
+    model: ItemModel,
+    label_matrix: torch.Tensor,
+    score: Callable[[NDArray[np.float32]], float],
+    config: FinetuneConfig,
+    *,
+    max_calls: int = 20,
+) -> tuple[FinetuneConfig, list[float]]:
+    """Choose how many ``finetune`` calls a reconstruction makes, by a validation score.
+
+    Runs one trajectory of ``max_calls × config.steps`` steps and scores the vectors after every call
+    with ``score(U)`` (higher is better, e.g. validation HR@10); returns ``config`` with the best
+    ``calls`` and the score after each call. Early stopping of the per-user fit acts as regularisation:
+    the exact per-user optimum scores slightly lower on MovieLens than a stopped one.
+    """
+    sums = label_matrix.sum(dim=1, keepdim=True).clamp_min(LABEL_SUM_FLOOR)
+    targets = (label_matrix / sums).float()
+    V = torch.from_numpy(model.item_embedding)
+    b = torch.from_numpy(model.item_bias)
+    u = torch.zeros(label_matrix.shape[0], model.dim)
+    scores: list[float] = []
+    for _ in range(max_calls):
+        for _ in range(config.steps):
+            u = finetune_step_torch(u, V, b, targets, lr=config.lr, l2=config.l2)
+        scores.append(float(score(u.numpy())))
+    best = int(np.argmax(scores)) + 1
+    return replace(config, calls=best), scores
