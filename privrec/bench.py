@@ -1,0 +1,31 @@
+"""``privrec bench``: dispatches to the benchmark suites; each writes a markdown report and PNG plots.
+
+Suites: ``privacy`` (privacy–utility trade-off, :mod:`privrec.sdk.federated.privacy_bench`), and the
+latency / size / quality / aggregation suites of :mod:`privrec.benchmarks` (see the README).
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SUITES", "run_bench"]
+
+# suite name → "module:function"; each function takes (quick: bool, out: Path) and returns a JSON-able dict.
+SUITES: dict[str, str] = {
+    "privacy": "privrec.sdk.federated.privacy_bench:run_privacy_bench",
+}
+
+
+def run_bench(what: str, *, quick: bool, out: Path) -> dict[str, Any]:
+    """Run one suite, or ``"all"`` of them, writing reports under ``out``."""
+    names = list(SUITES) if what == "all" else [what]
+    unknown = [n for n in names if n not in SUITES]
+    if unknown:
+        raise ValueError(f"unknown bench suite {unknown[0]!r}. Expected 'all' or one of {sorted(SUITES)}.")
+    results: dict[str, Any] = {}
+    for name in names:
+        module, func = SUITES[name].split(":")
+        results[name] = getattr(importlib.import_module(module), func)(quick=quick, out=Path(out) / name)
+    return results
