@@ -33,7 +33,9 @@ def _fail(message: str, code: int = 2) -> None:
 
 @data_app.command("fetch")
 def data_fetch(
-    cache_dir: Annotated[Path | None, typer.Option(help="Where to keep the data (default: $PRIVREC_DATA_DIR or ~/.cache/privrec).")] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Where to keep the data (default: $PRIVREC_DATA_DIR or ~/.cache/privrec).")
+    ] = None,
 ) -> None:
     """Download MovieLens-100K (inside the recbole 1.2.1 wheel), check its hashes, extract it."""
     from privrec.sdk.data.fetch import fetch_movielens100k
@@ -205,11 +207,14 @@ def bench(
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Folder for runs, bundles and the report.")] = Path("runs/demo"),
     seeds: Annotated[int, typer.Option(help="Seeds to average over.")] = 3,
+    update_readme: Annotated[
+        Path | None, typer.Option("--update-readme", help="Rewrite this README's results sections from the run.")
+    ] = None,
 ) -> None:
     """The main job end to end on MovieLens-100K, ending with a table of quality and size per variant."""
     from privrec.demo import run_demo
 
-    run_demo(out=out, seeds=seeds)
+    run_demo(out=out, seeds=seeds, update_readme=update_readme)
 
 
 def main() -> None:

@@ -31,11 +31,11 @@ from .validation import check_finite, check_item_ids, check_positive_int, check_
 
 __all__ = [
     "FinetuneConfig",
-    "tune_calls",
     "finetune_reference",
     "finetune_step_torch",
     "reconstruct",
     "reconstruct_batch",
+    "tune_calls",
 ]
 
 LABEL_SUM_FLOOR = 1e-12

@@ -8,6 +8,7 @@ titles), ``history.json`` (per-epoch or per-round log) and ``metrics.json`` (tes
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from .baselines import tune_als
 from .data import LeaveOneOutSplit, leave_one_out, load_movielens100k
 from .evaluate import EvalProtocol, Metrics, evaluate
 from .model import ItemModel, TrainedModel
-from .reconstruct import FinetuneConfig, reconstruct_batch
+from .reconstruct import FinetuneConfig, reconstruct_batch, tune_calls
 from .train import TrainConfig, label_matrix, train_central, write_run
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "evaluate_reconstructed",
     "evaluate_run",
     "train_central_run",
+    "tune_finetune",
 ]
 
 
@@ -35,12 +37,29 @@ def train_central_run(out: Path, *, overrides: dict[str, Any] | None = None, see
     data = load_movielens100k()
     split = leave_one_out(data)
     result = train_central(split, cfg, seed=seed, progress=progress)
+    finetune = tune_finetune(result.model.items, split, cfg)
+    result = replace(result, config=replace(cfg, finetune=finetune))
     out = Path(out)
     write_run(out, result, {"dataset": data.name, "seed": seed, "best_epoch": result.best_epoch})
     (out / "items.json").write_text(json.dumps(data.item_catalog(), indent=0, ensure_ascii=False) + "\n")
     metrics = evaluate_run(out, split=split)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return out
+
+
+def tune_finetune(items: ItemModel, split: LeaveOneOutSplit, cfg: TrainConfig) -> FinetuneConfig:
+    """The on-device reconstruction settings for a trained model: the training L2 and step size from
+    ``cfg.finetune``, and the number of ``finetune`` calls chosen on validation full HR@10."""
+    labels = torch.from_numpy(label_matrix(split, cfg.recency_half_life))
+    val_users = np.flatnonzero(split.val_item >= 0)
+    proto = EvalProtocol(target="val")
+
+    def val_hr(U: np.ndarray) -> float:
+        return evaluate(lambda us: U[us] @ items.item_embedding.T + items.item_bias, split, users=val_users,
+                        protocol=proto).full_hr
+
+    tuned, _ = tune_calls(items, labels, val_hr, replace(cfg.finetune, l2=cfg.l2))
+    return tuned
 
 
 def evaluate_reconstructed(

@@ -11,7 +11,7 @@ from privrec.sdk.errors import DataIntegrityError
 from .fetch import movielens100k_dir
 from .interactions import Interactions
 
-__all__ = ["load_movielens100k", "load_movielens1m"]
+__all__ = ["load_movielens1m", "load_movielens100k"]
 
 
 def _read_titles(path: Path) -> dict[str, str]:

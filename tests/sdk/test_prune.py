@@ -25,7 +25,7 @@ def test_sparsity_outside_unit_interval_rejected(bad: float) -> None:
 
 
 def test_sparsity_type() -> None:
-    with pytest.raises(TypeError, match="`sparsity` must be a float. Found str"):
+    with pytest.raises(TypeError, match=r"`sparsity` must be a float\. Found str"):
         check_sparsity("0.5")
 
 

@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -72,7 +74,7 @@ def test_steps_decrease_the_loss() -> None:
     for _ in range(5):
         u, loss = finetune_reference(u, m.item_embedding, m.item_bias, ids, labels, lr=0.05, l2=0.5, steps=10)
         losses.append(loss)
-    assert all(a > b for a, b in zip(losses, losses[1:], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(losses))
 
 
 def test_reconstruct_prefers_the_users_items() -> None:

@@ -15,7 +15,7 @@ def test_negative_item_id_rejected() -> None:
 
 
 def test_float_ids_rejected_with_type_error() -> None:
-    with pytest.raises(TypeError, match="integer dtype. Found float32"):
+    with pytest.raises(TypeError, match=r"integer dtype\. Found float32"):
         check_item_ids(np.array([1.0], np.float32), 10)
     with pytest.raises(TypeError, match="must contain integers"):
         check_item_ids([1, 2.5], 10)  # type: ignore[list-item]
@@ -41,7 +41,7 @@ def test_nan_user_vector_rejected_with_position() -> None:
 def test_user_vector_shape_and_dtype() -> None:
     with pytest.raises(ValueError, match=r"shape \(4,\)\. Found \(3,\)"):
         check_user_vector(np.zeros(3, np.float32), 4)
-    with pytest.raises(TypeError, match="float dtype. Found int64"):
+    with pytest.raises(TypeError, match=r"float dtype\. Found int64"):
         check_user_vector(np.zeros(4, np.int64), 4)
 
 
@@ -54,7 +54,7 @@ def test_check_finite_reports_inf() -> None:
 
 def test_positive_int_and_probability() -> None:
     assert check_positive_int(3, "dim") == 3
-    with pytest.raises(ValueError, match="`dim` must be > 0. Found 0."):
+    with pytest.raises(ValueError, match=r"`dim` must be > 0\. Found 0\."):
         check_positive_int(0, "dim")
     with pytest.raises(TypeError):
         check_positive_int(True, "dim")

@@ -18,9 +18,9 @@ def test_movielens1m_loader(tmp_path: Path) -> None:
 
 def test_movielens1m_bad_line(tmp_path: Path) -> None:
     (tmp_path / "ratings.dat").write_text("1::1193::5\n")
-    with pytest.raises(DataIntegrityError, match=r"ratings.dat:1: expected 4 fields"):
+    with pytest.raises(DataIntegrityError, match=r"ratings\.dat:1: expected 4 fields"):
         load_movielens1m(tmp_path)
-    with pytest.raises(FileNotFoundError, match="ratings.dat is missing"):
+    with pytest.raises(FileNotFoundError, match=r"ratings\.dat is missing"):
         load_movielens1m(tmp_path / "nowhere")
 
 
