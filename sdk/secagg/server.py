@@ -1,0 +1,502 @@
+"""The server side of secure aggregation: an explicit state machine over the rounds of Bonawitz et
+al. 2017, Fig. 4 (honest-but-curious variant, §6.1: Round 3 ConsistencyCheck is not run), with the
+SecAgg+ neighbourhoods of Bell et al. 2020, §3.
+
+The server collects one stage's client messages with :meth:`SecAggServer.receive`; the caller decides
+when the stage closes (everyone answered, or a timeout) and calls :meth:`SecAggServer.advance`, which
+fixes the survivor set of that stage and either moves on or aborts::
+
+    ADVERTISE_KEYS --advance()--> SHARE_KEYS --advance()--> MASKED_INPUT_COLLECTION
+        --advance()--> UNMASKING --advance()--> COMPLETED        (any advance() may go to ABORTED)
+
+Survivor sets (the paper's notation): U1 ⊆ participants advertised keys, U2 ⊆ U1 shared keys,
+U3 ⊆ U2 sent masked inputs, U4 ⊆ U3 answered the unmasking request. With SecAgg+, ``N[u]`` is u's
+closed neighbourhood in the public graph (the full set of participants for the full mesh).
+
+Survivor rules (the round aborts with :class:`.SecAggAbortedError` when one fails):
+
+* closing Rounds 0 and 1 drops, repeatedly, every client with fewer than t members of its closed
+  neighbourhood in U1 (resp. U2) — its secrets could never be reconstructed — then needs |U_i| >= t;
+* closing Round 2 needs |U3| >= t and, for every survivor v and every dropped d with a surviving
+  neighbour, at least t members of N[·] in U3;
+* closing Round 4 needs at least t shares for each of those secrets among U4's responses.
+
+What the server holds: public keys, ciphertexts it cannot read, the running *sum* of masked inputs
+(never one client's vector alone, which is in any case uniformly masked) and, in Round 4, either b_v or
+s_sk_v of each client — never both, because every honest client reveals only one per peer.
+The whole state is a :class:`ServerState` with ``to_dict``/``from_dict`` for persistence (SQLite).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import shamir
+from ._wire import int_list, require, vector_from_b64, vector_to_b64
+from .client import CHUNKS, SECRET_BYTES
+from .config import SecAggConfig
+from .crypto import public_key
+from .errors import SecAggAbortedError, SecAggIntegrityError, SecAggMessageError, SecAggStageError
+from .masking import add_pairwise_mask, self_mask
+from .messages import (
+    CLIENT_MESSAGES,
+    AdvertiseKeys,
+    ClientMessage,
+    EncryptedShare,
+    KeyRoster,
+    MaskedInput,
+    PublicKeys,
+    ShareKeys,
+    ShareRouting,
+    UnmaskingRequest,
+    UnmaskingResponse,
+)
+from .stages import ServerStage
+
+__all__ = ["SecAggServer", "ServerState"]
+
+_FINAL = (ServerStage.COMPLETED, ServerStage.ABORTED)
+
+
+@dataclass
+class ServerState:
+    """Everything the server remembers (serialisable, no client secret in it).
+
+    Attributes:
+        config: the round's public parameters.
+        stage: a :class:`.ServerStage` constant.
+        public_keys: Round-0 messages' keys by client id.
+        u1, u2, u3, u4: survivor sets fixed when Rounds 0, 1, 2 and 4 closed (sorted ids).
+        shares: Round-1 ciphertexts, ``{sender: {receiver: EncryptedShare}}``.
+        masked_sum: running sum (mod 2^32) of the Round-2 masked inputs received, or ``None``.
+        masked_senders: the clients whose masked input is in ``masked_sum``.
+        responses: Round-4 messages by sender.
+        result: the unmasked sum of the inputs of U3 (``uint32[D]``) once ``COMPLETED``.
+        abort_reason: why the round aborted (empty otherwise).
+    """
+
+    config: SecAggConfig
+    stage: str = ServerStage.ADVERTISE_KEYS
+    public_keys: dict[int, PublicKeys] = field(default_factory=dict)
+    u1: tuple[int, ...] = ()
+    shares: dict[int, dict[int, EncryptedShare]] = field(default_factory=dict)
+    u2: tuple[int, ...] = ()
+    masked_sum: NDArray[np.uint32] | None = None
+    masked_senders: set[int] = field(default_factory=set)
+    u3: tuple[int, ...] = ()
+    responses: dict[int, UnmaskingResponse] = field(default_factory=dict)
+    u4: tuple[int, ...] = ()
+    result: NDArray[np.uint32] | None = None
+    abort_reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (bytes and vectors as base64)."""
+        return {
+            "config": self.config.to_dict(),
+            "stage": self.stage,
+            "public_keys": [k.to_dict() for k in self.public_keys.values()],
+            "u1": list(self.u1),
+            "shares": [s.to_dict() for by_receiver in self.shares.values() for s in by_receiver.values()],
+            "share_senders": sorted(self.shares),
+            "u2": list(self.u2),
+            "masked_sum": None if self.masked_sum is None else vector_to_b64(self.masked_sum),
+            "masked_senders": sorted(self.masked_senders),
+            "u3": list(self.u3),
+            "responses": [r.to_dict() for r in self.responses.values()],
+            "u4": list(self.u4),
+            "result": None if self.result is None else vector_to_b64(self.result),
+            "abort_reason": self.abort_reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ServerState:
+        """Inverse of :meth:`to_dict`."""
+        stage = require(data, "stage", str)
+        if stage not in ServerStage.ALL:
+            raise SecAggMessageError(f"`stage` must be one of {ServerStage.ALL}. Found {stage!r}.")
+        shares: dict[int, dict[int, EncryptedShare]] = {s: {} for s in int_list(data, "share_senders")}
+        for item in require(data, "shares", list):
+            share = EncryptedShare.from_dict(item)
+            shares.setdefault(share.sender, {})[share.receiver] = share
+        keys = [PublicKeys.from_dict(k) for k in require(data, "public_keys", list)]
+        responses = [UnmaskingResponse.from_dict(r) for r in require(data, "responses", list)]
+        masked_sum, result = data.get("masked_sum"), data.get("result")
+        return cls(
+            config=SecAggConfig.from_dict(require(data, "config", dict)),
+            stage=stage,
+            public_keys={k.client_id: k for k in keys},
+            u1=int_list(data, "u1"),
+            shares=shares,
+            u2=int_list(data, "u2"),
+            masked_sum=None if masked_sum is None else vector_from_b64(masked_sum, "masked_sum"),
+            masked_senders=set(int_list(data, "masked_senders")),
+            u3=int_list(data, "u3"),
+            responses={r.sender: r for r in responses},
+            u4=int_list(data, "u4"),
+            result=None if result is None else vector_from_b64(result, "result"),
+            abort_reason=require(data, "abort_reason", str),
+        )
+
+
+class SecAggServer:
+    """The aggregation server's side of one secure-aggregation round.
+
+    Args:
+        config: the round's public parameters (also sent to every participant).
+    """
+
+    def __init__(self, config: SecAggConfig) -> None:
+        if not isinstance(config, SecAggConfig):
+            raise TypeError(f"`config` must be a SecAggConfig. Found {type(config).__name__}.")
+        self._state = ServerState(config=config)
+
+    # ----------------------------------------------------------------------------------- persistence
+    @classmethod
+    def from_state(cls, state: ServerState) -> SecAggServer:
+        """Resume a server from its state."""
+        server = cls(state.config)
+        server._state = state
+        return server
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SecAggServer:
+        """Resume a server from :meth:`to_dict` output (e.g. after a restart)."""
+        return cls.from_state(ServerState.from_dict(data))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The server's full state, JSON-able."""
+        return self._state.to_dict()
+
+    @property
+    def state(self) -> ServerState:
+        """The live state."""
+        return self._state
+
+    @property
+    def stage(self) -> str:
+        """The current :class:`.ServerStage`."""
+        return self._state.stage
+
+    @property
+    def config(self) -> SecAggConfig:
+        """The round's public parameters."""
+        return self._state.config
+
+    def _closed(self, u: int) -> frozenset[int]:
+        """N[u]: u and its neighbours."""
+        return self.config.graph[u] | {u}
+
+    # ----------------------------------------------------------------------------------- who is asked
+    def recipients(self) -> tuple[int, ...]:
+        """The clients expected to answer in the current stage (participants, U1, U2 or U3)."""
+        st = self._state
+        by_stage = {
+            ServerStage.ADVERTISE_KEYS: self.config.participants,
+            ServerStage.SHARE_KEYS: st.u1,
+            ServerStage.MASKED_INPUT_COLLECTION: st.u2,
+            ServerStage.UNMASKING: st.u3,
+        }
+        return by_stage.get(st.stage, ())
+
+    def _answered(self) -> Iterable[int]:
+        st = self._state
+        by_stage: dict[str, Iterable[int]] = {
+            ServerStage.ADVERTISE_KEYS: st.public_keys,
+            ServerStage.SHARE_KEYS: st.shares,
+            ServerStage.MASKED_INPUT_COLLECTION: st.masked_senders,
+            ServerStage.UNMASKING: st.responses,
+        }
+        return by_stage.get(st.stage, ())
+
+    def pending(self) -> tuple[int, ...]:
+        """Recipients of the current stage that have not answered yet."""
+        answered = set(self._answered())
+        return tuple(u for u in self.recipients() if u not in answered)
+
+    # ----------------------------------------------------------------------------------- receiving
+    def receive(self, message: ClientMessage) -> None:
+        """Accept one client message of the current stage.
+
+        Raises:
+            TypeError: not a client message.
+            SecAggStageError: the message belongs to another stage, or the round is over.
+            SecAggMessageError: another round; a sender that is not expected in this stage (unknown or
+                dropped); a duplicate; content that does not match what the stage requires.
+        A refused message leaves the state unchanged.
+        """
+        if not isinstance(message, CLIENT_MESSAGES):
+            raise TypeError(f"`message` must be one of {[c.__name__ for c in CLIENT_MESSAGES]}. Found {type(message).__name__}.")
+        st = self._state
+        if st.stage in _FINAL:
+            raise SecAggStageError(f"Round {self.config.round_id!r} is {st.stage}; it accepts no more messages.")
+        if message.round_id != self.config.round_id:
+            raise SecAggMessageError(
+                f"{type(message).__name__} is for round {message.round_id!r}; this server runs round {self.config.round_id!r}."
+            )
+        if st.stage != message.STAGE:
+            raise SecAggStageError(
+                f"{type(message).__name__} belongs to stage {message.STAGE!r}; the server is in stage {st.stage!r}."
+            )
+        u = message.sender
+        if u not in self.recipients():
+            why = "not a participant" if u not in self.config.graph else "dropped in an earlier stage"
+            raise SecAggMessageError(f"{type(message).__name__} from client {u}, which is {why}.")
+        if u in set(self._answered()):
+            raise SecAggMessageError(f"Duplicate {type(message).__name__} from client {u}.")
+        if isinstance(message, AdvertiseKeys):
+            st.public_keys[u] = message.keys
+        elif isinstance(message, ShareKeys):
+            self._receive_shares(message)
+        elif isinstance(message, MaskedInput):
+            self._receive_masked_input(message)
+        else:
+            self._receive_unmasking(message)
+
+    def _receive_shares(self, message: ShareKeys) -> None:
+        u = message.sender
+        expected = sorted(self.config.graph[u] & set(self._state.u1))
+        by_receiver: dict[int, EncryptedShare] = {}
+        for share in message.shares:
+            if share.sender != u:
+                raise SecAggMessageError(f"ShareKeys from client {u} holds a share sent by client {share.sender}.")
+            if share.receiver in by_receiver:
+                raise SecAggMessageError(f"ShareKeys from client {u} holds two shares for client {share.receiver}.")
+            by_receiver[share.receiver] = share
+        if sorted(by_receiver) != expected:
+            raise SecAggMessageError(
+                f"ShareKeys from client {u} must hold one share for each of {expected}. Found {sorted(by_receiver)}."
+            )
+        self._state.shares[u] = by_receiver
+
+    def _receive_masked_input(self, message: MaskedInput) -> None:
+        st, d = self._state, self.config.vector_length
+        if len(message.vector) != 4 * d:
+            raise SecAggMessageError(
+                f"MaskedInput from client {message.sender} must hold {d} uint32 words. Found {len(message.vector) // 4}."
+            )
+        if st.masked_sum is None:
+            st.masked_sum = np.zeros(d, dtype=np.uint32)
+        np.add(st.masked_sum, message.values, out=st.masked_sum)
+        st.masked_senders.add(message.sender)
+
+    def _receive_unmasking(self, message: UnmaskingResponse) -> None:
+        st, u = self._state, message.sender
+        survivors = sorted(self._closed(u) & set(st.u3))
+        dropped = sorted(self.config.graph[u] & (set(st.u2) - set(st.u3)))
+        for name, revealed, expected in (
+            ("self_mask_shares", message.self_mask_shares, survivors),
+            ("key_shares", message.key_shares, dropped),
+        ):
+            owners = [r.owner for r in revealed]
+            if sorted(owners) != expected or len(set(owners)) != len(owners):
+                raise SecAggMessageError(
+                    f"UnmaskingResponse from client {u}: `{name}` must hold one share for each of {expected}. Found {owners}."
+                )
+            for r in revealed:
+                try:
+                    shamir.share_from_bytes(r.share, CHUNKS)
+                except ValueError as exc:
+                    raise SecAggMessageError(f"UnmaskingResponse from client {u}: `{name}`: {exc}") from exc
+        st.responses[u] = message
+
+    # ----------------------------------------------------------------------------------- requests
+    def _expect(self, stage: str, operation: str) -> None:
+        if self._state.stage != stage:
+            raise SecAggStageError(
+                f"`{operation}` is only valid in server stage {stage!r}; the server is in stage {self._state.stage!r}."
+            )
+
+    def _check_recipient(self, client_id: int, members: tuple[int, ...], name: str) -> None:
+        if client_id not in members:
+            raise SecAggMessageError(f"Client {client_id} is not in {name}; it takes no further part in the round.")
+
+    def key_roster(self, client_id: int) -> KeyRoster:
+        """Start of Round 1: the public keys of ``client_id``'s closed neighbourhood within U1."""
+        self._expect(ServerStage.SHARE_KEYS, "key_roster")
+        st = self._state
+        self._check_recipient(client_id, st.u1, "U1")
+        members = sorted(self._closed(client_id) & set(st.u1))
+        keys = tuple(st.public_keys[v] for v in members)
+        return KeyRoster(round_id=self.config.round_id, recipient=client_id, keys=keys)
+
+    def share_routing(self, client_id: int) -> ShareRouting:
+        """Start of Round 2: the encrypted shares addressed to ``client_id`` by its neighbours in U2."""
+        self._expect(ServerStage.MASKED_INPUT_COLLECTION, "share_routing")
+        st = self._state
+        self._check_recipient(client_id, st.u2, "U2")
+        senders = sorted(self.config.graph[client_id] & set(st.u2))
+        shares = tuple(st.shares[v][client_id] for v in senders)
+        return ShareRouting(round_id=self.config.round_id, recipient=client_id, shares=shares)
+
+    def unmasking_request(self, client_id: int) -> UnmaskingRequest:
+        """Start of Round 4: ``client_id``'s closed neighbourhood split into survivors (U3) and dropped
+        (U2 \\ U3)."""
+        self._expect(ServerStage.UNMASKING, "unmasking_request")
+        st = self._state
+        self._check_recipient(client_id, st.u3, "U3")
+        u3 = set(st.u3)
+        survivors = tuple(sorted(self._closed(client_id) & u3))
+        dropped = tuple(sorted(self.config.graph[client_id] & (set(st.u2) - u3)))
+        return UnmaskingRequest(round_id=self.config.round_id, recipient=client_id, survivors=survivors, dropped=dropped)
+
+    # ----------------------------------------------------------------------------------- transitions
+    def abort(self, reason: str) -> SecAggAbortedError:
+        """Abort the round (final). Returns the error for the caller to raise."""
+        if self._state.stage in _FINAL:
+            raise SecAggStageError(f"Round {self.config.round_id!r} is already {self._state.stage}.")
+        self._state.stage = ServerStage.ABORTED
+        self._state.abort_reason = reason
+        return SecAggAbortedError(reason)
+
+    def _prune(self, candidates: Iterable[int], round_name: str) -> tuple[int, ...]:
+        """Drop, to a fixed point, clients with fewer than t of their closed neighbourhood in the set;
+        abort if fewer than t clients remain."""
+        t = self.config.threshold
+        answered = set(candidates)
+        alive = set(answered)
+        changed = True
+        while changed:
+            weak = {u for u in alive if len(self._closed(u) & alive) < t}
+            alive -= weak
+            changed = bool(weak)
+        if len(alive) < t:
+            raise self.abort(
+                f"Round {self.config.round_id!r} aborted after {round_name}: {len(answered)} clients answered, "
+                f"{len(alive)} usable (each needs t of its closed neighbourhood among them), fewer than the "
+                f"threshold t = {t} (Bonawitz et al. 2017, Fig. 4)."
+            )
+        return tuple(sorted(alive))
+
+    def advance(self) -> str:
+        """Close the current stage, fix its survivor set and move on; returns the new stage.
+
+        Raises:
+            SecAggStageError: the round is already over.
+            SecAggAbortedError: too few survivors (the stage becomes ``ABORTED``; see the module docstring).
+        """
+        st = self._state
+        if st.stage == ServerStage.ADVERTISE_KEYS:
+            st.u1 = self._prune(st.public_keys, "Round 0 (AdvertiseKeys)")
+            st.stage = ServerStage.SHARE_KEYS
+        elif st.stage == ServerStage.SHARE_KEYS:
+            st.u2 = self._prune(st.shares, "Round 1 (ShareKeys)")
+            st.stage = ServerStage.MASKED_INPUT_COLLECTION
+        elif st.stage == ServerStage.MASKED_INPUT_COLLECTION:
+            st.u3 = tuple(sorted(st.masked_senders))
+            self._check_reconstructable(set(st.u3), "Round 2 (MaskedInputCollection)")
+            st.stage = ServerStage.UNMASKING
+        elif st.stage == ServerStage.UNMASKING:
+            st.u4 = tuple(sorted(st.responses))
+            self._check_reconstructable(set(st.u4), "Round 4 (Unmasking)")
+            st.result = self._unmask()
+            st.stage = ServerStage.COMPLETED
+        else:
+            raise SecAggStageError(f"Round {self.config.round_id!r} is {st.stage}; it cannot advance.")
+        return st.stage
+
+    def _needed_dropped(self) -> list[int]:
+        """Dropped clients (U2 \\ U3) with a surviving neighbour: their s_sk must be reconstructed."""
+        u3 = set(self._state.u3)
+        return [d for d in self._state.u2 if d not in u3 and self.config.graph[d] & u3]
+
+    def _check_reconstructable(self, holders: set[int], round_name: str) -> None:
+        """Every needed secret has >= t holders in ``holders`` (which are U3 or U4), and |holders| >= t."""
+        t, st = self.config.threshold, self._state
+        if len(holders) < t:
+            raise self.abort(
+                f"Round {self.config.round_id!r} aborted after {round_name}: {len(holders)} survivors, fewer "
+                f"than the threshold t = {t} (Bonawitz et al. 2017, Fig. 4)."
+            )
+        for owners, what in ((st.u3, "self-mask seed"), (self._needed_dropped(), "masking key")):
+            for v in owners:
+                have = len(self._closed(v) & holders)
+                if have < t:
+                    raise self.abort(
+                        f"Round {self.config.round_id!r} aborted after {round_name}: only {have} holders of "
+                        f"client {v}'s {what} shares survive, fewer than the threshold t = {t}."
+                    )
+
+    def _unmask(self) -> NDArray[np.uint32]:
+        """Round 4: reconstruct b_v (v ∈ U3) and s_sk_d (dropped d), and remove their masks from the sum."""
+        st, cfg, t = self._state, self.config, self.config.threshold
+        if st.masked_sum is None:  # unreachable: |U3| >= t >= 1 masked inputs arrived
+            raise SecAggStageError("No masked input was received.")
+        u4 = set(st.u4)
+        seed_shares = {r.sender: {s.owner: s.share for s in r.self_mask_shares} for r in st.responses.values()}
+        key_shares = {r.sender: {s.owner: s.share for s in r.key_shares} for r in st.responses.values()}
+        dropped = self._needed_dropped()
+        owners = [*st.u3, *dropped]
+        xs = np.empty((len(owners), t), dtype=np.int64)
+        ys = np.empty((len(owners), t, CHUNKS), dtype=np.uint64)
+        for i, v in enumerate(owners):
+            table = seed_shares if i < len(st.u3) else key_shares
+            holders = sorted(self._closed(v) & u4)[:t]
+            xs[i] = holders
+            ys[i] = [shamir.share_from_bytes(table[h][v], CHUNKS) for h in holders]
+        try:
+            secrets_ = shamir.reconstruct(xs, ys).reshape(len(owners), SECRET_BYTES)
+        except ValueError as exc:
+            raise self.abort(f"Round {cfg.round_id!r} aborted in Round 4: {exc}") from exc
+        result = st.masked_sum.copy()
+        for i, v in enumerate(st.u3):
+            seed = secrets_[i].tobytes()
+            np.subtract(
+                result,
+                self_mask(seed, round_id=cfg.round_id, client_id=v, length=cfg.vector_length),
+                out=result,
+            )
+        u3 = set(st.u3)
+        for j, d in enumerate(dropped):
+            sk = secrets_[len(st.u3) + j].tobytes()
+            if public_key(sk) != st.public_keys[d].masking:
+                reason = (
+                    f"Round {cfg.round_id!r} aborted in Round 4: the reconstructed masking key of client {d} "
+                    "does "
+                    "not match its advertised public key (corrupted shares)."
+                )
+                self.abort(reason)
+                raise SecAggIntegrityError(reason)
+            for w in sorted(cfg.graph[d] & u3):
+                # w added Δ_{w,d}·PRG(s_{w,d}); KA(s_sk_d, s_pk_w) = KA(s_sk_w, s_pk_d). Subtract it.
+                add_pairwise_mask(
+                    result,
+                    private=sk,
+                    peer_public=st.public_keys[w].masking,
+                    round_id=cfg.round_id,
+                    u=w,
+                    v=d,
+                    sign=-1,
+                )
+        return result
+
+    # ----------------------------------------------------------------------------------- output
+    def result(self) -> NDArray[np.uint32]:
+        """The sum (mod 2^32) of the inputs of the survivors U3; only once ``COMPLETED``."""
+        self._expect(ServerStage.COMPLETED, "result")
+        if self._state.result is None:  # unreachable: set with the COMPLETED transition
+            raise SecAggStageError("The round completed without a result.")
+        return self._state.result.copy()
+
+    @property
+    def survivors(self) -> tuple[int, ...]:
+        """U3: the clients whose inputs are in the sum (known once Round 2 has closed)."""
+        return self._state.u3
+
+    def summary(self) -> dict[str, Any]:
+        """Sizes of the survivor sets and the stage, for logs: JSON-able."""
+        st = self._state
+        return {
+            "round_id": self.config.round_id,
+            "stage": st.stage,
+            "participants": len(self.config.participants),
+            "u1": len(st.u1),
+            "u2": len(st.u2),
+            "u3": len(st.u3),
+            "u4": len(st.u4),
+            "abort_reason": st.abort_reason,
+        }
