@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: venv demo test lint data clean
+.PHONY: venv demo test lint data clean kotlin-tools
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,12 +23,25 @@ data: $(STAMP)
 demo: data
 	$(VENV)/bin/privrec demo
 
-test: data
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+# The Android sample's pure-Kotlin core is compiled and tested by tests/samples (Debian kotlin 1.3 + junit4).
+kotlin-tools:
+	@if ! command -v kotlinc >/dev/null || [ ! -f /usr/share/java/junit4.jar ]; then \
+	  apt-get update && apt-get install -y --no-install-recommends kotlin junit4; fi
+
+# tflite-runtime 2.14.0 (the last standalone TFLite interpreter) needs numpy < 2, so it gets its own venv;
+# tests/export/test_tflite.py runs tests/export/tflite214_parity.py in it (no privrec installed there).
+TFLITE214_VENV := .venv-tflite214
+$(TFLITE214_VENV)/.installed:
+	@test -x $(TFLITE214_VENV)/bin/python || $(PYTHON) -m venv $(TFLITE214_VENV)
+	$(TFLITE214_VENV)/bin/python -m pip install --quiet tflite-runtime==2.14.0 numpy==1.26.4 safetensors==0.8.0
+	@touch $@
+
+test: data kotlin-tools $(TFLITE214_VENV)/.installed
+	PRIVREC_REQUIRE_KOTLIN=1 PRIVREC_REQUIRE_TFLITE214=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check privrec sdk export runtime server_stub tests
 	$(VENV)/bin/mypy privrec
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(TFLITE214_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

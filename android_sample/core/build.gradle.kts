@@ -1,0 +1,19 @@
+// Pure-Kotlin core: no Android dependency, so it runs on the JVM (and is compiled and tested on Linux
+// by tests/samples/test_android_core.py with the Debian Kotlin 1.3 compiler; keep it to 1.3 features).
+plugins {
+    id("org.jetbrains.kotlin.jvm")
+}
+
+kotlin {
+    jvmToolchain(17)
+}
+
+dependencies {
+    testImplementation("junit:junit:4.13.2")
+}
+
+tasks.test {
+    // ./gradlew :core:test -Pprivrec.bundles=/path/to/bundle  (several separated by ':')
+    systemProperty("privrec.bundles", providers.gradleProperty("privrec.bundles").getOrElse(""))
+    testLogging { events("passed", "failed"); showStandardStreams = true }
+}

@@ -1,0 +1,250 @@
+package dev.privrec.core
+
+import java.util.Locale
+
+/** One input or output of a signature: name, dtype (numpy name) and shape (-1 = dynamic). */
+data class TensorSpec(val name: String, val dtype: String, val shape: List<Int>)
+
+/** The inputs and outputs of one signature (`score`, `recommend`, `finetune`). */
+data class SignatureSpec(val inputs: List<TensorSpec>, val outputs: List<TensorSpec>)
+
+/** dtype and shape of one tensor in `weights.safetensors`. */
+data class WeightSpec(val dtype: String, val shape: List<Int>)
+
+/** One catalog entry: model row [index], data-set [id], display [title]. */
+data class CatalogItem(val index: Int, val id: String, val title: String)
+
+/** sha256 (lowercase hex) and size in bytes of one bundle file. */
+data class FileEntry(val sha256: String, val size: Long)
+
+/** One exported format: its files (relative to the bundle), precision and format-specific details. */
+data class Artifact(val files: List<String>, val precision: String, val details: Map<String, Any?>)
+
+/** Fine-tune constants: [steps] are baked into the artifacts; [lr] and [l2] are the recommended inputs. */
+data class FinetuneSpec(val steps: Int, val lr: Double, val l2: Double)
+
+/**
+ * The manifest's `privacy` object as the trainer wrote it (sdk/privacy/ledger.py): [mode] (`none` for
+ * central training, `central` or `distributed` for DP federated training, `off` for federated without
+ * noise), the DP [ledger] entries, and the [raw] object with the summary `epsilon` / `delta`.
+ * JSON has no infinity, so `"epsilon": null` means "no guarantee" in mode `off` and "no claim" in `none`.
+ */
+data class Privacy(val mode: String, val ledger: List<Map<String, Any?>>, val raw: Map<String, Any?>) {
+    private fun number(v: Any?): Double? = when (v) {
+        is Double -> v
+        is Long -> v.toDouble()
+        else -> null
+    }
+
+    /** User-level ε of the training run, or null when there is no finite guarantee (see [mode]). */
+    fun epsilon(): Double? = number(raw["epsilon"])
+
+    /** δ that goes with [epsilon], or null. */
+    fun delta(): Double? = number(raw["delta"])
+
+    /** One line for a privacy screen. */
+    fun summary(): String {
+        val eps = epsilon()
+        return when {
+            eps != null -> "Trained with user-level differential privacy: ε = ${"%.3g".format(Locale.ROOT, eps)}, δ = ${"%.1e".format(Locale.ROOT, delta() ?: 0.0)} ($mode)."
+            mode == "off" -> "Trained federated without differential privacy: ε = ∞ (no guarantee)."
+            mode == "none" -> "Trained centrally: no differential-privacy claim."
+            else -> "No privacy guarantee recorded (mode \"$mode\")."
+        }
+    }
+}
+
+/**
+ * `manifest.json`, schema version 1 (docs/BUNDLE.md), parsed and checked field by field.
+ *
+ * The reader is deliberately strict: unknown or missing keys, a signature whose names, dtypes or shapes
+ * differ from the contract, or weights whose dtype disagrees with [precision] all raise a
+ * [BundleException] naming `manifest.json` and the field. A schema change therefore shows up as a failing
+ * test here rather than as a silently wrong app.
+ */
+class Manifest(
+    val schemaVersion: Int,
+    val modelVersion: String,
+    val privrecVersion: String,
+    val dim: Int,
+    val numItems: Int,
+    val precision: String,
+    val sparsity: Double,
+    val topK: Int,
+    val finetune: FinetuneSpec,
+    val items: List<CatalogItem>,
+    val weights: Map<String, WeightSpec>,
+    val signatures: Map<String, SignatureSpec>,
+    val artifacts: Map<String, Artifact>,
+    val files: Map<String, FileEntry>,
+    val privacy: Privacy
+) {
+    /** Title of model row [index], or `"#index"` when the catalog has no entry for it. */
+    fun title(index: Int): String {
+        val item = itemsByIndex[index]
+        return if (item == null || item.title.length == 0) "#$index" else item.title
+    }
+
+    private val itemsByIndex: Map<Int, CatalogItem> by lazy { items.associateBy { it.index } }
+
+    companion object {
+        const val FILE = "manifest.json"
+        const val SCHEMA_VERSION = 1
+        val PRECISIONS = setOf("float32", "int8")
+        val TOP_LEVEL_KEYS = setOf(
+            "schema_version", "model_version", "privrec_version", "dim", "num_items", "precision",
+            "sparsity", "top_k", "finetune", "items", "weights", "signatures", "artifacts", "files", "privacy"
+        )
+
+        /** The signatures every artifact must expose (DESIGN §7), for a model of this shape. */
+        fun expectedSignatures(dim: Int, numItems: Int, topK: Int): Map<String, SignatureSpec> {
+            fun t(name: String, dtype: String, vararg shape: Int) = TensorSpec(name, dtype, shape.toList())
+            return mapOf(
+                "score" to SignatureSpec(
+                    listOf(t("user", "float32", dim), t("item_ids", "int32", -1)),
+                    listOf(t("scores", "float32", -1))
+                ),
+                "recommend" to SignatureSpec(
+                    listOf(t("user", "float32", dim), t("mask", "float32", numItems)),
+                    listOf(t("top_ids", "int32", topK), t("top_scores", "float32", topK))
+                ),
+                "finetune" to SignatureSpec(
+                    listOf(
+                        t("user", "float32", dim), t("item_ids", "int32", -1), t("labels", "float32", -1),
+                        t("lr", "float32", 1), t("l2", "float32", 1)
+                    ),
+                    listOf(t("user_out", "float32", dim), t("loss", "float32", 1))
+                )
+            )
+        }
+
+        /** The tensors `weights.safetensors` must hold for this precision and shape. */
+        fun expectedWeights(precision: String, dim: Int, numItems: Int): Map<String, WeightSpec> {
+            val table = WeightSpec(precision, listOf(numItems, dim))
+            val bias = WeightSpec("float32", listOf(numItems))
+            return if (precision == "int8") {
+                mapOf("item_embedding" to table, "item_scale" to WeightSpec("float32", listOf(numItems)), "item_bias" to bias)
+            } else {
+                mapOf("item_embedding" to table, "item_bias" to bias)
+            }
+        }
+
+        fun parse(text: String): Manifest = fromJson(JsonFields.parse(text, FILE))
+
+        fun fromJson(root: JsonFields): Manifest {
+            val version = root.int("schema_version")
+            if (version != SCHEMA_VERSION) {
+                root.fail("schema_version", "is $version; this reader knows schema version $SCHEMA_VERSION only.")
+            }
+            root.requireKeys(TOP_LEVEL_KEYS)
+            val dim = root.int("dim")
+            if (dim <= 0) root.fail("dim", "must be > 0. Found $dim.")
+            val numItems = root.int("num_items")
+            if (numItems <= 0) root.fail("num_items", "must be > 0. Found $numItems.")
+            val precision = root.string("precision")
+            if (precision !in PRECISIONS) root.fail("precision", "must be one of ${PRECISIONS.sorted()}. Found \"$precision\".")
+            val sparsity = root.double("sparsity")
+            if (!(sparsity >= 0.0 && sparsity <= 1.0)) root.fail("sparsity", "must be in [0, 1]. Found $sparsity.")
+            val topK = root.int("top_k")
+            if (topK <= 0 || topK > numItems) root.fail("top_k", "must be in [1, $numItems]. Found $topK.")
+
+            val ft = root.obj("finetune")
+            ft.requireKeys(setOf("steps", "lr", "l2"))
+            val finetune = FinetuneSpec(ft.int("steps"), ft.double("lr"), ft.double("l2"))
+            if (finetune.steps <= 0) ft.fail("steps", "must be > 0. Found ${finetune.steps}.")
+
+            // `items` is empty (no metadata: an item's id is its row) or one entry per row, in row order;
+            // entries may carry more metadata than index/id/title (genres, year, ...).
+            val itemObjs = root.objects("items")
+            if (itemObjs.isNotEmpty() && itemObjs.size != numItems) {
+                root.fail("items", "must be empty or hold one entry per item ($numItems). Found ${itemObjs.size}.")
+            }
+            val items = itemObjs.mapIndexed { pos, o ->
+                val index = o.int("index")
+                if (index != pos) o.fail("index", "must be $pos (entries are in row order). Found $index.")
+                CatalogItem(index, o.string("id"), if (o.has("title")) o.string("title") else "")
+            }
+
+            val weightsObj = root.obj("weights")
+            val weights = LinkedHashMap<String, WeightSpec>()
+            for (name in weightsObj.map.keys) {
+                val w = weightsObj.obj(name)
+                w.requireKeys(setOf("dtype", "shape"))
+                weights[name] = WeightSpec(w.string("dtype"), w.ints("shape").toList())
+            }
+            val expectedWeights = expectedWeights(precision, dim, numItems)
+            if (weights != expectedWeights) {
+                root.fail("weights", "must be $expectedWeights for a $precision model. Found $weights.")
+            }
+
+            val sigObj = root.obj("signatures")
+            val signatures = LinkedHashMap<String, SignatureSpec>()
+            for (name in sigObj.map.keys) {
+                val s = sigObj.obj(name)
+                s.requireKeys(setOf("inputs", "outputs"))
+                signatures[name] = SignatureSpec(tensorSpecs(s, "inputs"), tensorSpecs(s, "outputs"))
+            }
+            val expectedSigs = expectedSignatures(dim, numItems, topK)
+            for ((name, expected) in expectedSigs) {
+                val found = signatures[name] ?: sigObj.fail(name, "is missing (every bundle has score, recommend, finetune).")
+                if (found != expected) sigObj.fail(name, "must be $expected. Found $found.")
+            }
+            if (signatures.keys != expectedSigs.keys) {
+                root.fail("signatures", "must name exactly ${expectedSigs.keys}. Found ${signatures.keys}.")
+            }
+
+            val artObj = root.obj("artifacts")
+            val artifacts = LinkedHashMap<String, Artifact>()
+            for (name in artObj.map.keys) {
+                val a = artObj.obj(name)
+                a.requireKeys(setOf("files", "precision", "details"))
+                val files = a.list("files").mapIndexed { i, f -> f as? String ?: a.fail("files[$i]", "must be a string.") }
+                artifacts[name] = Artifact(files, a.string("precision"), a.obj("details").map)
+            }
+
+            val filesObj = root.obj("files")
+            val files = LinkedHashMap<String, FileEntry>()
+            for (path in filesObj.map.keys) {
+                val f = filesObj.obj(path)
+                f.requireKeys(setOf("sha256", "size"))
+                val sha = f.string("sha256")
+                if (!SHA256_HEX.matches(sha)) f.fail("sha256", "must be 64 lowercase hex digits. Found \"$sha\".")
+                val size = f.long("size")
+                if (size < 0) f.fail("size", "must be >= 0. Found $size.")
+                if (!isSafeRelativePath(path)) filesObj.fail(path, "is not a plain relative path inside the bundle.")
+                files[path] = FileEntry(sha, size)
+            }
+            for (required in listOf(WeightsFile.FILE, Golden.FILE)) {
+                if (required !in files) filesObj.fail(required, "is missing: every bundle lists its weights and golden file.")
+            }
+            for ((name, art) in artifacts) {
+                for (f in art.files) {
+                    if (f !in files) artObj.fail(name, "lists \"$f\", which \"files\" does not.")
+                }
+            }
+
+            // `privacy` is the trainer's ledger object: {"mode": ..., "ledger": [...]} at least when present.
+            val p = root.obj("privacy")
+            val mode = if (p.has("mode")) p.string("mode") else "unknown"
+            val ledger = if (p.has("ledger")) p.objects("ledger").map { it.map } else emptyList()
+
+            return Manifest(
+                version, root.string("model_version"), root.string("privrec_version"), dim, numItems, precision,
+                sparsity, topK, finetune, items, weights, signatures, artifacts, files, Privacy(mode, ledger, p.map)
+            )
+        }
+
+        private val SHA256_HEX = Regex("[0-9a-f]{64}")
+
+        private fun tensorSpecs(s: JsonFields, key: String): List<TensorSpec> = s.objects(key).map { t ->
+            t.requireKeys(setOf("name", "dtype", "shape"))
+            TensorSpec(t.string("name"), t.string("dtype"), t.ints("shape").toList())
+        }
+
+        /** Relative, `/`-separated, no `..`, no absolute path: a listed file cannot point outside the bundle. */
+        fun isSafeRelativePath(path: String): Boolean {
+            if (path.length == 0 || path.startsWith("/") || path.contains('\\') || path.contains('\u0000')) return false
+            return path.split('/').none { it.length == 0 || it == "." || it == ".." }
+        }
+    }
+}
