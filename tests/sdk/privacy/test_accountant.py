@@ -52,13 +52,9 @@ def _direct(z: float, q: float, t: int, delta: float, interval: float) -> tuple[
 
 
 @pytest.mark.parametrize(("setting", "expected"), list(GOLDEN.items()))
-def test_compute_epsilon_golden_and_independent(
-    setting: tuple[float, float, int, float], expected: tuple[float, float]
-) -> None:
+def test_compute_epsilon_golden_and_independent(setting: tuple[float, float, int, float], expected: tuple[float, float]) -> None:
     z, q, t, delta = setting
-    got = compute_epsilon(
-        noise_multiplier=z, sample_rate=q, rounds=t, delta=delta, pld_value_discretization_interval=COARSE
-    )
+    got = compute_epsilon(noise_multiplier=z, sample_rate=q, rounds=t, delta=delta, pld_value_discretization_interval=COARSE)
     assert got.epsilon_rdp == pytest.approx(expected[0], rel=1e-9)
     assert got.epsilon_pld == pytest.approx(expected[1], rel=1e-9)
     assert (got.epsilon_rdp, got.epsilon_pld) == pytest.approx(_direct(z, q, t, delta, COARSE), rel=1e-12)
@@ -114,10 +110,12 @@ def test_mixed_events_match_direct_composition() -> None:
     b = DPRoundEvent(noise_multiplier=1.5, sample_rate=0.02, clip_norm=0.5, rounds=200)
     acc = PrivacyAccountant(delta=1e-6, pld_value_discretization_interval=COARSE).compose(a).compose(b).compose(a)
     assert len(acc.events) == 3 and acc.rounds == 800
-    composed = dp_event.ComposedDpEvent([
-        dp_event.SelfComposedDpEvent(dp_event.PoissonSampledDpEvent(0.01, dp_event.GaussianDpEvent(1.0)), 600),
-        dp_event.SelfComposedDpEvent(dp_event.PoissonSampledDpEvent(0.02, dp_event.GaussianDpEvent(1.5)), 200),
-    ])
+    composed = dp_event.ComposedDpEvent(
+        [
+            dp_event.SelfComposedDpEvent(dp_event.PoissonSampledDpEvent(0.01, dp_event.GaussianDpEvent(1.0)), 600),
+            dp_event.SelfComposedDpEvent(dp_event.PoissonSampledDpEvent(0.02, dp_event.GaussianDpEvent(1.5)), 200),
+        ]
+    )
     rdp = dp_accounting.rdp.RdpAccountant()
     rdp.compose(composed)
     pld = dp_accounting.pld.PLDAccountant(value_discretization_interval=COARSE)
@@ -156,7 +154,7 @@ def test_rejects_foreign_events() -> None:
     acc = PrivacyAccountant(delta=1e-5)
     assert not acc.supports(dp_event.GaussianDpEvent(1.0))
     with pytest.raises(TypeError, match=r"^`event` must be a PrivacyEvent. Found GaussianDpEvent.$"):
-        acc.compose(dp_event.GaussianDpEvent(1.0))  # type: ignore[arg-type]
+        acc.compose(dp_event.GaussianDpEvent(1.0))
 
 
 @pytest.mark.parametrize(
@@ -200,7 +198,7 @@ _Q = st.floats(min_value=1e-3, max_value=1.0)
 _T = st.integers(min_value=1, max_value=2000)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(z=_Z, q=_Q, t=_T, extra=st.integers(min_value=1, max_value=500))
 def test_epsilon_non_decreasing_in_rounds(z: float, q: float, t: int, extra: int) -> None:
     a = compute_epsilon_rdp(noise_multiplier=z, sample_rate=q, rounds=t, delta=1e-5)
@@ -208,7 +206,7 @@ def test_epsilon_non_decreasing_in_rounds(z: float, q: float, t: int, extra: int
     assert b >= a
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(z=_Z, q=_Q, factor=st.floats(min_value=1.0, max_value=10.0), t=_T)
 def test_epsilon_non_decreasing_in_sample_rate(z: float, q: float, factor: float, t: int) -> None:
     q2 = min(1.0, q * factor)
@@ -218,7 +216,7 @@ def test_epsilon_non_decreasing_in_sample_rate(z: float, q: float, factor: float
     assert b >= a * (1 - 1e-12)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(z=_Z, factor=st.floats(min_value=1.0, max_value=4.0), q=_Q, t=_T)
 def test_epsilon_non_increasing_in_noise(z: float, factor: float, q: float, t: int) -> None:
     a = compute_epsilon_rdp(noise_multiplier=z, sample_rate=q, rounds=t, delta=1e-5)
@@ -239,3 +237,13 @@ def test_pld_monotone_on_a_grid(z: float) -> None:
     assert eps(z, 0.02, 400) >= base
     assert eps(z, 0.05, 200) >= base
     assert eps(z * 1.5, 0.02, 200) <= base
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    from privrec.sdk.privacy import accountant, noise
+
+    for module in (accountant, noise):
+        result = doctest.testmod(module, raise_on_error=False)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
