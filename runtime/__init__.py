@@ -1,1 +1,8 @@
-"""privrec.runtime: the on-device reference runtime (bundle loading, scoring, fine-tuning, local store, rounds over HTTP)."""
+"""privrec.runtime: the on-device reference runtime.
+
+Bundle loading, scoring, fine-tuning, the local store and rounds over HTTP.
+"""
+
+from .recommender import BACKENDS, Backend, Recommender
+
+__all__ = ["BACKENDS", "Backend", "Recommender"]

@@ -1,0 +1,652 @@
+"""Core ML exporter: ML programs built directly with the MIL builder, and their Linux parity runner.
+
+Files written into the bundle::
+
+    RecommenderScore.mlpackage/      iOS16  score(user, item_ids) -> scores
+    RecommenderRecommend.mlpackage/  iOS16  recommend(user, mask) -> top_ids, top_scores
+    RecommenderFinetune.mlpackage/   iOS16  finetune(user, item_ids, labels, lr, l2) -> user_out, loss
+    RecommenderSparse.mlpackage/     iOS18, only when ``config.sparsity > 0``: one multifunction package with
+                                     the functions ``score``, ``recommend`` and ``finetune`` (same signatures)
+
+Why this layout: a multifunction ML program (several functions sharing one weight file) needs Core ML
+specification 9, i.e. iOS18 / macOS15 (coremltools "Multifunction Models" guide), and an iOS16 package has
+exactly one function, so the iOS16 baseline is three packages, one per signature (each stores the table;
+Core ML cannot share weights between packages). The iOS18 variant is one multifunction package whose
+three functions point at the same blobs (``weight_id``), and it stores the table sparse: the bit mask and
+the non-zero values only (``constexpr_sparse_to_dense``, and for int8 jointly with the per-row dequantize,
+``constexpr_sparse_blockwise_shift_scale`` — joint compression exists only from iOS18). Apps pick the
+iOS18 package when ``#available(iOS 18, *)`` and the three iOS16 packages otherwise (``details.variants``).
+
+How the programs are built: by hand with ``coremltools``' MIL builder (``mb.program``/``mb.function``),
+not by tracing a torch module, so every op is exactly the maths of docs/BUNDLE.md and the int8 package
+stores *our* int8 table and per-row float32 scales bit for bit: ``constexpr_affine_dequantize``
+(``quantized_data`` int8 ``[items, d]``, ``zero_point`` 0, ``scale`` float32 ``[items]``, ``axis`` 0)
+computes ``V = q * scale[:, None]``, the dequantization of :mod:`privrec.sdk.quantize`.
+``ct.optimize.coreml.linear_quantize_weights`` would re-quantize the float table with its own rounding
+and scales, which differs from the :class:`QuantizedItemModel` that ``weights.safetensors`` holds.
+Conversion uses ``compute_precision=FLOAT32`` (parity with the float32 reference), int32 ids, ``N``/``M``
+dynamic through ``ct.RangeDim(1, upper)`` (ML programs need a finite upper bound; ``upper`` is in
+``details``), ``K`` and the fine-tune steps fixed at export (the steps are unrolled).
+
+Running: Core ML's runtime exists only on Apple platforms. :class:`CoreMLRunner` runs the *saved* packages
+with the numpy MIL interpreter of :mod:`privrec.export.mil_interpreter` (backend ``"interpreter"``, every
+platform) or with ``MLModel.predict`` (backend ``"coreml"``, macOS only). :func:`coreml_structure_problems`
+checks the saved specs (inputs, outputs, ops, deployment target, compression) without running them.
+"""
+
+from __future__ import annotations
+
+import gc
+import shutil
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import coremltools as ct
+import numpy as np
+from coremltools.converters.mil.mil import Builder as mb  # noqa: N813  (coremltools' own idiom)
+from coremltools.converters.mil.mil import Function, Program, Var, types
+from coremltools.converters.mil.mil.program import get_new_symbol
+from numpy.typing import NDArray
+
+from privrec.sdk.quantize import QuantizedItemModel
+
+from .base import (
+    ArtifactRecord,
+    Exportable,
+    ExportConfig,
+    Precision,
+    TensorSpec,
+    register_exporter,
+)
+from .errors import BundleError
+from .manifest import bundle_signatures
+from .mil_interpreter import SUPPORTED_OPS, MilProgram, load_package_spec
+
+__all__ = [
+    "DENSE_PACKAGES",
+    "SIGNATURES",
+    "SPARSE_PACKAGE",
+    "CoreMLRunner",
+    "check_coreml_structure",
+    "coreml_structure_problems",
+    "export",
+    "package_size",
+]
+
+SIGNATURES = ("score", "recommend", "finetune")
+DENSE_PACKAGES = {
+    "score": "RecommenderScore.mlpackage",
+    "recommend": "RecommenderRecommend.mlpackage",
+    "finetune": "RecommenderFinetune.mlpackage",
+}
+SPARSE_PACKAGE = "RecommenderSparse.mlpackage"
+DENSE_TARGET = "iOS16"
+SPARSE_TARGET = "iOS18"
+_TARGETS = {"iOS16": ct.target.iOS16, "iOS18": ct.target.iOS18}
+_SPEC_VERSIONS = {"iOS16": 7, "iOS18": 9}  # Core ML specification version of each deployment target
+_OPSETS = {"iOS16": "CoreML6", "iOS18": "CoreML8"}
+_MIN_DYNAMIC_UPPER = 65536
+_LABEL_SUM_FLOOR = 1e-12  # sdk/reconstruct.py LABEL_SUM_FLOOR
+# Ops each signature's program must contain (beyond const/constexpr), for the structural checks.
+_REQUIRED_OPS = {
+    "score": {"gather", "matmul", "add"},
+    "recommend": {"matmul", "add", "topk"},
+    "finetune": {"gather", "matmul", "softmax", "reduce_log_sum_exp", "sub", "mul"},
+}
+
+
+def dynamic_upper_bound(num_items: int) -> int:
+    """Upper bound of the dynamic ``N``/``M`` (``ct.RangeDim``): at least the catalog, at least 65,536."""
+    return max(num_items, _MIN_DYNAMIC_UPPER)
+
+
+# --------------------------------------------------------------------------------------------------
+# Weights inside a MIL function
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Weights:
+    """What the programs store: the table (float32, or int8 + float32 row scales) and the bias."""
+
+    table: NDArray[Any]  # float32 or int8 [num_items, d]
+    scale: NDArray[np.float32] | None  # [num_items] for int8
+    bias: NDArray[np.float32]
+
+    @classmethod
+    def of(cls, model: Exportable) -> _Weights:
+        if isinstance(model, QuantizedItemModel):
+            return cls(model.item_embedding, model.item_scale, model.item_bias)
+        return cls(model.item_embedding, None, model.item_bias)
+
+    @property
+    def int8(self) -> bool:
+        return self.scale is not None
+
+
+def _shared_const(val: NDArray[Any], name: str) -> Var:
+    """A const whose blob every function of a multifunction program shares (``weight_id``)."""
+    var: Var = mb.const(val=val, name=name)
+    var.op.weight_id = name
+    return var
+
+
+def _table(w: _Weights, sparse: bool) -> Var:
+    """The float32 item table ``[num_items, d]`` as a (possibly compressed) compile-time constant."""
+    if not sparse:
+        if w.scale is None:
+            return _shared_const(w.table, "item_embedding")
+        # V = scale * (q - 0), per row (axis 0): exactly QuantizedItemModel.dequantize().
+        var: Var = mb.constexpr_affine_dequantize(
+            quantized_data=_shared_const(w.table, "item_embedding_int8"),
+            zero_point=np.int8(0),
+            scale=_shared_const(w.scale, "item_scale"),
+            axis=0,
+            name="item_embedding",
+        )
+        return var
+    mask = _shared_const((w.table != 0).astype(types.np_uint1_dtype), "item_embedding_mask")
+    nonzero = _shared_const(np.ascontiguousarray(w.table[w.table != 0]), "item_embedding_nonzero")
+    if w.scale is None:
+        dense: Var = mb.constexpr_sparse_to_dense(nonzero_data=nonzero, mask=mask, name="item_embedding")
+        return dense
+    # Joint sparse + int8 (iOS18): dequantize the non-zeros per row, then scatter them by the mask.
+    out_mask, values = mb.constexpr_sparse_blockwise_shift_scale(
+        data_mask=mask, nonzero_data=nonzero, scale=_shared_const(w.scale[:, None], "item_scale")
+    )
+    dense = mb.constexpr_sparse_to_dense(nonzero_data=values, mask=out_mask, name="item_embedding")
+    return dense
+
+
+def _dot_rows(V: Var, u_col: Var) -> Var:
+    """``V @ u`` as ``[rows]`` for ``V [rows, d]`` and ``u_col [d, 1]``."""
+    out: Var = mb.squeeze(x=mb.matmul(x=V, y=u_col), axes=[1])
+    return out
+
+
+def _score_body(w: _Weights, sparse: bool, user: Var, item_ids: Var) -> Var:
+    V, b = _table(w, sparse), _shared_const(w.bias, "item_bias")
+    rows = mb.gather(x=V, indices=item_ids, axis=0)
+    s = _dot_rows(rows, mb.expand_dims(x=user, axes=[1]))
+    out: Var = mb.add(x=s, y=mb.gather(x=b, indices=item_ids, axis=0), name="scores")
+    return out
+
+
+def _recommend_body(w: _Weights, sparse: bool, top_k: int, user: Var, mask: Var) -> tuple[Var, Var]:
+    V, b = _table(w, sparse), _shared_const(w.bias, "item_bias")
+    s = mb.add(x=mb.add(x=_dot_rows(V, mb.expand_dims(x=user, axes=[1])), y=b), y=mask)
+    values, indices = mb.topk(x=s, k=top_k, axis=0, ascending=False)
+    return mb.identity(x=indices, name="top_ids"), mb.identity(x=values, name="top_scores")
+
+
+def _finetune_body(
+    w: _Weights, sparse: bool, steps: int, user: Var, item_ids: Var, labels: Var, lr: Var, l2: Var
+) -> tuple[Var, Var]:
+    """``steps`` unrolled analytic steps of sdk/reconstruct.py (Singhal et al. 2021, §3), column form."""
+    V, b = _table(w, sparse), _shared_const(w.bias, "item_bias")
+    rows = mb.gather(x=V, indices=item_ids, axis=0)  # [M, d]
+    b_col = mb.expand_dims(x=mb.gather(x=b, indices=item_ids, axis=0), axes=[1])  # [M, 1]
+    total = mb.maximum(x=mb.reduce_sum(x=labels, axes=[0], keep_dims=True), y=np.float32(_LABEL_SUM_FLOOR))
+    y_col = mb.expand_dims(x=mb.real_div(x=labels, y=total), axes=[1])  # [M, 1], sums to 1
+    u = mb.expand_dims(x=user, axes=[1])  # [d, 1]
+    for _ in range(steps):
+        s = mb.add(x=mb.matmul(x=rows, y=u), y=b_col)
+        resid = mb.sub(x=mb.softmax(x=s, axis=0), y=y_col)
+        grad = mb.add(x=mb.matmul(x=rows, y=resid, transpose_x=True), y=mb.mul(x=l2, y=u))
+        u = mb.sub(x=u, y=mb.mul(x=lr, y=grad))
+    # loss at the returned u: -sum(y * log_softmax(s)) + l2/2 * |u|^2
+    s = mb.add(x=mb.matmul(x=rows, y=u), y=b_col)
+    log_p = mb.sub(x=s, y=mb.reduce_log_sum_exp(x=s, axes=[0], keep_dims=True))
+    ce = mb.mul(x=mb.reduce_sum(x=mb.mul(x=y_col, y=log_p), axes=[0]), y=np.float32(-1.0))
+    reg = mb.mul(x=mb.mul(x=l2, y=np.float32(0.5)), y=mb.reduce_sum(x=mb.mul(x=u, y=u), axes=[0]))
+    return mb.squeeze(x=u, axes=[1], name="user_out"), mb.add(x=ce, y=reg, name="loss")
+
+
+def _input_types(signature: str, dim: int, num_items: int) -> list[ct.TensorType]:
+    upper = dynamic_upper_bound(num_items)
+    f32, i32 = np.float32, np.int32
+    user = ct.TensorType(name="user", shape=(dim,), dtype=f32)
+    if signature == "score":
+        return [user, ct.TensorType(name="item_ids", shape=(ct.RangeDim(1, upper),), dtype=i32)]
+    if signature == "recommend":
+        return [user, ct.TensorType(name="mask", shape=(num_items,), dtype=f32)]
+    m = ct.RangeDim(1, upper)
+    return [
+        user,
+        ct.TensorType(name="item_ids", shape=(m,), dtype=i32),
+        ct.TensorType(name="labels", shape=(m,), dtype=f32),
+        ct.TensorType(name="lr", shape=(1,), dtype=f32),
+        ct.TensorType(name="l2", shape=(1,), dtype=f32),
+    ]
+
+
+def _function(signature: str, w: _Weights, config: ExportConfig, target: str, sparse: bool) -> Function:
+    """One signature as a MIL function for ``target`` (inputs typed as in docs/BUNDLE.md)."""
+    n, d = w.table.shape
+    spec = mb.TensorSpec
+    f32, i32, opset = types.fp32, types.int32, _TARGETS[target]
+    fn: Function
+    if signature == "score":
+
+        def score(user: Var, item_ids: Var) -> Var:
+            return _score_body(w, sparse, user, item_ids)
+
+        fn = mb.function(input_specs=[spec((d,), f32), spec((get_new_symbol(),), i32)], opset_version=opset)(
+            score
+        )
+    elif signature == "recommend":
+
+        def recommend(user: Var, mask: Var) -> tuple[Var, Var]:
+            return _recommend_body(w, sparse, config.top_k, user, mask)
+
+        fn = mb.function(input_specs=[spec((d,), f32), spec((n,), f32)], opset_version=opset)(recommend)
+    else:
+
+        def finetune(user: Var, item_ids: Var, labels: Var, lr: Var, l2: Var) -> tuple[Var, Var]:
+            return _finetune_body(w, sparse, config.finetune_steps, user, item_ids, labels, lr, l2)
+
+        m = get_new_symbol()
+        specs = [spec((d,), f32), spec((m,), i32), spec((m,), f32), spec((1,), f32), spec((1,), f32)]
+        fn = mb.function(input_specs=specs, opset_version=opset)(finetune)
+    # mb.function names its inputs after the Python parameters; Core ML needs the contract's names.
+    fn.set_input_types(tuple(_input_types(signature, d, n)))
+    return fn
+
+
+def _convert_and_save(
+    prog: Program, target: str, path: Path, description: str, meta: Mapping[str, str]
+) -> None:
+    # ct.convert ends with a full gc.collect(); with torch and TensorFlow loaded that walks millions of
+    # objects (seconds per call). Freezing the objects that exist before the call limits the collection
+    # to what the conversion allocated; unfreeze hands them back to the collector afterwards.
+    gc.freeze()
+    try:
+        model = ct.convert(
+            prog,
+            convert_to="mlprogram",
+            minimum_deployment_target=_TARGETS[target],
+            compute_precision=ct.precision.FLOAT32,
+            skip_model_load=True,  # loading compiles with Core ML, which only exists on Apple platforms
+        )
+    finally:
+        gc.unfreeze()
+    model.short_description = description
+    model.author = "privrec"
+    model.user_defined_metadata.update(meta)
+    model.save(str(path))
+
+
+def _package_files(bundle_dir: Path, package: str) -> list[str]:
+    root = bundle_dir / package
+    return sorted(str(p.relative_to(bundle_dir)) for p in root.rglob("*") if p.is_file())
+
+
+def package_size(path: Path) -> int:
+    """Bytes on disk of one ``.mlpackage`` (the sum of its files' sizes)."""
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+@dataclass(frozen=True)
+class _Variant:
+    target: str
+    packages: dict[str, str]  # signature -> package dir (relative to the bundle)
+    functions: dict[str, str]  # signature -> function name inside that package
+    compression: tuple[str, ...]
+
+
+def _runner_factory(bundle_dir: Path, record: ArtifactRecord) -> CoreMLRunner:
+    return CoreMLRunner(bundle_dir, record)
+
+
+@register_exporter("coreml", _runner_factory)
+def export(model: Exportable, bundle_dir: Path, config: ExportConfig) -> ArtifactRecord:
+    """Write the Core ML packages (see the module docstring) into ``bundle_dir`` and describe them."""
+    if not isinstance(model, Exportable):
+        raise TypeError(f"`model` must be an ItemModel or QuantizedItemModel. Found {type(model).__name__}.")
+    if config.top_k > model.num_items:
+        raise ValueError(f"`top_k` must be <= num_items ({model.num_items}). Found {config.top_k}.")
+    bundle_dir = Path(bundle_dir)
+    bundle_dir.mkdir(parents=True, exist_ok=True)
+    for stale in (*DENSE_PACKAGES.values(), SPARSE_PACKAGE):  # a re-export must not leave old files behind
+        shutil.rmtree(bundle_dir / stale, ignore_errors=True)
+    w = _Weights.of(model)
+    precision: Precision = "int8" if w.int8 else "float32"
+    meta = {
+        "privrec.precision": precision,
+        "privrec.top_k": str(config.top_k),
+        "privrec.finetune_steps": str(config.finetune_steps),
+    }
+    variants: list[_Variant] = []
+
+    for sig in SIGNATURES:
+        prog = Program()
+        prog.add_function("main", _function(sig, w, config, DENSE_TARGET, sparse=False))
+        _convert_and_save(
+            prog,
+            DENSE_TARGET,
+            bundle_dir / DENSE_PACKAGES[sig],
+            f"privrec {sig} signature (docs/BUNDLE.md)",
+            {**meta, "privrec.signature": sig},
+        )
+    dense_compression = ("constexpr_affine_dequantize",) if w.int8 else ()
+    variants.append(
+        _Variant(DENSE_TARGET, dict(DENSE_PACKAGES), dict.fromkeys(SIGNATURES, "main"), dense_compression)
+    )
+
+    if config.sparsity > 0:
+        prog = Program()
+        for sig in SIGNATURES:
+            prog.add_function(sig, _function(sig, w, config, SPARSE_TARGET, sparse=True))
+        prog.default_function_name = "score"
+        prog.export_as_multifunction = True  # per-function descriptions (Model.proto FunctionDescription)
+        _convert_and_save(
+            prog,
+            SPARSE_TARGET,
+            bundle_dir / SPARSE_PACKAGE,
+            "privrec score / recommend / finetune (docs/BUNDLE.md)",
+            {**meta, "privrec.signature": ",".join(SIGNATURES)},
+        )
+        sparse_compression = (
+            ("constexpr_sparse_blockwise_shift_scale", "constexpr_sparse_to_dense")
+            if w.int8
+            else ("constexpr_sparse_to_dense",)
+        )
+        variants.append(
+            _Variant(
+                SPARSE_TARGET,
+                dict.fromkeys(SIGNATURES, SPARSE_PACKAGE),
+                {s: s for s in SIGNATURES},
+                sparse_compression,
+            )
+        )
+
+    files: list[str] = []
+    details_variants: dict[str, object] = {}
+    for v in variants:
+        pkgs = sorted(set(v.packages.values()))
+        per_package = {p: _package_files(bundle_dir, p) for p in pkgs}
+        files.extend(f for p in pkgs for f in per_package[p])
+        details_variants[v.target] = {
+            "deployment_target": v.target,
+            "specification_version": _SPEC_VERSIONS[v.target],
+            "packages": dict(v.packages),
+            "functions": dict(v.functions),
+            "compression": list(v.compression),
+            "files": per_package,
+            "bytes": {p: package_size(bundle_dir / p) for p in pkgs},
+        }
+    return ArtifactRecord(
+        format="coreml",
+        precision=precision,
+        files=tuple(files),
+        signatures=bundle_signatures(model.dim, model.num_items, config.top_k),
+        details={
+            "deployment_target": DENSE_TARGET,
+            "variants": details_variants,
+            "compute_precision": "float32",
+            "dynamic_upper_bound": dynamic_upper_bound(model.num_items),
+            "table_sparsity": float(np.mean(w.table == 0)),
+            "top_k": config.top_k,
+            "finetune_steps": config.finetune_steps,
+            "coremltools_version": ct.__version__,
+        },
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading back: variants, structure, runner
+# --------------------------------------------------------------------------------------------------
+def _variants(record: ArtifactRecord) -> dict[str, dict[str, Any]]:
+    raw = record.details.get("variants")
+    if not isinstance(raw, Mapping) or not raw:
+        raise BundleError("coreml artifact: `details.variants` is missing or empty.")
+    return {str(k): dict(v) for k, v in raw.items()}
+
+
+def _dims_ok(declared: tuple[int, ...], expected: tuple[int, ...]) -> bool:
+    return len(declared) == len(expected) and all(
+        (e == -1 and d == -1) or (e != -1 and d == e) for d, e in zip(declared, expected, strict=True)
+    )
+
+
+def _feature_ranges(spec: Any, function: str) -> dict[str, list[tuple[int, int]]]:
+    desc = spec.description
+    features = desc.input
+    for fd in desc.functions:
+        if fd.name == function:
+            features = fd.input
+    out: dict[str, list[tuple[int, int]]] = {}
+    for f in features:
+        arr = f.type.multiArrayType
+        if arr.HasField("shapeRange"):
+            out[f.name] = [(int(r.lowerBound), int(r.upperBound)) for r in arr.shapeRange.sizeRanges]
+        else:
+            out[f.name] = [(int(s), int(s)) for s in arr.shape]
+    return out
+
+
+def _signature_problems(
+    prog: MilProgram, spec: Any, function: str, sig: str, target: str, record: ArtifactRecord, upper: int
+) -> list[str]:
+    where = f"{target} {sig}"
+    if function not in prog.functions:
+        return [f"{where}: the package has no function {function!r} (found {sorted(prog.functions)})."]
+    fn = prog.functions[function]
+    problems: list[str] = []
+    if fn.opset != _OPSETS[target]:
+        problems.append(f"{where}: opset must be {_OPSETS[target]}. Found {fn.opset}.")
+    inputs, outputs = record.signatures[sig]
+    ranges = _feature_ranges(spec, function)
+
+    def compare(kind: str, declared: Mapping[str, Any], expected: tuple[TensorSpec, ...]) -> None:
+        if list(declared) != [t.name for t in expected]:
+            problems.append(f"{where}: {kind} must be {[t.name for t in expected]}. Found {list(declared)}.")
+            return
+        for t in expected:
+            tt = declared[t.name]
+            if tt.numpy_dtype != np.dtype(t.dtype):
+                problems.append(f"{where}: {kind[:-1]} `{t.name}` must be {t.dtype}. Found {tt.numpy_dtype}.")
+            # Outputs computed from a dynamic input carry an unknown dim; their fixed dims must match.
+            ok = _dims_ok(tt.shape, t.shape) or (kind == "outputs" and len(tt.shape) == len(t.shape))
+            if not ok:
+                problems.append(
+                    f"{where}: {kind[:-1]} `{t.name}` must have shape {t.shape}. Found {tt.shape}."
+                )
+            if kind == "inputs":
+                want = [(1, upper) if s == -1 else (s, s) for s in t.shape]
+                if ranges.get(t.name) != want:
+                    problems.append(
+                        f"{where}: input `{t.name}` must have size ranges {want}. Found {ranges.get(t.name)}."
+                    )
+
+    compare("inputs", fn.inputs, inputs)
+    compare("outputs", fn.outputs, outputs)
+    ops = fn.op_counts()
+    missing = sorted(_REQUIRED_OPS[sig] - set(ops))
+    if missing:
+        problems.append(f"{where}: ops {missing} are missing.")
+    unknown = sorted(set(ops) - SUPPORTED_OPS)
+    if unknown:
+        problems.append(f"{where}: ops {unknown} are not supported by the numpy interpreter.")
+    return problems
+
+
+def _compression_problems(
+    prog: MilProgram, function: str, target: str, int8: bool, shape: tuple[int, int]
+) -> list[str]:
+    """The item table is stored as the precision and variant promise (int8 blobs, sparse mask)."""
+    where = f"{target} {function}"
+    ops = {op.type: op for op in prog.functions[function].operations}
+    problems: list[str] = []
+
+    def param_type(op_type: str, key: str) -> tuple[str, tuple[int, ...]] | None:
+        if op_type not in ops:
+            return None
+        tt = prog.functions[function].param_type(ops[op_type], key)
+        return tt.dtype, tt.shape
+
+    if target == DENSE_TARGET:
+        if int8:
+            got = param_type("constexpr_affine_dequantize", "quantized_data")
+            if got != ("INT8", shape):
+                problems.append(
+                    f"{where}: the table must be int8 {shape} in constexpr_affine_dequantize. Found {got}."
+                )
+        elif any(op.type.startswith("constexpr_") for op in prog.functions[function].operations):
+            problems.append(f"{where}: a float32 package must not hold compressed (constexpr_*) weights.")
+    else:
+        if "constexpr_sparse_to_dense" not in ops:
+            problems.append(f"{where}: the iOS18 variant must hold constexpr_sparse_to_dense.")
+        if int8:
+            got = param_type("constexpr_sparse_blockwise_shift_scale", "nonzero_data")
+            if got is None or got[0] != "INT8":
+                problems.append(f"{where}: the iOS18 int8 variant must hold int8 non-zeros. Found {got}.")
+    return problems
+
+
+def coreml_structure_problems(bundle_dir: Path, record: ArtifactRecord) -> list[str]:
+    """Every way the saved packages differ from what ``record`` promises (empty list = all good).
+
+    Checked per variant and signature, from the files on disk: the package exists and holds an ML
+    program of the variant's specification version; the function's opset; input and output names,
+    dtypes and shapes (dynamic dims as ``ct.RangeDim(1, upper)``); the ops the maths needs, all of
+    them supported by the interpreter; compression (int8 table in ``constexpr_affine_dequantize`` for
+    iOS16 int8, ``constexpr_sparse_to_dense`` — with int8 non-zeros for int8 — for iOS18).
+    """
+    bundle_dir = Path(bundle_dir)
+    problems: list[str] = []
+    upper = int(record.details.get("dynamic_upper_bound", 0))  # type: ignore[call-overload]
+    int8 = record.precision == "int8"
+    for target, v in _variants(record).items():
+        if target not in _SPEC_VERSIONS:
+            problems.append(
+                f"unknown Core ML deployment target {target!r} (expected {sorted(_SPEC_VERSIONS)})."
+            )
+            continue
+        loaded: dict[str, tuple[MilProgram, Any]] = {}
+        for sig in SIGNATURES:
+            pkg, function = str(v["packages"][sig]), str(v["functions"][sig])
+            if pkg not in loaded:
+                try:
+                    spec, model_dir = load_package_spec(bundle_dir / pkg)
+                    loaded[pkg] = (MilProgram(spec, model_dir), spec)
+                except (OSError, ValueError, NotImplementedError) as e:
+                    problems.append(f"{target} {pkg}: cannot be read: {e}")
+                    continue
+                if loaded[pkg][1].specificationVersion != _SPEC_VERSIONS[target]:
+                    problems.append(
+                        f"{target} {pkg}: specification version must be {_SPEC_VERSIONS[target]}. "
+                        f"Found {loaded[pkg][1].specificationVersion}."
+                    )
+            prog, spec = loaded[pkg]
+            problems += _signature_problems(prog, spec, function, sig, target, record, upper)
+            if function in prog.functions:
+                dim = record.signatures["score"][0][0].shape[0]
+                num_items = record.signatures["recommend"][0][1].shape[0]
+                problems += _compression_problems(prog, function, target, int8, (num_items, dim))
+    return problems
+
+
+def check_coreml_structure(bundle_dir: Path, record: ArtifactRecord) -> None:
+    """Raise :class:`BundleError` listing every problem :func:`coreml_structure_problems` finds."""
+    problems = coreml_structure_problems(bundle_dir, record)
+    if problems:
+        raise BundleError("Core ML artifact does not match its record:\n- " + "\n- ".join(problems))
+
+
+class CoreMLRunner:
+    """Runs one variant (``"iOS16"`` or ``"iOS18"``) of the saved Core ML artifact.
+
+    Args:
+        bundle_dir: the bundle directory.
+        record: the ``coreml`` :class:`ArtifactRecord` (from the exporter or the manifest).
+        variant: deployment target of the packages to run; default ``details.deployment_target`` (iOS16).
+        backend: ``"interpreter"`` (numpy MIL interpreter, any platform) or ``"coreml"`` (``MLModel.predict``,
+            macOS only).
+    """
+
+    def __init__(
+        self,
+        bundle_dir: Path,
+        record: ArtifactRecord,
+        *,
+        variant: str | None = None,
+        backend: str = "interpreter",
+    ) -> None:
+        variants = _variants(record)
+        variant = variant or str(record.details.get("deployment_target", DENSE_TARGET))
+        if variant not in variants:
+            raise ValueError(f"`variant` must be one of {sorted(variants)}. Found {variant!r}.")
+        if backend not in ("interpreter", "coreml"):
+            raise ValueError(f"`backend` must be 'interpreter' or 'coreml'. Found {backend!r}.")
+        if backend == "coreml" and sys.platform != "darwin":
+            raise RuntimeError("Core ML predict needs macOS: use backend='interpreter' elsewhere.")
+        self.variant, self.backend = variant, backend
+        self.upper = int(record.details.get("dynamic_upper_bound", _MIN_DYNAMIC_UPPER))  # type: ignore[call-overload]
+        v = variants[variant]
+        self._calls: dict[str, Callable[[dict[str, NDArray[Any]]], dict[str, NDArray[Any]]]] = {}
+        programs: dict[str, MilProgram] = {}
+        for sig in SIGNATURES:
+            pkg, function = Path(bundle_dir) / str(v["packages"][sig]), str(v["functions"][sig])
+            if backend == "interpreter":
+                if pkg.name not in programs:
+                    programs[pkg.name] = MilProgram.load(pkg)
+                self._calls[sig] = _interpreter_call(programs[pkg.name], function)
+            else:
+                self._calls[sig] = _coreml_call(pkg, function, multifunction=function != "main")
+
+    def _check_len(self, name: str, n: int) -> None:
+        if not 1 <= n <= self.upper:
+            raise ValueError(f"`{name}` must hold between 1 and {self.upper} ids for Core ML. Found {n}.")
+
+    def score(self, user: NDArray[np.float32], item_ids: NDArray[np.int32]) -> NDArray[np.float32]:
+        """``scores f32[N]``."""
+        self._check_len("item_ids", int(item_ids.shape[0]))
+        out = self._calls["score"]({"user": user.astype(np.float32), "item_ids": item_ids.astype(np.int32)})
+        return np.asarray(out["scores"], np.float32).reshape(-1)
+
+    def recommend(
+        self, user: NDArray[np.float32], mask: NDArray[np.float32]
+    ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+        """``(top_ids i32[K], top_scores f32[K])``, highest first."""
+        out = self._calls["recommend"]({"user": user.astype(np.float32), "mask": mask.astype(np.float32)})
+        return np.asarray(out["top_ids"]).astype(np.int32).reshape(-1), np.asarray(
+            out["top_scores"], np.float32
+        ).reshape(-1)
+
+    def finetune(
+        self,
+        user: NDArray[np.float32],
+        item_ids: NDArray[np.int32],
+        labels: NDArray[np.float32],
+        lr: NDArray[np.float32],
+        l2: NDArray[np.float32],
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """``(user_out f32[d], loss f32[1])``."""
+        self._check_len("item_ids", int(item_ids.shape[0]))
+        feeds = {
+            "user": user.astype(np.float32),
+            "item_ids": item_ids.astype(np.int32),
+            "labels": labels.astype(np.float32),
+            "lr": np.asarray(lr, np.float32).reshape(1),
+            "l2": np.asarray(l2, np.float32).reshape(1),
+        }
+        out = self._calls["finetune"](feeds)
+        return np.asarray(out["user_out"], np.float32).reshape(-1), np.asarray(
+            out["loss"], np.float32
+        ).reshape(1)
+
+
+def _interpreter_call(
+    prog: MilProgram, function: str
+) -> Callable[[dict[str, NDArray[Any]]], dict[str, NDArray[Any]]]:
+    return lambda feeds: prog.run(feeds, function)
+
+
+def _coreml_call(
+    pkg: Path, function: str, *, multifunction: bool
+) -> Callable[[dict[str, NDArray[Any]]], dict[str, NDArray[Any]]]:  # pragma: no cover - macOS only
+    kwargs: dict[str, Any] = {"function_name": function} if multifunction else {}
+    model = ct.models.MLModel(str(pkg), compute_units=ct.ComputeUnit.CPU_ONLY, **kwargs)
+    return lambda feeds: {k: np.asarray(v) for k, v in model.predict(feeds).items()}

@@ -1,0 +1,300 @@
+"""ONNX exporter: one small graph per signature, all three reading one shared external weights file.
+
+Files written into the bundle::
+
+    model.score.onnx       score(user f32[d], item_ids i32[N]) -> scores f32[N]
+    model.recommend.onnx   recommend(user f32[d], mask f32[num_items]) -> top_ids i32[K], top_scores f32[K]
+    model.finetune.onnx    finetune(user, item_ids, labels, lr, l2) -> user_out f32[d], loss f32[1]
+    model.onnx.data        the weights, once (ONNX external data, 64-byte aligned)
+
+Why this layout: an ONNX model has exactly one graph, and onnxruntime executes every node of it on
+each run and wants every graph input fed (checked on onnxruntime 1.32: asking for one output still
+runs the other branch and refuses a missing input), so putting the three signatures in one graph
+would make ``score`` pay for ``recommend``'s full catalog pass and for ``finetune``'s unrolled steps.
+One graph per signature keeps each call minimal, and ONNX external data (the
+``location``/``offset``/``length`` fields of ``TensorProto``) lets the three graphs point at the same
+bytes, so the weights are stored once. onnxruntime resolves the data file
+relative to the graph file, so the four files must stay together (they do: they are one artifact).
+
+The graphs are built directly with ``onnx.helper`` (opset 17): every op is exactly the maths of
+docs/BUNDLE.md, with nothing a tracer could add or fold. ``N`` and ``M`` are dynamic; ``K`` and the
+fine-tune ``steps`` are fixed at export (the steps are unrolled). ``int8`` stores the item table as an
+int8 initializer: rows are gathered in int8, then ``Cast`` to float32 and multiplied by the gathered
+per-row scale, so the file holds one byte per weight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from numpy.typing import NDArray
+from onnx import TensorProto, helper, numpy_helper
+
+from privrec.sdk.quantize import QuantizedItemModel
+
+from .base import ArtifactRecord, Exportable, ExportConfig, Precision, register_exporter
+from .manifest import bundle_signatures
+
+__all__ = ["GRAPH_FILES", "OPSET", "WEIGHTS_FILE", "OnnxRunner", "export"]
+
+OPSET = 17
+IR_VERSION = 8  # onnxruntime mobile and every onnxruntime >= 1.10 read IR 8
+WEIGHTS_FILE = "model.onnx.data"
+GRAPH_FILES = {
+    "score": "model.score.onnx",
+    "recommend": "model.recommend.onnx",
+    "finetune": "model.finetune.onnx",
+}
+_ALIGN = 64
+_LABEL_SUM_FLOOR = 1e-12  # sdk/reconstruct.py LABEL_SUM_FLOOR
+
+
+class _Graph:
+    """A tiny builder: nodes get unique output names, small constants become inline initializers."""
+
+    def __init__(self, weights: Sequence[TensorProto]) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[TensorProto] = list(weights)
+        self._count = 0
+
+    def op(self, op_type: str, *inputs: str, **attrs: Any) -> str:
+        self._count += 1
+        out = f"{op_type.lower()}_{self._count}"
+        self.nodes.append(helper.make_node(op_type, list(inputs), [out], **attrs))
+        return out
+
+    def op_multi(self, op_type: str, inputs: Sequence[str], n_out: int, **attrs: Any) -> list[str]:
+        self._count += 1
+        outs = [f"{op_type.lower()}_{self._count}_{i}" for i in range(n_out)]
+        self.nodes.append(helper.make_node(op_type, list(inputs), outs, **attrs))
+        return outs
+
+    def const(self, name: str, value: NDArray[Any]) -> str:
+        if not any(t.name == name for t in self.initializers):
+            self.initializers.append(numpy_helper.from_array(value, name))
+        return name
+
+    def output(self, src: str, name: str) -> None:
+        self.nodes.append(helper.make_node("Identity", [src], [name]))
+
+
+def _weight_arrays(model: Exportable) -> dict[str, NDArray[Any]]:
+    if isinstance(model, QuantizedItemModel):
+        return {
+            "item_embedding": model.item_embedding,
+            "item_scale": model.item_scale,
+            "item_bias": model.item_bias,
+        }
+    return {"item_embedding": model.item_embedding, "item_bias": model.item_bias}
+
+
+def _write_external(path: Path, arrays: dict[str, NDArray[Any]]) -> list[TensorProto]:
+    """Write ``arrays`` into one raw little-endian file; return initializers pointing into it."""
+    protos: list[TensorProto] = []
+    offset = 0
+    with path.open("wb") as f:
+        for name, arr in arrays.items():
+            pad = (-offset) % _ALIGN
+            f.write(b"\0" * pad)
+            offset += pad
+            data = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
+            f.write(data)
+            t = TensorProto()
+            t.name = name
+            t.data_type = helper.np_dtype_to_tensor_dtype(arr.dtype)
+            t.dims.extend(arr.shape)
+            t.data_location = TensorProto.EXTERNAL
+            for key, value in (("location", path.name), ("offset", str(offset)), ("length", str(len(data)))):
+                entry = t.external_data.add()
+                entry.key, entry.value = key, value
+            protos.append(t)
+            offset += len(data)
+    return protos
+
+
+def _rows(g: _Graph, ids: str, int8: bool) -> tuple[str, str]:
+    """``(V[ids] f32[M, d], b[ids] f32[M])``; int8 rows are gathered in int8, then dequantized."""
+    bias = g.op("Gather", "item_bias", ids, axis=0)
+    if not int8:
+        return g.op("Gather", "item_embedding", ids, axis=0), bias
+    q = g.op("Cast", g.op("Gather", "item_embedding", ids, axis=0), to=TensorProto.FLOAT)
+    scale = g.op("Unsqueeze", g.op("Gather", "item_scale", ids, axis=0), g.const("axis_1", np.array([1], np.int64)))
+    return g.op("Mul", q, scale), bias
+
+
+def _table(g: _Graph, int8: bool) -> str:
+    """The whole table ``V`` as float32 ``[num_items, d]``."""
+    if not int8:
+        return "item_embedding"
+    q = g.op("Cast", "item_embedding", to=TensorProto.FLOAT)
+    return g.op("Mul", q, g.op("Unsqueeze", "item_scale", g.const("axis_1", np.array([1], np.int64))))
+
+
+def _score_graph(g: _Graph, int8: bool) -> None:
+    rows, bias = _rows(g, "item_ids", int8)
+    g.output(g.op("Add", g.op("MatMul", rows, "user"), bias), "scores")
+
+
+def _recommend_graph(g: _Graph, int8: bool, top_k: int) -> None:
+    scores = g.op("Add", g.op("Add", g.op("MatMul", _table(g, int8), "user"), "item_bias"), "mask")
+    # TopK (opset 11+): sorted, largest first; equal values keep the lower index first (the stable rule).
+    values, indices = g.op_multi("TopK", [scores, g.const("k", np.array([top_k], np.int64))], 2, axis=0, largest=1, sorted=1)
+    g.output(g.op("Cast", indices, to=TensorProto.INT32), "top_ids")
+    g.output(values, "top_scores")
+
+
+def _finetune_graph(g: _Graph, int8: bool, steps: int) -> None:
+    rows, bias = _rows(g, "item_ids", int8)
+    label_sum = g.op("ReduceSum", "labels", keepdims=1)
+    y = g.op(
+        "Div",
+        "labels",
+        g.op("Max", label_sum, g.const("label_floor", np.array([_LABEL_SUM_FLOOR], np.float32))),
+    )
+    u = "user"
+    for _ in range(steps):  # u <- u - lr * (V^T (softmax(s) - y) + l2 u), docs/BUNDLE.md
+        s = g.op("Add", g.op("MatMul", rows, u), bias)
+        grad = g.op("MatMul", g.op("Sub", g.op("Softmax", s, axis=-1), y), rows)
+        grad = g.op("Add", grad, g.op("Mul", "l2", u))
+        u = g.op("Sub", u, g.op("Mul", "lr", grad))
+    s = g.op("Add", g.op("MatMul", rows, u), bias)
+    ce = g.op("Neg", g.op("ReduceSum", g.op("Mul", y, g.op("LogSoftmax", s, axis=-1)), keepdims=1))
+    half_l2 = g.op("Mul", "l2", g.const("half", np.array([0.5], np.float32)))
+    reg = g.op("Mul", half_l2, g.op("ReduceSum", g.op("Mul", u, u), keepdims=1))
+    g.output(u, "user_out")
+    g.output(g.op("Add", ce, reg), "loss")
+
+
+def _value_info(name: str, dtype: str, shape: tuple[int, ...], dyn: str) -> onnx.ValueInfoProto:
+    elem = TensorProto.FLOAT if dtype == "float32" else TensorProto.INT32
+    dims: list[int | str] = [dyn if s < 0 else s for s in shape]
+    return helper.make_tensor_value_info(name, elem, dims)
+
+
+def _save(g: _Graph, path: Path, signature: str, inputs: Sequence[Any], outputs: Sequence[Any], dyn: str) -> None:
+    graph = helper.make_graph(
+        g.nodes,
+        f"privrec_{signature}",
+        [_value_info(t.name, t.dtype, t.shape, dyn) for t in inputs],
+        [_value_info(t.name, t.dtype, t.shape, dyn) for t in outputs],
+        initializer=g.initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="privrec")
+    model.ir_version = IR_VERSION
+    onnx.save_model(model, str(path))
+    onnx.checker.check_model(str(path))  # path form: resolves the external data next to the graph
+
+
+def _load_runner(bundle_dir: Path, record: ArtifactRecord) -> OnnxRunner:
+    return OnnxRunner.load(bundle_dir, record)
+
+
+@register_exporter("onnx", _load_runner)
+def export(model: Exportable, bundle_dir: Path, config: ExportConfig) -> ArtifactRecord:
+    """Write the ONNX artifact (four files, see the module docstring) into ``bundle_dir``."""
+    int8 = isinstance(model, QuantizedItemModel)
+    precision: Precision = "int8" if int8 else "float32"
+    if config.top_k > model.num_items:
+        raise ValueError(f"`top_k` must be <= num_items ({model.num_items}). Found {config.top_k}.")
+    bundle_dir = Path(bundle_dir)
+    weights = _write_external(bundle_dir / WEIGHTS_FILE, _weight_arrays(model))
+    signatures = bundle_signatures(model.dim, model.num_items, config.top_k)
+    builders: dict[str, Callable[[_Graph], None]] = {
+        "score": lambda g: _score_graph(g, int8),
+        "recommend": lambda g: _recommend_graph(g, int8, config.top_k),
+        "finetune": lambda g: _finetune_graph(g, int8, config.finetune_steps),
+    }
+    for name, build in builders.items():
+        g = _Graph(weights)
+        build(g)
+        inputs, outputs = signatures[name]
+        _save(g, bundle_dir / GRAPH_FILES[name], name, inputs, outputs, "M" if name == "finetune" else "N")
+    return ArtifactRecord(
+        format="onnx",
+        precision=precision,
+        files=(*GRAPH_FILES.values(), WEIGHTS_FILE),
+        signatures=signatures,
+        details={
+            "opset": OPSET,
+            "ir_version": IR_VERSION,
+            "graphs": dict(GRAPH_FILES),
+            "external_data": WEIGHTS_FILE,
+            "top_k": config.top_k,
+            "finetune_steps": config.finetune_steps,
+        },
+    )
+
+
+class OnnxRunner:
+    """Runs an exported ONNX artifact with onnxruntime (CPU, one thread per session by default)."""
+
+    def __init__(self, sessions: dict[str, ort.InferenceSession]) -> None:
+        self._sessions = sessions
+
+    @classmethod
+    def load(cls, bundle_dir: Path, record: ArtifactRecord, *, threads: int = 1) -> OnnxRunner:
+        """One ``InferenceSession`` per signature graph; ``threads`` sets intra- and inter-op threads."""
+        graphs = record.details.get("graphs", GRAPH_FILES)
+        if not isinstance(graphs, dict):
+            raise ValueError(f"onnx artifact `details.graphs` must map signature to file. Found {graphs!r}.")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = threads
+        sessions = {
+            name: ort.InferenceSession(str(Path(bundle_dir) / str(graphs[name])), options, providers=["CPUExecutionProvider"])
+            for name in ("score", "recommend", "finetune")
+        }
+        for name, session in sessions.items():
+            _check_io(str(graphs[name]), session, record.signatures[name])
+        return cls(sessions)
+
+    def score(self, user: NDArray[np.float32], item_ids: NDArray[np.int32]) -> NDArray[np.float32]:
+        """``scores f32[N]``."""
+        feeds = {"user": _f32(user), "item_ids": np.ascontiguousarray(item_ids, np.int32)}
+        (scores,) = self._sessions["score"].run(["scores"], feeds)
+        return np.asarray(scores, np.float32)
+
+    def recommend(self, user: NDArray[np.float32], mask: NDArray[np.float32]) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+        """``(top_ids i32[K], top_scores f32[K])``."""
+        ids, scores = self._sessions["recommend"].run(["top_ids", "top_scores"], {"user": _f32(user), "mask": _f32(mask)})
+        return np.asarray(ids, np.int32), np.asarray(scores, np.float32)
+
+    def finetune(
+        self,
+        user: NDArray[np.float32],
+        item_ids: NDArray[np.int32],
+        labels: NDArray[np.float32],
+        lr: NDArray[np.float32],
+        l2: NDArray[np.float32],
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """``(user_out f32[d], loss f32[1])``."""
+        feeds = {
+            "user": _f32(user),
+            "item_ids": np.ascontiguousarray(item_ids, np.int32),
+            "labels": _f32(labels),
+            "lr": _f32(lr).reshape(1),
+            "l2": _f32(l2).reshape(1),
+        }
+        out, loss = self._sessions["finetune"].run(["user_out", "loss"], feeds)
+        return np.asarray(out, np.float32), np.asarray(loss, np.float32)
+
+
+_ORT_TYPES = {"float32": "tensor(float)", "int32": "tensor(int32)"}
+
+
+def _check_io(file: str, session: ort.InferenceSession, signature: tuple[Sequence[Any], Sequence[Any]]) -> None:
+    """Refuse a graph whose inputs or outputs differ from the manifest's signature (names, dtypes, fixed dims)."""
+    for kind, specs, args in (("inputs", signature[0], session.get_inputs()), ("outputs", signature[1], session.get_outputs())):
+        found = [(a.name, a.type, [d if isinstance(d, int) else -1 for d in a.shape]) for a in args]
+        want = [(t.name, _ORT_TYPES.get(t.dtype, t.dtype), list(t.shape)) for t in specs]
+        if found != want:
+            raise ValueError(f"{file}: graph {kind} {found} differ from the manifest signature {want}.")
+
+
+def _f32(a: NDArray[Any]) -> NDArray[np.float32]:
+    return np.ascontiguousarray(a, np.float32)

@@ -1,0 +1,373 @@
+"""TFLite exporter and its LiteRT runner: one ``model.tflite`` with three named signatures.
+
+Route (DESIGN §7, "known converter facts"): a ``tf.Module`` with one ``tf.function`` per signature, each
+with a fixed input signature, converted by ``tf.lite.TFLiteConverter.from_concrete_functions`` — this
+keeps the signature keys, the dynamic ``N``/``M`` dimension and int8 constants. Only TFLite builtin ops
+are allowed (no Flex/Select TF ops), so the file runs in the plain LiteRT interpreter and in the last
+standalone ``tflite-runtime`` (2.14), checked by ``tests/export/tflite214_parity.py``.
+
+Signatures (docs/BUNDLE.md, identical names and dtypes in every format):
+
+- ``score(user f32[d], item_ids i32[N]) -> scores f32[N]``
+- ``recommend(user f32[d], mask f32[num_items]) -> top_ids i32[K], top_scores f32[K]``
+- ``finetune(user f32[d], item_ids i32[M], labels f32[M], lr f32[1], l2 f32[1])
+  -> user_out f32[d], loss f32[1]``
+
+``finetune`` unrolls ``config.finetune_steps`` steps of exactly
+:func:`privrec.sdk.reconstruct.finetune_reference` (softmax cross-entropy over the ``M`` candidates,
+analytic gradient in matmul form, L2 on ``u``) and returns the loss at the returned vector.
+
+int8 (``QuantizedItemModel``): the table is stored once, as an int8 constant ``[num_items, d]``, and the
+per-row scale as a float32 constant ``[num_items]``. ``score`` and ``finetune`` gather int8 rows and apply
+the scale to the product, ``(cast(q[ids]) @ u) * scale[ids]`` (finetune: ``cast(q[ids]) * scale[ids]``).
+
+The full-catalog ``recommend`` never dequantizes the table (issue #6, the int8 fast path). It runs in
+two stages:
+
+1. **Scan**: one ``FULLY_CONNECTED`` op with int8 weights ``q`` and per-channel (= per-row) scales and a
+   float input ``u`` — TFLite's dynamic-range "hybrid" kernel (XNNPACK's ``qd8-f32-qc8w`` in LiteRT):
+   it quantizes ``u`` to int8 on the fly, runs an integer matrix-vector product over the int8 table and
+   applies ``scale[i] * scale_u`` to the int32 output. It reads 1 byte per weight. The on-the-fly
+   quantization of ``u`` costs accuracy (max error about ``|V| · max|u| / 254``, 1e-2 at d = 32), so:
+2. **Exact re-rank**: the ``C = min(num_items, K + 64)`` best candidates of the scan are rescored exactly
+   (``(cast(q[c]) @ u) * scale[c] + b[c] + mask[c]``, the same maths as ``score``) and the final top-``K``
+   is taken over them, candidates sorted by item index first so that equal scores keep the lower index.
+   ``top_scores`` are therefore exact (int8 tolerance not needed), and ``top_ids`` equal the exact top-K
+   whenever the true top-``K`` are among the scan's top-``C``: a true top-K item is missed only if more
+   than ``C - K`` = 64 items' scan errors cross it, i.e. 64 items within twice the scan error of the K-th
+   score.
+
+The converter cannot emit hybrid weights from a ``tf.function`` (it would need a float table, and with
+``Optimize.DEFAULT`` it re-quantizes with its own scales). So ``recommend`` is traced with the
+dequantized float table as a placeholder constant in ``tf.matmul(u[None], V, transpose_b=True)``
+(lowered to ``FULLY_CONNECTED``), and :func:`_use_int8_weights` then edits the flatbuffer: that op's
+weight tensor becomes ``INT8`` with per-channel scales ``item_scale`` (``quantized_dimension`` 0) and
+points at the int8 table's buffer, and the placeholder's float bytes are dropped. The file thus holds the
+table once, in int8. (History: a plain ``cast(q) * scale`` is constant-folded by the converter into a
+float32 table for small tables — seen with 200×8 — which silently ships a float table; the gathers above
+depend on an input, so they cannot be folded.) The bias stays float32 and every constant is stored once,
+shared by the three signatures.
+
+``recommend`` tie rule: ``tf.math.top_k(sorted=True)`` lowers to TFLite ``TOPK_V2``, which orders equal
+scores by the lower item index first — the same rule as :meth:`privrec.sdk.model.ItemModel.recommend`.
+With ``K`` larger than the number of eligible items, excluded items (score ``-inf``) fill the tail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import numpy as np
+from numpy.typing import NDArray
+
+from privrec.sdk.model import ItemModel
+from privrec.sdk.quantize import QuantizedItemModel
+from privrec.sdk.reconstruct import LABEL_SUM_FLOOR
+
+from .base import ArtifactRecord, Exportable, ExportConfig, Precision, register_exporter
+from .manifest import bundle_signatures
+
+__all__ = ["TFLITE_FILE", "TFLiteRunner", "export"]
+
+TFLITE_FILE = "model.tflite"
+_SIGNATURE_NAMES = ("score", "recommend", "finetune")
+TIE_RULE = "equal scores: lower item index first (TFLite TOPK_V2)"
+RERANK_EXTRA = 64
+"""int8 ``recommend``: candidates rescored exactly beyond ``K`` (see the module docstring)."""
+
+
+_Weights = tuple[NDArray[Any], NDArray[np.float32] | None, NDArray[np.float32], Precision]
+
+
+def _weights(model: Exportable) -> _Weights:
+    if isinstance(model, QuantizedItemModel):
+        return model.item_embedding, model.item_scale, model.item_bias, "int8"
+    if isinstance(model, ItemModel):
+        return model.item_embedding, None, model.item_bias, "float32"
+    raise TypeError(f"`model` must be an ItemModel or a QuantizedItemModel. Found {type(model).__name__}.")
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _tf_signature(*specs: Any) -> Callable[[_F], _F]:
+    """``tf.function(input_signature=specs)``, typed for mypy (TensorFlow ships no type hints)."""
+    import tensorflow as tf
+
+    return cast(Callable[[_F], _F], tf.function(input_signature=list(specs)))
+
+
+def _build_module(
+    table: NDArray[Any], scale: NDArray[np.float32] | None, bias: NDArray[np.float32], top_k: int, steps: int
+) -> Any:
+    """The ``tf.Module`` whose three ``tf.function`` s are the signatures (TensorFlow imported lazily)."""
+    import tensorflow as tf
+
+    num_items, dim = (int(s) for s in table.shape)
+    candidates = min(num_items, top_k + RERANK_EXTRA)
+
+    class _Recommender(tf.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__(name="privrec")
+            self.table = tf.constant(table)
+            self.scale = None if scale is None else tf.constant(scale)
+            self.bias = tf.constant(bias)
+            # int8 `recommend`: float stand-in for the FULLY_CONNECTED weights, replaced by the int8 table
+            # in the flatbuffer (:func:`_use_int8_weights`); never shipped.
+            self.placeholder = None if scale is None else tf.constant(table.astype(np.float32))
+
+        def rows(self, ids: Any) -> Any:
+            """``V[ids]`` as float32 ``[len(ids), d]`` (int8: dequantized after the gather)."""
+            gathered = tf.gather(self.table, ids)
+            if self.scale is None:
+                return gathered
+            return tf.cast(gathered, tf.float32) * tf.expand_dims(tf.gather(self.scale, ids), 1)
+
+        def exact(self, user: Any, ids: Any) -> Any:
+            """``V[ids] · u + b[ids]``; int8 applies the row scale to the product, not to the rows."""
+            if self.scale is None:
+                return tf.linalg.matvec(tf.gather(self.table, ids), user) + tf.gather(self.bias, ids)
+            dots = tf.linalg.matvec(tf.cast(tf.gather(self.table, ids), tf.float32), user)
+            return dots * tf.gather(self.scale, ids) + tf.gather(self.bias, ids)
+
+        @_tf_signature(
+            tf.TensorSpec([dim], tf.float32, name="user"),
+            tf.TensorSpec([None], tf.int32, name="item_ids"),
+        )
+        def score(self, user: Any, item_ids: Any) -> dict[str, Any]:
+            return {"scores": self.exact(user, item_ids)}
+
+        @_tf_signature(
+            tf.TensorSpec([dim], tf.float32, name="user"),
+            tf.TensorSpec([num_items], tf.float32, name="mask"),
+        )
+        def recommend(self, user: Any, mask: Any) -> dict[str, Any]:
+            if self.scale is None:
+                full = tf.linalg.matvec(self.table, user)
+                top_scores, top_ids = tf.math.top_k(full + self.bias + mask, k=top_k, sorted=True)
+                return {"top_ids": top_ids, "top_scores": top_scores}
+            # 1. scan: FULLY_CONNECTED over the placeholder, rewritten to int8 hybrid weights afterwards.
+            dots = tf.reshape(tf.matmul(tf.expand_dims(user, 0), self.placeholder, transpose_b=True), [num_items])
+            # `zero` is 0 for every finite `user` but depends on an input: without it the converter fuses the
+            # row-scale multiply into the FULLY_CONNECTED weights, which then stop being the int8 table.
+            zero = tf.minimum(tf.abs(user[0]), 0.0)
+            scan = (dots + zero) * self.scale
+            _, cand = tf.math.top_k(scan + self.bias + mask, k=candidates, sorted=False)
+            # 2. exact re-rank of the candidates, sorted by item index so equal scores keep the lower index.
+            cand = -tf.math.top_k(-cand, k=candidates, sorted=True).values
+            exact = self.exact(user, cand) + tf.gather(mask, cand)
+            top_scores, pos = tf.math.top_k(exact, k=top_k, sorted=True)
+            return {"top_ids": tf.gather(cand, pos), "top_scores": top_scores}
+
+        @_tf_signature(
+            tf.TensorSpec([dim], tf.float32, name="user"),
+            tf.TensorSpec([None], tf.int32, name="item_ids"),
+            tf.TensorSpec([None], tf.float32, name="labels"),
+            tf.TensorSpec([1], tf.float32, name="lr"),
+            tf.TensorSpec([1], tf.float32, name="l2"),
+        )
+        def finetune(self, user: Any, item_ids: Any, labels: Any, lr: Any, l2: Any) -> dict[str, Any]:
+            # sdk/reconstruct.py `finetune_reference`, unrolled `steps` times (Singhal et al. 2021, §3).
+            v = self.rows(item_ids)
+            b = tf.gather(self.bias, item_ids)
+            y = labels / tf.maximum(tf.reduce_sum(labels), LABEL_SUM_FLOOR)
+            u = user
+            for _ in range(steps):
+                p = tf.nn.softmax(tf.linalg.matvec(v, u) + b)
+                grad = tf.reduce_sum(v * tf.expand_dims(p - y, 1), axis=0) + l2 * u
+                u = u - lr * grad
+            log_p = tf.nn.log_softmax(tf.linalg.matvec(v, u) + b)
+            loss = -tf.reduce_sum(y * log_p) + 0.5 * l2 * tf.reduce_sum(u * u)
+            return {"user_out": u, "loss": loss}
+
+    return _Recommender()
+
+
+def _convert(model: Exportable, config: ExportConfig) -> tuple[bytes, Precision, int, str]:
+    import tensorflow as tf
+
+    table, scale, bias, precision = _weights(model)
+    top_k = config.top_k
+    if top_k > table.shape[0]:
+        raise ValueError(f"`top_k` must be <= num_items ({table.shape[0]}). Found {top_k}.")
+    module = _build_module(table, scale, bias, top_k, config.finetune_steps)
+    functions = [getattr(module, name).get_concrete_function() for name in _SIGNATURE_NAMES]
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(functions, module)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    data = bytes(converter.convert())
+    if scale is not None:
+        data = _use_int8_weights(data, table, scale)
+    return data, precision, top_k, str(tf.__version__)
+
+
+def _use_int8_weights(data: bytes, table: NDArray[Any], scale: NDArray[np.float32]) -> bytes:
+    """Point the int8 ``recommend`` scan's ``FULLY_CONNECTED`` weights at the int8 table (hybrid kernel).
+
+    Finds the one ``FULLY_CONNECTED`` whose weights are a float32 constant of the table's shape (the
+    placeholder), makes that tensor ``INT8`` with per-channel scales ``scale`` and zero points 0 along
+    dimension 0 (one scale per output channel = per item), points it at the buffer of the int8 table
+    (already in the file for ``score``/``finetune``), and empties the placeholder's buffer. Raises
+    ``RuntimeError`` if the converter did not produce exactly that (a converter change must not silently
+    ship a float table).
+    """
+    import flatbuffers  # type: ignore[import-untyped]
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(data, 0)
+    shape = [int(s) for s in table.shape]
+
+    def has_data(buffer: int) -> bool:
+        return model.buffers[buffer].data is not None and len(model.buffers[buffer].data) > 0
+
+    int8_buffers = {
+        t.buffer
+        for g in model.subgraphs
+        for t in g.tensors
+        if t.type == schema.TensorType.INT8 and [int(s) for s in t.shape] == shape and has_data(t.buffer)
+    }
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    weights = [
+        g.tensors[op.inputs[1]]
+        for g in model.subgraphs
+        for op in g.operators
+        if codes[op.opcodeIndex] == schema.BuiltinOperator.FULLY_CONNECTED
+        and g.tensors[op.inputs[1]].type == schema.TensorType.FLOAT32
+        and [int(s) for s in g.tensors[op.inputs[1]].shape] == shape
+        and has_data(g.tensors[op.inputs[1]].buffer)
+    ]
+    if len(int8_buffers) != 1 or len(weights) != 1:
+        raise RuntimeError(
+            f"int8 recommend: expected one int8 table buffer and one FULLY_CONNECTED placeholder of shape {shape}; "
+            f"found {len(int8_buffers)} and {len(weights)}. The TensorFlow converter changed its output."
+        )
+    w = weights[0]
+    stand_in = np.frombuffer(bytes(model.buffers[w.buffer].data), np.float32)
+    if not np.array_equal(stand_in, table.reshape(-1).astype(np.float32)):
+        raise RuntimeError(
+            "int8 recommend: the converter changed the FULLY_CONNECTED weights (e.g. fused the row-scale multiply "
+            "into them); they are no longer the int8 table. Refusing to ship a mis-scaled model."
+        )
+    model.buffers[w.buffer].data = None  # the float stand-in is never shipped
+    w.type = schema.TensorType.INT8
+    w.buffer = next(iter(int8_buffers))
+    quant = schema.QuantizationParametersT()
+    quant.scale = [1.0]  # per-tensor: the per-row scales are applied to the output (an n-float multiply)
+    quant.zeroPoint = [0]
+    w.quantization = quant
+    builder = flatbuffers.Builder(len(data))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _factory(bundle_dir: Path, record: ArtifactRecord) -> TFLiteRunner:
+    return TFLiteRunner(Path(bundle_dir) / record.files[0])
+
+
+@register_exporter("tflite", _factory)
+def export(model: Exportable, bundle_dir: Path, config: ExportConfig) -> ArtifactRecord:
+    """Write ``bundle_dir/model.tflite`` (three named signatures) and describe it.
+
+    Args:
+        model: float32 :class:`ItemModel` or int8 :class:`QuantizedItemModel`.
+        bundle_dir: output directory (created if missing).
+        config: ``top_k`` (``K`` of ``recommend``, at most the item count) and ``finetune_steps``.
+
+    Returns:
+        The artifact record: ``files=("model.tflite",)``, the signature specs and details (converter
+        version, stored table dtype, tie rule).
+
+    Raises:
+        TypeError: ``model`` or ``config`` has the wrong type.
+        ValueError: ``config.top_k`` exceeds the number of items.
+    """
+    if not isinstance(config, ExportConfig):
+        raise TypeError(f"`config` must be an ExportConfig. Found {type(config).__name__}.")
+    data, precision, top_k, tf_version = _convert(model, config)
+    out_dir = Path(bundle_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / TFLITE_FILE).write_bytes(data)
+    table = model.item_embedding
+    return ArtifactRecord(
+        format="tflite",
+        precision=precision,
+        files=(TFLITE_FILE,),
+        signatures=bundle_signatures(int(table.shape[1]), int(table.shape[0]), top_k),
+        details={
+            "converter": f"tensorflow {tf_version} TFLiteConverter.from_concrete_functions",
+            "ops": "TFLITE_BUILTINS",
+            "table_dtype": str(table.dtype),
+            "top_k": top_k,
+            "finetune_steps": config.finetune_steps,
+            "tie_rule": TIE_RULE,
+        },
+    )
+
+
+class TFLiteRunner:
+    """Runs ``model.tflite`` in the LiteRT interpreter (``ai_edge_litert``, one thread).
+
+    Implements :class:`privrec.export.base.SignatureRunner`. Inputs are assumed validated by the caller;
+    each call resizes the dynamic ``N``/``M`` inputs through LiteRT's signature runner. Not thread-safe:
+    one runner per thread.
+    """
+
+    def __init__(self, path: Path) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"No TFLite model at {path}.")
+        self.path = path
+        self._interpreter = Interpreter(model_path=str(path), num_threads=1)
+        found = set(self._interpreter.get_signature_list())
+        missing = [name for name in _SIGNATURE_NAMES if name not in found]
+        if missing:
+            raise ValueError(f"{path.name} must have signatures {list(_SIGNATURE_NAMES)}. Missing {missing}.")
+        self._runners = {name: self._interpreter.get_signature_runner(name) for name in _SIGNATURE_NAMES}
+
+    def signature_list(self) -> dict[str, dict[str, list[str]]]:
+        """The interpreter's signature keys with their input and output names."""
+        return dict(self._interpreter.get_signature_list())
+
+    def _run(self, name: str, **inputs: NDArray[Any]) -> dict[str, NDArray[Any]]:
+        out = self._runners[name](**{k: np.ascontiguousarray(v) for k, v in inputs.items()})
+        return {k: np.array(v) for k, v in out.items()}
+
+    def score(self, user: NDArray[np.float32], item_ids: NDArray[np.int32]) -> NDArray[np.float32]:
+        """``scores f32[N]`` for ``item_ids i32[N]``."""
+        ids = np.asarray(item_ids, np.int32)
+        if ids.size == 0:  # a zero-sized dynamic input is not portable across TFLite versions
+            return np.zeros(0, np.float32)
+        out = self._run("score", user=np.asarray(user, np.float32), item_ids=ids)
+        return out["scores"].astype(np.float32, copy=False)
+
+    def recommend(
+        self, user: NDArray[np.float32], mask: NDArray[np.float32]
+    ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+        """``(top_ids i32[K], top_scores f32[K])``, highest first; ties by lower index."""
+        out = self._run("recommend", user=np.asarray(user, np.float32), mask=np.asarray(mask, np.float32))
+        return out["top_ids"].astype(np.int32, copy=False), out["top_scores"].astype(np.float32, copy=False)
+
+    def finetune(
+        self,
+        user: NDArray[np.float32],
+        item_ids: NDArray[np.int32],
+        labels: NDArray[np.float32],
+        lr: NDArray[np.float32],
+        l2: NDArray[np.float32],
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """``(user_out f32[d], loss f32[1])`` after the exported number of steps."""
+        if np.asarray(item_ids).size == 0:
+            raise ValueError("`item_ids` must hold at least one item for `finetune`. Found 0.")
+        out = self._run(
+            "finetune",
+            user=np.asarray(user, np.float32),
+            item_ids=np.asarray(item_ids, np.int32),
+            labels=np.asarray(labels, np.float32),
+            lr=np.asarray(lr, np.float32).reshape(1),
+            l2=np.asarray(l2, np.float32).reshape(1),
+        )
+        user_out = out["user_out"].astype(np.float32, copy=False)
+        return user_out, out["loss"].astype(np.float32, copy=False).reshape(1)

@@ -1,0 +1,207 @@
+"""The on-device reference runtime: load a bundle, then score, recommend and fine-tune with its artifacts.
+
+:class:`Recommender` runs the exported artifacts (onnxruntime or LiteRT), never the training code. It
+loads only bundles that pass every integrity check (:func:`~privrec.export.manifest.load_manifest`:
+schema version, each file's size and sha256, weight dtypes and shapes), and validates every input at
+the boundary, with messages that say what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from privrec.export.base import SignatureRunner, get_runner_factory
+from privrec.export.golden import case_arrays, load_golden
+from privrec.export.manifest import Manifest, load_manifest
+from privrec.export.verify import max_abs_err
+from privrec.sdk.validation import check_finite, check_item_ids, check_user_vector
+
+__all__ = ["BACKENDS", "Backend", "Recommender"]
+
+Backend = Literal["onnxruntime", "litert"]
+BACKENDS: dict[str, str] = {"onnxruntime": "onnx", "litert": "tflite"}  # backend -> artifact format
+
+
+def _check_rate(value: object, name: str, *, positive: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+        raise TypeError(f"`{name}` must be a float. Found {type(value).__name__}.")
+    v = float(value)
+    ok = math.isfinite(v) and (v > 0 if positive else v >= 0)
+    if not ok:
+        raise ValueError(f"`{name}` must be a finite float {'> 0' if positive else '>= 0'}. Found {value}.")
+    return v
+
+
+@dataclass(frozen=True)
+class Recommender:
+    """One loaded bundle and the runner of one of its artifacts.
+
+    Attributes:
+        manifest: the validated manifest.
+        backend: ``"onnxruntime"`` (the ONNX artifact) or ``"litert"`` (the TFLite artifact).
+        bundle_dir: where the bundle was loaded from.
+    """
+
+    manifest: Manifest
+    backend: Backend
+    bundle_dir: Path
+    _runner: SignatureRunner
+
+    @classmethod
+    def load(cls, bundle_dir: Path | str, backend: Backend = "onnxruntime") -> Recommender:
+        """Load a bundle after checking every file's sha256 and size, the schema version and the shapes.
+
+        Raises :class:`~privrec.export.errors.BundleError` (a ``ValueError``) naming the file and field
+        when the bundle is corrupt, tampered or of an unknown schema, and ``ValueError`` when it holds
+        no artifact for ``backend``.
+        """
+        if backend not in BACKENDS:
+            raise ValueError(f"`backend` must be one of {sorted(BACKENDS)}. Found {backend!r}.")
+        root = Path(bundle_dir)
+        manifest = load_manifest(root)
+        fmt = BACKENDS[backend]
+        if fmt not in manifest.artifacts:
+            raise ValueError(
+                f"backend {backend!r} needs a {fmt!r} artifact; this bundle holds {list(manifest.formats)}. "
+                f"Export with --formats {fmt} or pick another backend."
+            )
+        runner = get_runner_factory(fmt)(root, manifest.artifact_record(fmt))
+        return cls(manifest=manifest, backend=backend, bundle_dir=root, _runner=runner)
+
+    @property
+    def num_items(self) -> int:
+        """Number of items in the catalog."""
+        return self.manifest.num_items
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the user vector."""
+        return self.manifest.dim
+
+    @property
+    def top_k(self) -> int:
+        """The largest ``k`` :meth:`recommend` returns (``K`` fixed at export)."""
+        return self.manifest.top_k
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        """Item metadata, one ``{"index", "id", "title", …}`` per model row (empty if none was exported)."""
+        return self.manifest.items
+
+    def score(self, user: NDArray[np.floating], item_ids: object) -> NDArray[np.float32]:
+        """Scores ``float32[N]`` of ``item_ids`` (1-D ints in ``[0, num_items)``) for ``user`` ``[dim]``."""
+        u = check_user_vector(user, self.dim)
+        ids = check_item_ids(item_ids, self.num_items)
+        if ids.size == 0:
+            return np.zeros(0, np.float32)
+        return self._runner.score(u, ids.astype(np.int32))
+
+    def recommend(
+        self, user: NDArray[np.floating], exclude: object | None = None, k: int | None = None
+    ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """The ``k`` best items for ``user`` (highest first) and their scores, never any of ``exclude``.
+
+        ``k`` defaults to, and must not exceed, the exported ``top_k``. Fewer than ``k`` items come back
+        only when fewer than ``k`` are not excluded. Ties go to the lower item index.
+        """
+        u = check_user_vector(user, self.dim)
+        if k is None:
+            k = self.top_k
+        if isinstance(k, bool) or not isinstance(k, int | np.integer):
+            raise TypeError(f"`k` must be an int. Found {type(k).__name__}.")
+        if not 1 <= k <= self.top_k:
+            raise ValueError(f"`k` must be in [1, {self.top_k}] (the K this bundle was exported with). Found {k}.")
+        mask = np.zeros(self.num_items, np.float32)
+        if exclude is not None:
+            mask[check_item_ids(exclude, self.num_items, "exclude")] = -np.inf
+        ids, scores = self._runner.recommend(u, mask)
+        ids, scores = np.asarray(ids)[:k], np.asarray(scores, np.float32)[:k]
+        keep = np.isfinite(scores)
+        return ids[keep].astype(np.int64), scores[keep]
+
+    def finetune(
+        self,
+        user: NDArray[np.floating],
+        item_ids: object,
+        labels: NDArray[np.floating] | None = None,
+        lr: float | None = None,
+        l2: float | None = None,
+    ) -> tuple[NDArray[np.float32], float]:
+        """Fit ``user`` to the candidates ``item_ids`` with the exported number of gradient steps.
+
+        Args:
+            user: starting vector ``[dim]`` (zeros for a new device).
+            item_ids: candidate items, 1-D ints in ``[0, num_items)``, at least one.
+            labels: non-negative weights, one per candidate, with a positive sum; default all ones.
+            lr: step size; default the manifest's ``finetune.lr``.
+            l2: L2 coefficient; default the manifest's ``finetune.l2``.
+
+        Returns ``(user_out float32[dim], loss)``, the loss evaluated at ``user_out``.
+        """
+        u = check_user_vector(user, self.dim)
+        ids = check_item_ids(item_ids, self.num_items)
+        if ids.size == 0:
+            raise ValueError("`item_ids` must hold at least one item. Found an empty array.")
+        if labels is None:
+            lab = np.ones(ids.size, np.float32)
+        else:
+            if not isinstance(labels, np.ndarray):
+                raise TypeError(f"`labels` must be a numpy array of shape ({ids.size},). Found {type(labels).__name__}.")
+            if labels.dtype.kind not in "fiu" or labels.dtype == np.bool_:
+                raise TypeError(f"`labels` must have a numeric dtype. Found {labels.dtype}.")
+            if labels.shape != ids.shape:
+                raise ValueError(f"`labels` must have shape {ids.shape} (one per item id). Found {labels.shape}.")
+            check_finite(labels, "labels")
+            lab = labels.astype(np.float32)
+            if (lab < 0).any():
+                pos = int(np.flatnonzero(lab < 0)[0])
+                raise ValueError(f"`labels` must be >= 0. Found {float(lab[pos])} at position {pos}.")
+            if float(lab.sum()) <= 0:
+                raise ValueError(f"`labels` must have a positive sum. Found {float(lab.sum())}.")
+        rate = _check_rate(self.manifest.finetune["lr"] if lr is None else lr, "lr", positive=True)
+        decay = _check_rate(self.manifest.finetune["l2"] if l2 is None else l2, "l2", positive=False)
+        out, loss = self._runner.finetune(
+            u, ids.astype(np.int32), lab, np.array([rate], np.float32), np.array([decay], np.float32)
+        )
+        return np.asarray(out, np.float32), float(np.asarray(loss).reshape(-1)[0])
+
+    def self_test(self) -> dict[str, Any]:
+        """Run every ``golden.json`` case through this backend (what an app does at start-up).
+
+        Returns ``{"ok": bool, "tolerance": float, "max_abs_err": {signature: float}, "cases": int}``;
+        ``recommend`` also needs its ``top_ids`` to match the golden ones up to ties (ids whose golden
+        or returned score is within the tolerance of the K-th golden score may differ).
+        """
+        golden = load_golden(self.bundle_dir)
+        errs = {"score": 0.0, "recommend": 0.0, "finetune": 0.0}
+        ids_ok = True
+        tol = 0.0
+        for case in golden["cases"]:
+            a, out, sig = case_arrays(case, self.num_items), case["outputs"], case["signature"]
+            tol = max(tol, float(case["tolerance"]))
+            if sig == "score":
+                err = max_abs_err(self._runner.score(a["user"], a["item_ids"]), np.asarray(out["scores"]))
+            elif sig == "recommend":
+                ids, scores = self._runner.recommend(a["user"], a["mask"])
+                want = np.asarray(out["top_scores"], np.float64)
+                err = max_abs_err(scores, want)
+                kth = float(want[-1]) - float(case["tolerance"])
+                got = dict(zip(np.asarray(ids).tolist(), np.asarray(scores, np.float64).tolist(), strict=True))
+                golden_top = dict(zip(out["top_ids"], want.tolist(), strict=True))
+                ids_ok &= all(s >= kth for i, s in got.items() if i not in golden_top)
+                ids_ok &= all(s >= kth for i, s in golden_top.items() if i not in got)
+            else:
+                user_out, loss = self._runner.finetune(a["user"], a["item_ids"], a["labels"], a["lr"], a["l2"])
+                err = max(
+                    max_abs_err(user_out, np.asarray(out["user_out"])),
+                    max_abs_err(np.asarray(loss).reshape(1), np.asarray([out["loss"]])),
+                )
+            errs[sig] = max(errs[sig], err)
+        ok = ids_ok and bool(golden["cases"]) and all(e <= tol for e in errs.values())
+        return {"ok": ok, "tolerance": tol, "max_abs_err": errs, "cases": len(golden["cases"])}

@@ -1,0 +1,519 @@
+"""The TFLite exporter and its LiteRT runner, checked with the real interpreters.
+
+Parity is against the numpy reference over the exported weights (dequantized for int8): float32 max abs
+error ≤ 1e-4, int8 ≤ 2e-2 and equal top-K sets up to ties (DESIGN §7). The last test runs the same
+files in ``tflite-runtime`` 2.14 from the second environment ``.venv-tflite214``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from ai_edge_litert import schema_py_generated as schema
+from ai_edge_litert.interpreter import Interpreter
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.typing import NDArray
+
+from privrec.export.base import ArtifactRecord, ExportConfig, get_exporter, get_runner_factory
+from privrec.export.manifest import bundle_signatures
+from privrec.export.tflite import TFLITE_FILE, TFLiteRunner, export
+from privrec.sdk.model import ItemModel
+from privrec.sdk.quantize import QuantizedItemModel, quantize_int8
+from privrec.sdk.reconstruct import finetune_reference
+
+pytestmark = pytest.mark.xdist_group("tflite")
+
+REPO = Path(__file__).resolve().parents[2]
+TFLITE214_PYTHON = REPO / ".venv-tflite214" / "bin" / "python"
+PARITY_SCRIPT = Path(__file__).with_name("tflite214_parity.py")
+
+NUM_ITEMS, DIM = 200, 8
+CONFIG = ExportConfig(top_k=10, finetune_steps=10)
+TOL = {"float32": 1e-4, "int8": 2e-2}
+LR, L2 = 1.0, 1e-3
+PRECISIONS = ("float32", "int8")
+SIZES = (1, 23, NUM_ITEMS)  # one item, some, the full catalog
+
+
+def synthetic_model(num_items: int, dim: int, seed: int) -> ItemModel:
+    """A seeded random model with score spreads like a trained one (|s| of order 1)."""
+    rng = np.random.default_rng(seed)
+    emb = (rng.normal(size=(num_items, dim)) * 0.3).astype(np.float32)
+    bias = (rng.normal(size=num_items) * 0.1).astype(np.float32)
+    return ItemModel(item_embedding=emb, item_bias=bias)
+
+
+@dataclass(frozen=True)
+class Exported:
+    """One exported precision: what went in, the numpy reference, and the loaded runner."""
+
+    precision: str
+    model: ItemModel | QuantizedItemModel
+    reference: ItemModel
+    bundle_dir: Path
+    record: ArtifactRecord
+    runner: TFLiteRunner
+
+
+def _export(model: ItemModel | QuantizedItemModel, out: Path, config: ExportConfig = CONFIG) -> Exported:
+    record = export(model, out, config)
+    reference = model.dequantize() if isinstance(model, QuantizedItemModel) else model
+    runner = TFLiteRunner(out / TFLITE_FILE)
+    return Exported(record.precision, model, reference, out, record, runner)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Exported]:
+    model = synthetic_model(NUM_ITEMS, DIM, seed=7)
+    root = tmp_path_factory.mktemp("tflite")
+    return {
+        "float32": _export(model, root / "float32"),
+        "int8": _export(quantize_int8(model), root / "int8"),
+    }
+
+
+def _ids(rng: np.random.Generator, n: int, num_items: int) -> NDArray[np.int32]:
+    if n == num_items:
+        return rng.permutation(num_items).astype(np.int32)
+    return rng.integers(0, num_items, n).astype(np.int32)
+
+
+def _max_err(got: NDArray[Any], want: NDArray[Any]) -> float:
+    assert got.shape == want.shape, (got.shape, want.shape)
+    return float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64))))
+
+
+def _assert_top_k(
+    top_ids: NDArray[np.int32], top_scores: NDArray[np.float32], ref_scores: NDArray[np.float32], tol: float
+) -> None:
+    """``top_ids`` is a top-K of ``ref_scores`` up to ties, and its scores match, highest first."""
+    k = top_ids.size
+    kth = ref_scores[np.argsort(-ref_scores, kind="stable")[k - 1]]
+    got = ref_scores[top_ids]
+    assert len(set(top_ids.tolist())) == k
+    if np.isfinite(kth):  # every returned id scores at least the K-th reference score (within tol) ...
+        assert np.all(got >= kth - tol)
+    # ... and every id clearly above the K-th score is returned (with K > eligible: every eligible id).
+    assert set(np.flatnonzero(ref_scores > kth + tol).tolist()) <= set(top_ids.tolist())
+    finite = np.isfinite(got)
+    np.testing.assert_array_equal(np.isfinite(top_scores), finite)
+    assert np.all(np.diff(top_scores[finite]) <= 0), "scores must be sorted, highest first"
+    assert _max_err(top_scores[finite], got[finite]) <= tol
+
+
+# -- the record and the registry -----------------------------------------------------------------------------
+
+
+def test_registry_returns_this_exporter_and_a_working_runner(exported: dict[str, Exported]) -> None:
+    assert get_exporter("tflite") is export
+    e = exported["float32"]
+    runner = get_runner_factory("tflite")(e.bundle_dir, e.record)
+    user = np.linspace(-1, 1, DIM, dtype=np.float32)
+    np.testing.assert_allclose(
+        runner.score(user, np.array([3, 0], np.int32)), e.reference.score(user, [3, 0]), atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_record_describes_the_file(exported: dict[str, Exported], precision: str) -> None:
+    e = exported[precision]
+    assert e.record.format == "tflite"
+    assert e.record.precision == precision
+    assert e.record.files == ("model.tflite",)
+    assert (e.bundle_dir / "model.tflite").is_file()
+    assert e.record.signatures == bundle_signatures(DIM, NUM_ITEMS, 10)
+    assert e.record.details["table_dtype"] == ("int8" if precision == "int8" else "float32")
+    assert e.record.details["finetune_steps"] == 10
+    json.dumps(e.record.details)  # the manifest stores details as JSON
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_signatures_names_dtypes_and_shapes_in_the_interpreter(
+    exported: dict[str, Exported], precision: str
+) -> None:
+    e = exported[precision]
+    interpreter = Interpreter(model_path=str(e.bundle_dir / TFLITE_FILE), num_threads=1)
+    assert interpreter.get_signature_list() == {
+        "finetune": {"inputs": ["item_ids", "l2", "labels", "lr", "user"], "outputs": ["loss", "user_out"]},
+        "recommend": {"inputs": ["mask", "user"], "outputs": ["top_ids", "top_scores"]},
+        "score": {"inputs": ["item_ids", "user"], "outputs": ["scores"]},
+    }
+    for name, (inputs, outputs) in e.record.signatures.items():
+        runner = interpreter.get_signature_runner(name)
+        found = {**runner.get_input_details(), **runner.get_output_details()}
+        for spec in (*inputs, *outputs):
+            assert np.dtype(found[spec.name]["dtype"]) == np.dtype(spec.dtype), (name, spec.name)
+            assert tuple(int(s) for s in found[spec.name]["shape_signature"]) == spec.shape, (name, spec.name)
+
+
+def _constants(path: Path) -> list[tuple[int, int, tuple[int, ...]]]:
+    """(buffer index, TensorType, shape) of every tensor backed by data in the flatbuffer."""
+    fb = schema.Model.GetRootAs(path.read_bytes(), 0)
+    out = []
+    for si in range(fb.SubgraphsLength()):
+        graph = fb.Subgraphs(si)
+        for ti in range(graph.TensorsLength()):
+            t = graph.Tensors(ti)
+            if fb.Buffers(t.Buffer()).DataLength() > 0:
+                out.append((t.Buffer(), t.Type(), tuple(int(s) for s in t.ShapeAsNumpy())))
+    return out
+
+
+def _builtin_ops(path: Path) -> set[int]:
+    fb = schema.Model.GetRootAs(path.read_bytes(), 0)
+    return {
+        max(fb.OperatorCodes(i).BuiltinCode(), fb.OperatorCodes(i).DeprecatedBuiltinCode())
+        for i in range(fb.OperatorCodesLength())
+    }
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_flatbuffer_stores_the_table_in_its_precision_and_uses_builtin_ops(
+    exported: dict[str, Exported], precision: str
+) -> None:
+    # A 200×8 table is small enough for the converter to fold cast(int8) * scale into float32 if allowed.
+    path = exported[precision].bundle_dir / TFLITE_FILE
+    consts = _constants(path)
+    big = {(t, shape) for _, t, shape in consts if int(np.prod(shape)) >= NUM_ITEMS * DIM}
+    want = schema.TensorType.INT8 if precision == "int8" else schema.TensorType.FLOAT32
+    assert big == {(want, (NUM_ITEMS, DIM))}
+    # Each constant is stored once (the three signatures share buffers): count unique buffers.
+    floats = {buf: int(np.prod(shape)) for buf, t, shape in consts if t == schema.TensorType.FLOAT32}
+    if precision == "int8":
+        assert sum(floats.values()) <= 2 * NUM_ITEMS + 64  # scale and bias (one float per item), scalars
+    ops = _builtin_ops(path)
+    assert schema.BuiltinOperator.CUSTOM not in ops  # no Flex / custom ops: plain LiteRT and 2.14 run it
+    assert schema.BuiltinOperator.TOPK_V2 in ops
+
+
+# -- parity --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_score_parity(exported: dict[str, Exported], precision: str, n: int) -> None:
+    e = exported[precision]
+    rng = np.random.default_rng(n)
+    user = rng.normal(size=DIM).astype(np.float32)
+    ids = _ids(rng, n, NUM_ITEMS)
+    got = e.runner.score(user, ids)
+    assert got.dtype == np.float32 and got.shape == (n,)
+    ref = e.reference.item_embedding.astype(np.float64)[ids] @ user + e.reference.item_bias[ids]
+    assert _max_err(got, ref) <= TOL[precision]
+
+
+@settings(max_examples=30, deadline=None)
+@given(ids=st.lists(st.integers(0, NUM_ITEMS - 1), min_size=1, max_size=60), seed=st.integers(0, 2**16))
+def test_score_parity_for_any_ids(exported: dict[str, Exported], ids: list[int], seed: int) -> None:
+    user = np.random.default_rng(seed).normal(size=DIM).astype(np.float32) * 3
+    for precision in PRECISIONS:
+        e = exported[precision]
+        got = e.runner.score(user, np.array(ids, np.int32))
+        assert _max_err(got, e.reference.score(user, ids)) <= TOL[precision]
+
+
+@pytest.mark.parametrize("excluded", [0, 60, NUM_ITEMS - 3])
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_recommend_parity(exported: dict[str, Exported], precision: str, excluded: int) -> None:
+    e = exported[precision]
+    rng = np.random.default_rng(excluded)
+    user = rng.normal(size=DIM).astype(np.float32)
+    mask = np.zeros(NUM_ITEMS, np.float32)
+    mask[rng.choice(NUM_ITEMS, excluded, replace=False)] = -np.inf
+    top_ids, top_scores = e.runner.recommend(user, mask)
+    assert top_ids.dtype == np.int32 and top_scores.dtype == np.float32
+    assert top_ids.shape == top_scores.shape == (10,)
+    ref = e.reference.score(user) + mask
+    _assert_top_k(top_ids, top_scores, ref, TOL[precision])
+    if excluded == NUM_ITEMS - 3:  # K > eligible: the 3 eligible items first, then excluded ones (-inf)
+        assert set(top_ids[:3].tolist()) == set(np.flatnonzero(mask == 0).tolist())
+        assert np.all(np.isinf(top_scores[3:]))
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_recommend_ties_go_to_the_lower_index(tmp_path: Path, precision: str) -> None:
+    zero = ItemModel(np.zeros((30, 4), np.float32), np.zeros(30, np.float32))
+    model = quantize_int8(zero) if precision == "int8" else zero
+    e = _export(model, tmp_path, ExportConfig(top_k=8))
+    mask = np.zeros(30, np.float32)
+    mask[[0, 2, 5]] = -np.inf
+    top_ids, top_scores = e.runner.recommend(np.ones(4, np.float32), mask)
+    # Same rule as ItemModel.recommend (stable sort): all scores tie, so ids ascend, skipping excluded.
+    ref_ids, _ = zero.recommend(np.ones(4, np.float32), k=8, exclude=[0, 2, 5])
+    np.testing.assert_array_equal(top_ids, ref_ids)
+    np.testing.assert_array_equal(top_ids, [1, 3, 4, 6, 7, 8, 9, 10])
+    np.testing.assert_array_equal(top_scores, np.zeros(8, np.float32))
+
+
+@pytest.mark.parametrize("m", SIZES)
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_finetune_parity(exported: dict[str, Exported], precision: str, m: int) -> None:
+    e = exported[precision]
+    rng = np.random.default_rng(100 + m)
+    user = (rng.normal(size=DIM) * 0.5).astype(np.float32)
+    ids = _ids(rng, m, NUM_ITEMS)
+    labels = (rng.random(m) < 0.3).astype(np.float32)
+    labels[0] = 1.0
+    got_u, got_loss = e.runner.finetune(
+        user, ids, labels, np.array([LR], np.float32), np.array([L2], np.float32)
+    )
+    assert got_u.dtype == got_loss.dtype == np.float32
+    assert got_u.shape == (DIM,) and got_loss.shape == (1,)
+    ref_u, ref_loss = finetune_reference(
+        user, e.reference.item_embedding, e.reference.item_bias, ids, labels, lr=LR, l2=L2, steps=10
+    )
+    assert _max_err(got_u, ref_u) <= TOL[precision]
+    assert _max_err(got_loss, np.array([ref_loss])) <= TOL[precision]
+    assert not np.allclose(got_u, user)  # the steps moved the vector: the check has teeth
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    labels=st.lists(st.floats(0.0, 5.0, width=32), min_size=1, max_size=40),
+    lr=st.floats(0.01, 1.0),
+    l2=st.floats(0.0, 0.1),
+    seed=st.integers(0, 2**16),
+)
+def test_finetune_parity_for_any_labels_lr_l2(
+    exported: dict[str, Exported], labels: list[float], lr: float, l2: float, seed: int
+) -> None:
+    # Includes all-zero labels: y = labels / max(sum, 1e-12) = 0, the gradient is the L2 term alone.
+    e = exported["float32"]
+    rng = np.random.default_rng(seed)
+    user = rng.normal(size=DIM).astype(np.float32)
+    ids = rng.integers(0, NUM_ITEMS, len(labels)).astype(np.int32)
+    lab = np.array(labels, np.float32)
+    lr32, l232 = np.float32(lr), np.float32(l2)
+    got_u, got_loss = e.runner.finetune(user, ids, lab, np.array([lr32]), np.array([l232]))
+    ref_u, ref_loss = finetune_reference(
+        user, e.model.item_embedding, e.model.item_bias, ids, lab, lr=float(lr32), l2=float(l232), steps=10
+    )
+    assert _max_err(got_u, ref_u) <= 1e-4
+    assert abs(float(got_loss[0]) - ref_loss) <= 1e-4
+
+
+# -- errors --------------------------------------------------------------------------------------------------
+
+
+def test_export_refuses_a_non_model(tmp_path: Path) -> None:
+    with pytest.raises(
+        TypeError, match=r"`model` must be an ItemModel or a QuantizedItemModel\. Found dict\."
+    ):
+        export({"item_embedding": 1}, tmp_path, CONFIG)  # type: ignore[arg-type]
+
+
+def test_runner_refuses_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="No TFLite model at"):
+        TFLiteRunner(tmp_path / "model.tflite")
+
+
+def test_finetune_refuses_no_items(exported: dict[str, Exported]) -> None:
+    one = np.ones(1, np.float32)
+    with pytest.raises(
+        ValueError, match=r"`item_ids` must hold at least one item for `finetune`\. Found 0\."
+    ):
+        exported["float32"].runner.finetune(
+            np.zeros(DIM, np.float32), np.zeros(0, np.int32), np.zeros(0, np.float32), one, one
+        )
+
+
+def test_top_k_larger_than_the_catalog_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"`top_k` must be <= num_items \(6\)\. Found 10\."):
+        export(synthetic_model(6, 3, seed=1), tmp_path, ExportConfig(top_k=10))
+
+
+# -- size ----------------------------------------------------------------------------------------------------
+
+
+def test_int8_file_size_1682x32_and_1682x128(tmp_path: Path) -> None:
+    """int8 saves exactly the table bytes: ``int8 ≈ float32 − 3·n·d + 4·n`` (the per-row scale).
+
+    The graph (about 170 ops and 25 KB, mostly the unrolled fine-tune) and the float32 bias are the same
+    in both files, except that the int8 ``recommend`` has about 15 more ops (the hybrid scan and the exact
+    re-rank, about 1 KB), so the ratio is ``(d + 8) / (4d + 4)`` plus overhead: at d = 32 the weights alone
+    give 0.303 and the file 0.385 (94,128 / 244,564 bytes), above 0.30 by arithmetic; at d = 128 it is 0.29.
+    """
+    sizes: dict[tuple[int, str], int] = {}
+    for dim in (32, 128):
+        model = synthetic_model(1682, dim, seed=dim)
+        for precision, m in (("float32", model), ("int8", quantize_int8(model))):
+            out = tmp_path / f"{dim}-{precision}"
+            export(m, out, CONFIG)
+            sizes[dim, precision] = (out / TFLITE_FILE).stat().st_size
+    n = 1682
+    for dim in (32, 128):
+        f32, i8 = sizes[dim, "float32"], sizes[dim, "int8"]
+        assert f32 >= 4 * n * dim + 4 * n  # the float table and bias are really in the float file
+        assert i8 <= f32 - 3 * n * dim + 4 * n + 6144, sizes  # only the table shrank; the graph grew ~1 KB
+    assert sizes[128, "int8"] <= 0.30 * sizes[128, "float32"], sizes
+    print(f"tflite sizes (bytes): {sizes}; ratio d=32 {sizes[32, 'int8'] / sizes[32, 'float32']:.3f}")
+
+
+def test_100k_catalog_exports_and_passes_parity(tmp_path: Path) -> None:
+    n, dim = 100_000, 32
+    model = synthetic_model(n, dim, seed=11)
+    rng = np.random.default_rng(0)
+    user = rng.normal(size=dim).astype(np.float32)
+    ids = rng.integers(0, n, 1000).astype(np.int32)
+    labels = (rng.random(ids.size) < 0.05).astype(np.float32)
+    labels[0] = 1.0
+    mask = np.zeros(n, np.float32)
+    mask[rng.choice(n, 500, replace=False)] = -np.inf
+    for precision, m in (("float32", model), ("int8", quantize_int8(model))):
+        e = _export(m, tmp_path / precision)
+        tol = TOL[precision]
+        assert _max_err(e.runner.score(user, ids), e.reference.score(user, ids)) <= tol
+        top_ids, top_scores = e.runner.recommend(user, mask)
+        _assert_top_k(top_ids, top_scores, e.reference.score(user) + mask, tol)
+        got_u, got_loss = e.runner.finetune(
+            user, ids, labels, np.array([LR], np.float32), np.array([L2], np.float32)
+        )
+        ref_u, ref_loss = finetune_reference(
+            user, e.reference.item_embedding, e.reference.item_bias, ids, labels, lr=LR, l2=L2, steps=10
+        )
+        assert _max_err(got_u, ref_u) <= tol
+        assert abs(float(got_loss[0]) - ref_loss) <= tol
+
+
+# -- tflite-runtime 2.14 -------------------------------------------------------------------------------------
+
+
+def _cases_2_14(exported: dict[str, Exported]) -> list[dict[str, Any]]:
+    cases: list[dict[str, Any]] = []
+    rng = np.random.default_rng(214)
+    for precision in PRECISIONS:
+        e = exported[precision]
+        tol = TOL[precision]
+        ref = e.reference
+        user = rng.normal(size=DIM).astype(np.float32)
+        for n in SIZES:
+            ids = _ids(rng, n, NUM_ITEMS)
+            cases.append({
+                "model": precision, "signature": "score", "tolerance": tol,
+                "inputs": {"user": user.tolist(), "item_ids": ids.tolist()},
+                "expected": {"scores": ref.score(user, ids).tolist()},
+            })  # fmt: skip
+            labels = (rng.random(n) < 0.3).astype(np.float32)
+            labels[0] = 1.0
+            u, loss = finetune_reference(
+                user, ref.item_embedding, ref.item_bias, ids, labels, lr=LR, l2=L2, steps=10
+            )
+            cases.append({
+                "model": precision, "signature": "finetune", "tolerance": tol,
+                "inputs": {"user": user.tolist(), "item_ids": ids.tolist(), "labels": labels.tolist(),
+                           "lr": [LR], "l2": [L2]},
+                "expected": {"user_out": u.tolist(), "loss": [loss]},
+            })  # fmt: skip
+        exclude = rng.choice(NUM_ITEMS, 40, replace=False)
+        top_ids, top_scores = ref.recommend(user, k=10, exclude=exclude)
+        cases.append({
+            "model": precision, "signature": "recommend", "tolerance": tol, "num_items": NUM_ITEMS,
+            "inputs": {"user": user.tolist(), "exclude": exclude.tolist()},
+            "expected": {"top_ids": top_ids.tolist(), "top_scores": top_scores.tolist()},
+        })  # fmt: skip
+    return cases
+
+
+def _run_2_14(workdir: Path, spec: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    (workdir / "cases.json").write_text(json.dumps(spec))
+    proc = subprocess.run(
+        [str(TFLITE214_PYTHON), str(PARITY_SCRIPT), str(workdir)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.stdout.strip(), (
+        f"no report from the 2.14 script (exit {proc.returncode}): {proc.stderr[-2000:]}"
+    )
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def test_tflite_runtime_2_14_runs_both_precisions(exported: dict[str, Exported], tmp_path: Path) -> None:
+    """Apps pinned to TFLite 2.14 can load the file and run all three signatures within tolerance."""
+    if not TFLITE214_PYTHON.is_file():
+        msg = f"the tflite-runtime 2.14 environment is missing ({TFLITE214_PYTHON})."
+        if os.environ.get("PRIVREC_REQUIRE_TFLITE214") == "1":
+            pytest.fail(msg + " Build it with `make .venv-tflite214/.installed`.")
+        pytest.skip("run `make .venv-tflite214/.installed` to check the model in tflite-runtime 2.14: " + msg)
+    for precision in PRECISIONS:
+        (tmp_path / precision).mkdir()
+        shutil.copy(exported[precision].bundle_dir / TFLITE_FILE, tmp_path / precision / TFLITE_FILE)
+    signatures = {
+        name: {"inputs": [s.name for s in ins], "outputs": [s.name for s in outs]}
+        for name, (ins, outs) in exported["float32"].record.signatures.items()
+    }
+    spec = {
+        "models": {p: f"{p}/{TFLITE_FILE}" for p in PRECISIONS},
+        "signatures": signatures,
+        "cases": _cases_2_14(exported),
+    }
+    code, report = _run_2_14(tmp_path, spec)
+    assert report["tflite_runtime"] == "2.14.0"
+    assert report["numpy"].startswith("1.")
+    assert report["signatures_ok"], report["signatures"]
+    assert len(report["cases"]) == len(spec["cases"]) == 14
+    failed = [c for c in report["cases"] if not c["passed"]]
+    assert report["passed"] and code == 0 and not failed, failed
+    for case in report["cases"]:
+        assert all(err <= case["tolerance"] for err in case["max_abs_err"].values()), case
+
+    # Negative control: the script must fail when an expected output is off by more than the tolerance.
+    for case in spec["cases"]:
+        if case["signature"] == "score":
+            case["expected"]["scores"] = [s + 10 * case["tolerance"] for s in case["expected"]["scores"]]
+    code, report = _run_2_14(tmp_path, spec)
+    assert code == 1 and not report["passed"]
+    assert {c["signature"] for c in report["cases"] if not c["passed"]} == {"score"}
+
+
+# -- int8 fast path ------------------------------------------------------------------------------------------
+
+
+def test_int8_recommend_scans_the_int8_table_with_the_hybrid_fully_connected(exported: dict[str, Exported]) -> None:
+    """The scan is one FULLY_CONNECTED whose weights are the int8 table itself (same buffer, no float copy)."""
+    fb = schema.Model.GetRootAs((exported["int8"].bundle_dir / TFLITE_FILE).read_bytes(), 0)
+    codes = [
+        max(fb.OperatorCodes(i).BuiltinCode(), fb.OperatorCodes(i).DeprecatedBuiltinCode())
+        for i in range(fb.OperatorCodesLength())
+    ]
+    table_buffers, fc_weights = set(), []
+    for si in range(fb.SubgraphsLength()):
+        graph = fb.Subgraphs(si)
+        for ti in range(graph.TensorsLength()):
+            t = graph.Tensors(ti)
+            if t.Type() == schema.TensorType.INT8 and tuple(t.ShapeAsNumpy()) == (NUM_ITEMS, DIM):
+                table_buffers.add(t.Buffer())
+        for oi in range(graph.OperatorsLength()):
+            op = graph.Operators(oi)
+            if codes[op.OpcodeIndex()] == schema.BuiltinOperator.FULLY_CONNECTED:
+                w = graph.Tensors(op.Inputs(1))
+                if tuple(w.ShapeAsNumpy()) == (NUM_ITEMS, DIM):
+                    fc_weights.append((graph.Name(), w))
+    assert len(table_buffers) == 1  # score, finetune and the recommend scan share one int8 buffer
+    assert [name for name, _ in fc_weights] == [b"recommend"]
+    w = fc_weights[0][1]
+    assert w.Type() == schema.TensorType.INT8 and w.Buffer() in table_buffers
+    q = w.Quantization()
+    assert q.ScaleAsNumpy().tolist() == [1.0] and q.ZeroPointAsNumpy().tolist() == [0]  # row scales on the output
+
+
+@pytest.mark.parametrize("excluded", [0, 60])
+def test_int8_recommend_scores_are_exact_after_the_rerank(exported: dict[str, Exported], excluded: int) -> None:
+    """The hybrid scan only picks candidates; the returned scores are recomputed exactly (far below 2e-2)."""
+    e = exported["int8"]
+    rng = np.random.default_rng(500 + excluded)
+    for scale in (0.1, 1.0, 30.0):
+        user = (rng.normal(size=DIM) * scale).astype(np.float32)
+        mask = np.zeros(NUM_ITEMS, np.float32)
+        mask[rng.choice(NUM_ITEMS, excluded, replace=False)] = -np.inf
+        top_ids, top_scores = e.runner.recommend(user, mask)
+        ref = e.reference.item_embedding.astype(np.float64) @ user + e.reference.item_bias + mask
+        np.testing.assert_array_equal(top_ids, np.argsort(-ref, kind="stable")[:10])
+        assert _max_err(top_scores, ref[top_ids]) <= 1e-5 * max(1.0, scale)

@@ -1,0 +1,292 @@
+"""The runtime Recommender (runtime/recommender.py): runs exported artifacts, validates every input."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from privrec.export import BundleError, export_bundle
+from privrec.runtime import Recommender
+from privrec.sdk.model import ItemModel
+from privrec.sdk.quantize import quantize_int8
+from privrec.sdk.reconstruct import FinetuneConfig, finetune_reference, reconstruct
+
+N, D = 120, 6
+
+
+@pytest.fixture
+def model() -> ItemModel:
+    rng = np.random.default_rng(7)
+    return ItemModel(rng.normal(0, 0.3, (N, D)).astype(np.float32), rng.normal(0, 0.1, N).astype(np.float32))
+
+
+@pytest.fixture
+def bundle(tmp_path: Path, model: ItemModel) -> Path:
+    items = [{"index": i, "id": f"m{i}", "title": f"Title {i}"} for i in range(N)]
+    return export_bundle(
+        model,
+        tmp_path / "bundle",
+        formats=("onnx",),
+        items=items,
+        top_k=8,
+        finetune=FinetuneConfig(steps=4, lr=0.5, l2=0.01),
+    )
+
+
+@pytest.fixture
+def rec(bundle: Path) -> Recommender:
+    return Recommender.load(bundle)
+
+
+def test_score_recommend_finetune_match_the_model(rec: Recommender, model: ItemModel) -> None:
+    u = np.linspace(-1, 1, D).astype(np.float32)
+    np.testing.assert_allclose(rec.score(u, [0, 5, N - 1]), model.score(u, [0, 5, N - 1]), atol=1e-5)
+    np.testing.assert_allclose(rec.score(u.astype(np.float64), np.arange(N)), model.score(u), atol=1e-5)
+    assert rec.score(u, []).shape == (0,)
+    ids, scores = rec.recommend(u, exclude=[3, 4], k=5)
+    want_ids, want_scores = model.recommend(u, 5, [3, 4])
+    assert ids.tolist() == want_ids.tolist()
+    np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+    assert len(rec.recommend(u)[0]) == 8  # default k: the exported K
+    out, loss = rec.finetune(u, [1, 2, 3], np.array([1.0, 0.0, 2.0]))
+    want, want_loss = finetune_reference(
+        u,
+        model.item_embedding,
+        model.item_bias,
+        np.array([1, 2, 3]),
+        np.array([1.0, 0.0, 2.0]),
+        lr=float(np.float32(0.5)),
+        l2=float(np.float32(0.01)),
+        steps=4,
+    )
+    np.testing.assert_allclose(out, want, atol=1e-5)
+    assert isinstance(loss, float) and abs(loss - want_loss) < 1e-5
+    out2, _ = rec.finetune(u, [1, 2, 3], lr=0.1, l2=0.0)  # explicit lr, l2 and default labels
+    want2, _ = finetune_reference(
+        u,
+        model.item_embedding,
+        model.item_bias,
+        np.array([1, 2, 3]),
+        np.ones(3),
+        lr=float(np.float32(0.1)),
+        l2=0.0,
+        steps=4,
+    )
+    np.testing.assert_allclose(out2, want2, atol=1e-5)
+
+
+def test_repeated_finetune_reconstructs_like_the_sdk(rec: Recommender, model: ItemModel) -> None:
+    positives = [2, 17, 40, 99]
+    labels = np.zeros(N, np.float32)
+    labels[positives] = 1.0
+    u = np.zeros(D, np.float32)
+    for _ in range(5):
+        u, _ = rec.finetune(u, np.arange(N), labels)
+    want = reconstruct(model, positives, FinetuneConfig(steps=4, lr=0.5, l2=0.01, calls=5))
+    np.testing.assert_allclose(u, want, atol=1e-4)
+
+
+def test_metadata(rec: Recommender, bundle: Path) -> None:
+    assert rec.items[7] == {"index": 7, "id": "m7", "title": "Title 7"}
+    assert (rec.num_items, rec.dim, rec.top_k, rec.backend) == (N, D, 8, "onnxruntime")
+    assert rec.manifest.model_version == json.loads((bundle / "manifest.json").read_text())["model_version"]
+
+
+def test_fewer_eligible_items_than_k(tmp_path: Path) -> None:
+    small = ItemModel(np.eye(3, dtype=np.float32), np.zeros(3, np.float32))
+    r = Recommender.load(export_bundle(small, tmp_path / "b", formats=("onnx",), top_k=3))
+    ids, scores = r.recommend(np.array([1.0, 2.0, 3.0], np.float32), exclude=[2, 0])
+    assert ids.tolist() == [1] and scores.tolist() == [2.0]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (
+            lambda r: r.score(np.full(D, np.nan, np.float32), [0]),
+            ValueError,
+            r"`user` must be finite\. Found nan at position 0\.",
+        ),
+        (
+            lambda r: r.score(np.ones(D + 1, np.float32), [0]),
+            ValueError,
+            r"`user` must have shape \(6,\)\. Found \(7,\)\.",
+        ),
+        (
+            lambda r: r.score(np.ones(D, np.int32), [0]),
+            TypeError,
+            r"`user` must have a float dtype\. Found int32\.",
+        ),
+        (
+            lambda r: r.score([1.0] * D, [0]),
+            TypeError,
+            r"`user` must be a numpy array of shape \(6,\)\. Found list\.",
+        ),
+        (
+            lambda r: r.score(np.ones(D, np.float32), [0, N]),
+            ValueError,
+            r"`item_ids` must be in \[0, 120\)\. Found 120 at position 1\.",
+        ),
+        (
+            lambda r: r.score(np.ones(D, np.float32), [-1]),
+            ValueError,
+            r"`item_ids` must be in \[0, 120\)\. Found -1 at position 0\.",
+        ),
+        (
+            lambda r: r.score(np.ones(D, np.float32), np.array([0.0])),
+            TypeError,
+            r"`item_ids` must have an integer dtype\. Found float64\.",
+        ),
+        (
+            lambda r: r.score(np.ones(D, np.float32), np.zeros((2, 2), int)),
+            ValueError,
+            r"`item_ids` must be 1-D\. Found shape \(2, 2\)\.",
+        ),
+        (
+            lambda r: r.recommend(np.ones(D, np.float32), k=9),
+            ValueError,
+            r"`k` must be in \[1, 8\] \(the K this bundle was exported with\)\. Found 9\.",
+        ),
+        (lambda r: r.recommend(np.ones(D, np.float32), k=0), ValueError, r"`k` must be in \[1, 8\]"),
+        (
+            lambda r: r.recommend(np.ones(D, np.float32), k=2.0),
+            TypeError,
+            r"`k` must be an int\. Found float\.",
+        ),
+        (
+            lambda r: r.recommend(np.ones(D, np.float32), exclude=[500]),
+            ValueError,
+            r"`exclude` must be in \[0, 120\)\. Found 500 at position 0\.",
+        ),
+        (
+            lambda r: r.finetune(np.ones(D, np.float32), []),
+            ValueError,
+            r"`item_ids` must hold at least one item",
+        ),
+        (
+            lambda r: r.finetune(np.ones(D, np.float32), [1, 2], np.array([1.0, -1.0])),
+            ValueError,
+            r"`labels` must be >= 0\. Found -1\.0 at position 1\.",
+        ),
+        (
+            lambda r: r.finetune(np.ones(D, np.float32), [1, 2], np.zeros(2)),
+            ValueError,
+            r"`labels` must have a positive sum\. Found 0\.0\.",
+        ),
+        (
+            lambda r: r.finetune(np.ones(D, np.float32), [1, 2], np.ones(3)),
+            ValueError,
+            r"`labels` must have shape \(2,\) \(one per item id\)\. Found \(3,\)\.",
+        ),
+        (
+            lambda r: r.finetune(np.ones(D, np.float32), [1], np.array([np.inf])),
+            ValueError,
+            r"`labels` must be finite\. Found inf at position 0\.",
+        ),
+        (
+            lambda r: r.finetune(np.ones(D, np.float32), [1], [1.0]),
+            TypeError,
+            r"`labels` must be a numpy array of shape \(1,\)\. Found list\.",
+        ),
+        (
+            lambda r: r.finetune(np.ones(D, np.float32), [1], lr=0.0),
+            ValueError,
+            r"`lr` must be a finite float > 0\. Found 0\.0\.",
+        ),
+        (
+            lambda r: r.finetune(np.ones(D, np.float32), [1], l2=float("nan")),
+            ValueError,
+            r"`l2` must be a finite float >= 0\. Found nan\.",
+        ),
+    ],
+)
+def test_inputs_are_validated(rec: Recommender, call: object, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        call(rec)  # type: ignore[operator]
+
+
+def test_load_refuses_a_tampered_file_naming_it(bundle: Path) -> None:
+    path = bundle / "model.recommend.onnx"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x10
+    path.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"^model\.recommend\.onnx: sha256 mismatch .*the bundle is corrupt or tampered"):
+        Recommender.load(bundle)
+
+
+def test_load_refuses_wrong_schema_and_missing_file(bundle: Path) -> None:
+    (bundle / "model.onnx.data").unlink()
+    with pytest.raises(BundleError, match=r"^model\.onnx\.data: listed in manifest\.json but missing"):
+        Recommender.load(bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["schema_version"] = 2
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"field `schema_version` must be 1 .* Found 2"):
+        Recommender.load(bundle)
+
+
+def test_backend_must_exist_in_the_bundle(bundle: Path) -> None:
+    with pytest.raises(ValueError, match=r"`backend` must be one of \['litert', 'onnxruntime'\]\. Found 'torch'\."):
+        Recommender.load(bundle, backend="torch")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"backend 'litert' needs a 'tflite' artifact; this bundle holds \['onnx'\]"):
+        Recommender.load(bundle, backend="litert")
+
+
+def test_litert_backend_agrees_with_onnxruntime(tmp_path: Path, model: ItemModel) -> None:
+    if importlib.util.find_spec("privrec.export.tflite") is None:
+        pytest.skip("export/tflite.py is not in this tree")
+    try:
+        bundle = export_bundle(quantize_int8(model), tmp_path / "b", formats=("onnx", "tflite"), top_k=8)
+    except ImportError as exc:
+        pytest.skip(f"the TFLite exporter cannot import here: {exc}")
+    ort_rec, lite = Recommender.load(bundle), Recommender.load(bundle, backend="litert")
+    assert lite.backend == "litert"
+    u = np.linspace(-1, 1, D).astype(np.float32)
+    np.testing.assert_allclose(lite.score(u, np.arange(N)), ort_rec.score(u, np.arange(N)), atol=1e-5)
+    assert lite.recommend(u, exclude=[0])[0].tolist() == ort_rec.recommend(u, exclude=[0])[0].tolist()
+    out_l, loss_l = lite.finetune(u, np.arange(N))
+    out_o, loss_o = ort_rec.finetune(u, np.arange(N))
+    np.testing.assert_allclose(out_l, out_o, atol=1e-4)
+    assert abs(loss_l - loss_o) < 1e-4
+
+
+def test_self_test_runs_golden_cases(rec: Recommender, bundle: Path) -> None:
+    result = rec.self_test()
+    assert result["ok"] is True and result["cases"] == 9 and result["tolerance"] == 1e-4
+    assert all(0.0 <= e < 1e-5 for e in result["max_abs_err"].values())
+
+
+def test_self_test_fails_when_golden_outputs_disagree(bundle: Path) -> None:
+    from privrec.export.manifest import file_digest
+
+    golden = json.loads((bundle / "golden.json").read_text())
+    for case in golden["cases"]:
+        if case["signature"] == "finetune":
+            case["outputs"]["loss"] += 0.01
+    (bundle / "golden.json").write_text(json.dumps(golden))
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    sha, size = file_digest(bundle / "golden.json")
+    manifest["files"]["golden.json"] = {"sha256": sha, "size": size}
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    result = Recommender.load(bundle).self_test()
+    assert result["ok"] is False
+    assert abs(result["max_abs_err"]["finetune"] - 0.01) < 1e-4 and result["max_abs_err"]["score"] < 1e-5
+
+
+def test_graph_that_disagrees_with_the_manifest_is_refused(tmp_path: Path, model: ItemModel) -> None:
+    from privrec.export.manifest import file_digest
+
+    a = export_bundle(model, tmp_path / "a", formats=("onnx",), top_k=8)
+    b = export_bundle(model, tmp_path / "b", formats=("onnx",), top_k=5)
+    (a / "model.recommend.onnx").write_bytes((b / "model.recommend.onnx").read_bytes())
+    manifest = json.loads((a / "manifest.json").read_text())
+    for rel in manifest["files"]:
+        sha, size = file_digest(a / rel)
+        manifest["files"][rel] = {"sha256": sha, "size": size}
+    (a / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=r"^model\.recommend\.onnx: graph outputs .*\[5\].* differ from the manifest signature"):
+        Recommender.load(a)
