@@ -299,6 +299,7 @@ def export_run(
     formats: Sequence[str] = DEFAULT_FORMATS,
     precision: str = "float32",
     sparsity: float = 0.0,
+    overwrite: bool = False,
 ) -> Path:
     """Export a RUN_DIR written by ``privrec train`` (what ``privrec export`` calls).
 
@@ -335,6 +336,7 @@ def export_run(
         items=items,
         privacy=privacy,
         sparsity=float(sparsity),
+        overwrite=overwrite,
     )
 
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .base import SignatureRunner, get_runner_factory
+from .base import ArtifactRecord, SignatureRunner, get_runner_factory
 from .golden import TOLERANCE, case_arrays, load_golden, mask_from_exclude
 from .manifest import load_manifest
 from .reference import Reference, load_reference, topk_stable
@@ -184,12 +185,34 @@ def _golden_checks(golden: dict[str, Any], ref: Reference, precision: str) -> li
     ]
 
 
+def _runner_makers(
+    fmt: str, root: Path, record: ArtifactRecord
+) -> list[tuple[str | None, Callable[[], SignatureRunner]]]:
+    """One runner per variant: Core ML bundles may hold an iOS16 and an iOS18 variant, both checked."""
+    if fmt == "coreml":
+        from .coreml import CoreMLRunner
+
+        variants = record.details.get("variants")
+        if isinstance(variants, dict) and variants:
+            return [(str(v), partial(CoreMLRunner, root, record, variant=str(v))) for v in sorted(variants)]
+    return [(None, partial(get_runner_factory(fmt), root, record))]
+
+
+def _structure_problems(fmt: str, root: Path, record: ArtifactRecord) -> list[str]:
+    if fmt != "coreml":
+        return []
+    from .coreml import coreml_structure_problems
+
+    return list(coreml_structure_problems(root, record))
+
+
 def verify_bundle(bundle_dir: Path | str, *, seed: int = 0) -> dict[str, Any]:
     """Check every artifact × signature of a bundle against its numpy reference.
 
     Returns ``{"ok": bool, "model_version": str, "checks": [{"format", "signature", "precision",
-    "max_abs_err", "tolerance", "topk_equal", "cases", "ok"} (+ "error")…]}``; ``topk_equal`` is ``None``
-    for ``finetune``. Raises :class:`~privrec.export.errors.BundleError` when the bundle itself fails
+    "max_abs_err", "tolerance", "topk_equal", "cases", "ok"} (+ "variant", "error")…]}``; ``topk_equal`` is
+    ``None`` for ``finetune``; ``max_abs_err`` is ``None`` when it could not be measured (the check fails).
+    Core ML bundles are checked per variant (iOS16, and iOS18 when present) and structurally. Raises :class:`~privrec.export.errors.BundleError` when the bundle itself fails
     its integrity checks (hashes, schema, weight shapes).
     """
     root = Path(bundle_dir)
@@ -205,30 +228,40 @@ def verify_bundle(bundle_dir: Path | str, *, seed: int = 0) -> dict[str, Any]:
     for fmt in manifest.formats:
         record = manifest.artifact_record(fmt)
         tol = TOLERANCE[record.precision]
-        base = {"format": fmt, "precision": record.precision, "tolerance": tol}
-        try:
-            runner = get_runner_factory(fmt)(root, record)
-        except Exception as exc:  # a format that cannot run here fails loudly, never skips
-            for sig in SIGNATURES:
-                checks.append(
-                    {
-                        **base,
-                        "signature": sig,
-                        "max_abs_err": math.inf,
-                        "topk_equal": None,
-                        "cases": 0,
-                        "ok": False,
-                        "error": f"runner failed to load: {type(exc).__name__}: {exc}",
-                    }
-                )
-            continue
-        for sig in SIGNATURES:
-            check: dict[str, Any] = {**base, "signature": sig, "cases": len(cases[sig])}
+        structure = _structure_problems(fmt, root, record)
+        for variant, make_runner in _runner_makers(fmt, root, record):
+            base: dict[str, Any] = {"format": fmt, "precision": record.precision, "tolerance": tol}
+            if variant is not None:
+                base["variant"] = variant
             try:
-                err, topk = _CHECKS[sig](runner, ref, cases[sig], tol)
-            except Exception as exc:
-                check.update(max_abs_err=math.inf, topk_equal=None, ok=False, error=f"{type(exc).__name__}: {exc}")
-            else:
-                check.update(max_abs_err=err, topk_equal=topk, ok=err <= tol and topk is not False)
-            checks.append(check)
+                runner = make_runner()
+            except Exception as exc:  # a format that cannot run here fails loudly, never skips
+                for sig in SIGNATURES:
+                    checks.append(
+                        {
+                            **base,
+                            "signature": sig,
+                            "max_abs_err": math.inf,
+                            "topk_equal": None,
+                            "cases": 0,
+                            "ok": False,
+                            "error": f"runner failed to load: {type(exc).__name__}: {exc}",
+                        }
+                    )
+                continue
+            for sig in SIGNATURES:
+                check: dict[str, Any] = {**base, "signature": sig, "cases": len(cases[sig])}
+                try:
+                    err, topk = _CHECKS[sig](runner, ref, cases[sig], tol)
+                except Exception as exc:
+                    check.update(max_abs_err=math.inf, topk_equal=None, ok=False, error=f"{type(exc).__name__}: {exc}")
+                else:
+                    check.update(max_abs_err=err, topk_equal=topk, ok=err <= tol and topk is not False)
+                if structure:
+                    check.update(ok=False, error="structure: " + "; ".join(structure))
+                checks.append(check)
+    # Strict JSON: an error that could not be measured is null, never Infinity.
+    for c in checks:
+        if not math.isfinite(c["max_abs_err"]):
+            c["max_abs_err"] = None
     return {"ok": all(c["ok"] for c in checks), "model_version": manifest.model_version, "checks": checks}

@@ -100,12 +100,16 @@ def export(
     formats: Annotated[str, typer.Option(help="Comma-separated: onnx,tflite,coreml.")] = "onnx,tflite,coreml",
     precision: Annotated[str, typer.Option(help="float32 or int8.")] = "float32",
     sparsity: Annotated[float, typer.Option(help="Prune the item table to this sparsity in [0, 1) before export.")] = 0.0,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing non-empty BUNDLE_DIR.")] = False,
 ) -> None:
     """Write a versioned bundle with the requested artifacts, manifest and golden self-test."""
     from privrec.export.bundle import export_run
 
     try:
-        path = export_run(run_dir, out, formats=tuple(f for f in formats.split(",") if f), precision=precision, sparsity=sparsity)
+        path = export_run(
+            run_dir, out, formats=tuple(f for f in formats.split(",") if f), precision=precision, sparsity=sparsity,
+            overwrite=overwrite,
+        )
     except (OSError, ValueError) as exc:
         _fail(str(exc))
     typer.echo(f"bundle written to {path}", err=True)
@@ -129,7 +133,9 @@ def verify(
     else:
         for c in report["checks"]:
             flag = "ok  " if c["ok"] else "FAIL"
-            typer.echo(f"{flag} {c['format']:7s} {c['signature']:9s} {c['precision']:7s} max_abs_err={c['max_abs_err']:.2e}")
+            err = "n/a" if c["max_abs_err"] is None else f"{c['max_abs_err']:.2e}"
+            fmt = c["format"] + (f"/{c['variant']}" if "variant" in c else "")
+            typer.echo(f"{flag} {fmt:13s} {c['signature']:9s} {c['precision']:7s} max_abs_err={err} {c.get('error', '')}")
     if not report["ok"]:
         raise typer.Exit(1)
 

@@ -22,12 +22,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from numpy.typing import NDArray
 
 from .model import ItemModel
 from .validation import check_finite, check_item_ids, check_positive_int, check_user_vector
+
+if TYPE_CHECKING:  # torch is imported where it runs, so the on-device runtime never loads it
+    import torch
 
 __all__ = [
     "FinetuneConfig",
@@ -53,7 +57,7 @@ class FinetuneConfig:
     """
 
     steps: int = 10
-    lr: float = 0.05
+    lr: float = 0.1
     l2: float = 0.5
     calls: int = 10
 
@@ -134,6 +138,8 @@ def reconstruct(
     if (lab < 0).any() or lab.sum() <= 0:
         raise ValueError("`labels` must be non-negative with a positive sum.")
     u0 = np.zeros(model.dim, np.float32) if init is None else check_user_vector(init, model.dim, "init")
+    import torch
+
     full = np.zeros(model.num_items, np.float32)
     np.add.at(full, ids, lab)
     out = reconstruct_batch(model, torch.from_numpy(full[None, :]), cfg, init=torch.from_numpy(u0[None, :]))
@@ -150,12 +156,13 @@ def finetune_step_torch(
     l2: float,
 ) -> torch.Tensor:
     """One batched analytic step over the whole catalog: ``users [B, d]``, ``targets [B, n]`` (rows sum to 1)."""
+    import torch
+
     p = torch.softmax(users @ item_embedding.T + item_bias, dim=1)
     grad = (p - targets) @ item_embedding + l2 * users
     return users - lr * grad
 
 
-@torch.no_grad()
 def reconstruct_batch(
     model: ItemModel,
     label_matrix: torch.Tensor,
@@ -168,6 +175,8 @@ def reconstruct_batch(
     Each row is normalised to a target distribution; rows must have a positive sum. This is the same
     computation as :func:`finetune_reference` with the whole catalog as candidates, batched.
     """
+    import torch
+
     cfg = config or FinetuneConfig()
     if label_matrix.ndim != 2 or label_matrix.shape[1] != model.num_items:
         raise ValueError(f"`label_matrix` must have shape (B, {model.num_items}). Found {tuple(label_matrix.shape)}.")
@@ -179,12 +188,12 @@ def reconstruct_batch(
     V = torch.from_numpy(model.item_embedding)
     b = torch.from_numpy(model.item_bias)
     u = torch.zeros(label_matrix.shape[0], model.dim) if init is None else init.clone().float()
-    for _ in range(cfg.steps * cfg.calls):
-        u = finetune_step_torch(u, V, b, targets, lr=cfg.lr, l2=cfg.l2)
+    with torch.no_grad():
+        for _ in range(cfg.steps * cfg.calls):
+            u = finetune_step_torch(u, V, b, targets, lr=cfg.lr, l2=cfg.l2)
     return u
 
 
-@torch.no_grad()
 def tune_calls(
     model: ItemModel,
     label_matrix: torch.Tensor,
@@ -200,15 +209,18 @@ def tune_calls(
     ``calls`` and the score after each call. Early stopping of the per-user fit acts as regularisation:
     the exact per-user optimum scores slightly lower on MovieLens than a stopped one.
     """
+    import torch
+
     sums = label_matrix.sum(dim=1, keepdim=True).clamp_min(LABEL_SUM_FLOOR)
     targets = (label_matrix / sums).float()
     V = torch.from_numpy(model.item_embedding)
     b = torch.from_numpy(model.item_bias)
     u = torch.zeros(label_matrix.shape[0], model.dim)
     scores: list[float] = []
-    for _ in range(max_calls):
-        for _ in range(config.steps):
-            u = finetune_step_torch(u, V, b, targets, lr=config.lr, l2=config.l2)
-        scores.append(float(score(u.numpy())))
+    with torch.no_grad():
+        for _ in range(max_calls):
+            for _ in range(config.steps):
+                u = finetune_step_torch(u, V, b, targets, lr=config.lr, l2=config.l2)
+            scores.append(float(score(u.numpy())))
     best = int(np.argmax(scores)) + 1
     return replace(config, calls=best), scores
