@@ -212,8 +212,9 @@ def verify_bundle(bundle_dir: Path | str, *, seed: int = 0) -> dict[str, Any]:
     Returns ``{"ok": bool, "model_version": str, "checks": [{"format", "signature", "precision",
     "max_abs_err", "tolerance", "topk_equal", "cases", "ok"} (+ "variant", "error")…]}``; ``topk_equal`` is
     ``None`` for ``finetune``; ``max_abs_err`` is ``None`` when it could not be measured (the check fails).
-    Core ML bundles are checked per variant (iOS16, and iOS18 when present) and structurally. Raises :class:`~privrec.export.errors.BundleError` when the bundle itself fails
-    its integrity checks (hashes, schema, weight shapes).
+    Core ML bundles are checked per variant (iOS16, and iOS18 when present) and structurally.
+    Raises :class:`~privrec.export.errors.BundleError` when the bundle itself fails its integrity
+    checks (hashes, schema, weight shapes).
     """
     root = Path(bundle_dir)
     manifest = load_manifest(root)
