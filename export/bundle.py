@@ -179,6 +179,7 @@ def _write_bundle(
     items: list[dict[str, Any]],
     privacy: dict[str, Any],
     sparsity: float,
+    recency_half_life: float | None = None,
 ) -> None:
     save_file(dict(model.tensors()), str(tmp / WEIGHTS_NAME))
     config = ExportConfig(top_k=top_k, finetune_steps=ft.steps, sparsity=sparsity)
@@ -213,7 +214,10 @@ def _write_bundle(
         precision=precision,
         sparsity=float((model.item_embedding == 0).mean()),
         top_k=top_k,
-        finetune={"steps": ft.steps, "lr": float(ft.lr), "l2": float(ft.l2)},
+        finetune={
+            "steps": ft.steps, "lr": float(ft.lr), "l2": float(ft.l2), "calls": ft.calls,
+            "recency_half_life": recency_half_life,
+        },
         items=items,
         weights=weight_specs(precision, model.num_items, model.dim),
         signatures=bundle_signatures(model.dim, model.num_items, top_k),
@@ -237,6 +241,7 @@ def export_bundle(
     privacy: dict[str, Any] | None = None,
     sparsity: float = 0.0,
     overwrite: bool = False,
+    recency_half_life: float | None = None,
 ) -> Path:
     """Write a complete bundle (docs/BUNDLE.md) to ``out_dir`` and return its path.
 
@@ -254,6 +259,8 @@ def export_bundle(
         sparsity: the target sparsity the table was pruned to, in [0, 1) (the manifest records the
             measured fraction of zeros; Core ML uses the target to pick its sparse variant).
         overwrite: replace an existing non-empty ``out_dir``.
+        recency_half_life: how devices weight their history when reconstructing (label of the item
+            ``r`` interactions before the latest = ``0.5 ** (r / h)``); ``None`` = uniform labels.
 
     The bundle appears atomically: it is written to a temporary sibling directory, checked with
     :func:`~privrec.export.manifest.load_manifest`, and renamed into place.
@@ -277,7 +284,7 @@ def export_bundle(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
-        _write_bundle(tmp, m, p, fmts, ft, top_k, meta, ledger, float(sparsity))
+        _write_bundle(tmp, m, p, fmts, ft, top_k, meta, ledger, float(sparsity), recency_half_life)
         os.chmod(tmp, 0o755)
         old: Path | None = None
         if out.is_dir() and any(out.iterdir()):
@@ -337,6 +344,7 @@ def export_run(
         privacy=privacy,
         sparsity=float(sparsity),
         overwrite=overwrite,
+        recency_half_life=(config.get("train") or {}).get("recency_half_life"),
     )
 
 

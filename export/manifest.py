@@ -310,9 +310,24 @@ def _positive_int(raw: Mapping[str, Any], key: str) -> int:
     return value
 
 
+_FINETUNE_REQUIRED = {"steps", "lr", "l2"}
+_FINETUNE_OPTIONAL = {"calls", "recency_half_life"}
+
+
 def _finetune(raw: object) -> dict[str, Any]:
-    if not isinstance(raw, dict) or set(raw) != {"steps", "lr", "l2"}:
-        raise BundleError(f"{MANIFEST_NAME}: field `finetune` must be {{'steps', 'lr', 'l2'}}. Found {raw!r}.")
+    if not isinstance(raw, dict) or not _FINETUNE_REQUIRED <= set(raw) <= _FINETUNE_REQUIRED | _FINETUNE_OPTIONAL:
+        raise BundleError(
+            f"{MANIFEST_NAME}: field `finetune` must hold {{'steps', 'lr', 'l2'}} and optionally "
+            f"{{'calls', 'recency_half_life'}}. Found {raw!r}."
+        )
+    calls = raw.get("calls", 1)
+    if isinstance(calls, bool) or not isinstance(calls, int) or calls <= 0:
+        raise BundleError(f"{MANIFEST_NAME}: field `finetune.calls` must be an int > 0. Found {calls!r}.")
+    half_life = raw.get("recency_half_life")
+    if half_life is not None and (
+        isinstance(half_life, bool) or not isinstance(half_life, int | float) or not math.isfinite(half_life) or half_life <= 0
+    ):
+        raise BundleError(f"{MANIFEST_NAME}: field `finetune.recency_half_life` must be null or a number > 0. Found {half_life!r}.")
     steps, lr, l2 = raw["steps"], raw["lr"], raw["l2"]
     if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
         raise BundleError(f"{MANIFEST_NAME}: field `finetune.steps` must be an int > 0. Found {steps!r}.")
@@ -322,7 +337,9 @@ def _finetune(raw: object) -> dict[str, Any]:
         if not ok:
             bound = "> 0" if low is not None else ">= 0"
             raise BundleError(f"{MANIFEST_NAME}: field `finetune.{key}` must be a finite number {bound}. Found {value!r}.")
-    return {"steps": steps, "lr": float(lr), "l2": float(l2)}
+    out: dict[str, Any] = {"steps": steps, "lr": float(lr), "l2": float(l2), "calls": calls}
+    out["recency_half_life"] = None if half_life is None else float(half_life)
+    return out
 
 
 def _items(raw: object, num_items: int) -> list[dict[str, Any]]:

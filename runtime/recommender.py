@@ -171,6 +171,29 @@ class Recommender:
         )
         return np.asarray(out, np.float32), float(np.asarray(loss).reshape(-1)[0])
 
+    def reconstruct(self, history: object, *, init: NDArray[np.floating] | None = None) -> NDArray[np.float32]:
+        """Fit this device's user vector to its ``history`` (item ids, oldest first) — the on-device
+        Federated Reconstruction step, run entirely through the exported ``finetune`` signature.
+
+        Candidates are the whole catalog; the label of the item ``r`` interactions before the latest
+        is ``0.5 ** (r / recency_half_life)`` (1 when the manifest has no half-life), the same labels
+        the model was trained and evaluated with; ``finetune`` runs ``manifest.finetune["calls"]``
+        times from ``init`` (default zeros). Returns ``float32[dim]``.
+        """
+        ids = check_item_ids(history, self.num_items, "history")
+        if ids.size == 0:
+            raise ValueError("`history` must hold at least one item: a device with no interactions has no user vector.")
+        half_life = self.manifest.finetune.get("recency_half_life")
+        pos_from_end = np.arange(ids.size - 1, -1, -1, dtype=np.float64)
+        weights = np.ones(ids.size) if half_life is None else 0.5 ** (pos_from_end / float(half_life))
+        labels = np.zeros(self.num_items, np.float32)
+        np.maximum.at(labels, ids, weights.astype(np.float32))
+        candidates = np.arange(self.num_items, dtype=np.int64)
+        u = np.zeros(self.dim, np.float32) if init is None else check_user_vector(init, self.dim, "init")
+        for _ in range(int(self.manifest.finetune.get("calls", 1))):
+            u, _ = self.finetune(u, candidates, labels)
+        return u
+
     def self_test(self) -> dict[str, Any]:
         """Run every ``golden.json`` case through this backend (what an app does at start-up).
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -141,7 +140,7 @@ def reconstruct(
     import torch
 
     full = np.zeros(model.num_items, np.float32)
-    np.add.at(full, ids, lab)
+    np.maximum.at(full, ids, lab)  # a repeated item counts once, as in training labels
     out = reconstruct_batch(model, torch.from_numpy(full[None, :]), cfg, init=torch.from_numpy(u0[None, :]))
     return out[0].numpy()
 

@@ -290,3 +290,26 @@ def test_graph_that_disagrees_with_the_manifest_is_refused(tmp_path: Path, model
     (a / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match=r"^model\.recommend\.onnx: graph outputs .*\[5\].* differ from the manifest signature"):
         Recommender.load(a)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "litert"])
+def test_reconstruct_on_device_equals_sdk_reconstruction(tmp_path: Path, backend: str) -> None:
+    """What a device computes through the exported `finetune` equals the evaluation's reconstruction."""
+    from privrec.export.bundle import export_bundle
+    from privrec.sdk.model import ItemModel
+    from privrec.sdk.reconstruct import FinetuneConfig, reconstruct
+
+    rng = np.random.default_rng(7)
+    model = ItemModel(rng.normal(0, 0.5, (60, 6)).astype(np.float32), rng.normal(0, 0.2, 60).astype(np.float32))
+    ft = FinetuneConfig(steps=4, calls=3, lr=0.1, l2=0.5)
+    bundle = export_bundle(model, tmp_path / "b", formats=("onnx", "tflite"), finetune=ft, recency_half_life=2.0)
+    rec = Recommender.load(bundle, backend=backend)  # type: ignore[arg-type]
+    assert rec.manifest.finetune["calls"] == 3 and rec.manifest.finetune["recency_half_life"] == 2.0
+    history = [5, 17, 3, 42]  # oldest first
+    labels = (0.5 ** (np.arange(3, -1, -1) / 2.0)).astype(np.float32)
+    expected = reconstruct(model, history, ft, labels=labels)
+    np.testing.assert_allclose(rec.reconstruct(history), expected, atol=1e-4)
+    with pytest.raises(ValueError, match=r"`history` must be in \[0, 60\)\. Found 60 at position 1\."):
+        rec.reconstruct([1, 60])
+    with pytest.raises(ValueError, match="no interactions"):
+        rec.reconstruct([])

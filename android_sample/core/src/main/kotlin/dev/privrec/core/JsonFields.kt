@@ -15,7 +15,7 @@ class JsonFields(val map: Map<String, Any?>, val file: String, val path: String)
     fun fail(key: String, what: String): Nothing =
         throw BundleException(file, "field \"${where(key)}\" $what")
 
-    private fun raw(key: String): Any? {
+    fun raw(key: String): Any? {
         if (!map.containsKey(key)) fail(key, "is missing")
         return map[key]
     }

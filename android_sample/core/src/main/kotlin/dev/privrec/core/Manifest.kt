@@ -20,8 +20,12 @@ data class FileEntry(val sha256: String, val size: Long)
 /** One exported format: its files (relative to the bundle), precision and format-specific details. */
 data class Artifact(val files: List<String>, val precision: String, val details: Map<String, Any?>)
 
-/** Fine-tune constants: [steps] are baked into the artifacts; [lr] and [l2] are the recommended inputs. */
-data class FinetuneSpec(val steps: Int, val lr: Double, val l2: Double)
+/**
+ * Fine-tune constants: [steps] are baked into the artifacts; [lr] and [l2] are the recommended inputs;
+ * a full reconstruction runs `finetune` [calls] times over the whole catalog, labelling the item `r`
+ * interactions before the latest `0.5^(r / recencyHalfLife)` (1 when [recencyHalfLife] is null).
+ */
+data class FinetuneSpec(val steps: Int, val lr: Double, val l2: Double, val calls: Int, val recencyHalfLife: Double?)
 
 /**
  * The manifest's `privacy` object as the trainer wrote it (sdk/privacy/ledger.py): [mode] (`none` for
@@ -149,9 +153,12 @@ class Manifest(
             if (topK <= 0 || topK > numItems) root.fail("top_k", "must be in [1, $numItems]. Found $topK.")
 
             val ft = root.obj("finetune")
-            ft.requireKeys(setOf("steps", "lr", "l2"))
-            val finetune = FinetuneSpec(ft.int("steps"), ft.double("lr"), ft.double("l2"))
+            ft.requireKeys(setOf("steps", "lr", "l2", "calls", "recency_half_life"))
+            val halfLife = if (ft.raw("recency_half_life") == null) null else ft.double("recency_half_life")
+            val finetune = FinetuneSpec(ft.int("steps"), ft.double("lr"), ft.double("l2"), ft.int("calls"), halfLife)
             if (finetune.steps <= 0) ft.fail("steps", "must be > 0. Found ${finetune.steps}.")
+            if (finetune.calls <= 0) ft.fail("calls", "must be > 0. Found ${finetune.calls}.")
+            if (halfLife != null && !(halfLife > 0.0)) ft.fail("recency_half_life", "must be null or > 0. Found $halfLife.")
 
             // `items` is empty (no metadata: an item's id is its row) or one entry per row, in row order;
             // entries may carry more metadata than index/id/title (genres, year, ...).
