@@ -327,7 +327,9 @@ def _finetune(raw: object) -> dict[str, Any]:
     if half_life is not None and (
         isinstance(half_life, bool) or not isinstance(half_life, int | float) or not math.isfinite(half_life) or half_life <= 0
     ):
-        raise BundleError(f"{MANIFEST_NAME}: field `finetune.recency_half_life` must be null or a number > 0. Found {half_life!r}.")
+        raise BundleError(
+            f"{MANIFEST_NAME}: field `finetune.recency_half_life` must be null or a number > 0. Found {half_life!r}."
+        )
     steps, lr, l2 = raw["steps"], raw["lr"], raw["l2"]
     if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
         raise BundleError(f"{MANIFEST_NAME}: field `finetune.steps` must be an int > 0. Found {steps!r}.")

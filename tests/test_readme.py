@@ -30,7 +30,7 @@ def test_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ca
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": "readme"}
     for block in _python_blocks():
-        exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - the README is ours
+        exec(compile(block, str(README), "exec"), namespace)
     out = capsys.readouterr().out
     assert "Star Wars" not in out.split("\n")[-2]  # the last print lists recommendations, never the excluded history
     assert (tmp_path / "bundles" / "ml100k-int8" / "manifest.json").is_file()
