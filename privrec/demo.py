@@ -48,7 +48,7 @@ def _quality_stage(out: Path, seeds: int) -> dict[str, Any]:
     fetch_movielens100k()
     split = leave_one_out(load_movielens100k())
     t0 = time.perf_counter()
-    report, _ = quality_report(split, seeds=tuple(range(seeds)), extra_dims=(64,))
+    report, _ = quality_report(split, seeds=tuple(range(seeds)), extra_dims=(32,))
     md = report.markdown()
     header = (
         f"MovieLens-100K, leave-one-out test items, {split.num_users} users; mean ± std over seeds "
@@ -69,7 +69,7 @@ def run_demo(*, out: Path, seeds: int = 3, update_readme: Path | None = None) ->
     _say(f"[demo] stage 1/2: quality and size on MovieLens-100K ({seeds} seeds)")
     summary: dict[str, Any] = {"quality": _quality_stage(out, seeds)}
     try:
-        from privrec.sdk.federated.demo_stage import federated_stage
+        from privrec.demo_federated import federated_stage
     except ImportError:
         _say("[demo] stage 2/2 skipped: the federated layer is not part of this installation")
     else:

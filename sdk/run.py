@@ -48,18 +48,26 @@ def train_central_run(out: Path, *, overrides: dict[str, Any] | None = None, see
 
 
 def tune_finetune(items: ItemModel, split: LeaveOneOutSplit, cfg: TrainConfig) -> FinetuneConfig:
-    """The on-device reconstruction settings for a trained model: the training L2 and step size from
-    ``cfg.finetune``, and the number of ``finetune`` calls chosen on validation full HR@10."""
+    """The on-device reconstruction settings for a trained model, chosen on the validation items.
+
+    Step size from ``cfg.finetune``; the L2 coefficient among ½×, 1× and 2× the training L2 and the
+    number of ``finetune`` calls (up to 10) that maximise validation full-catalog NDCG@10 (smoother
+    than HR@10 on 943 users, so the choice is less noisy).
+    """
     labels = torch.from_numpy(label_matrix(split, cfg.recency_half_life))
     val_users = np.flatnonzero(split.val_item >= 0)
     proto = EvalProtocol(target="val")
 
-    def val_hr(U: np.ndarray) -> float:
+    def val_ndcg(U: np.ndarray) -> float:
         return evaluate(lambda us: U[us] @ items.item_embedding.T + items.item_bias, split, users=val_users,
-                        protocol=proto).full_hr
+                        protocol=proto).full_ndcg
 
-    tuned, _ = tune_calls(items, labels, val_hr, replace(cfg.finetune, l2=cfg.l2))
-    return tuned
+    best: tuple[float, FinetuneConfig] = (-1.0, cfg.finetune)
+    for l2 in (cfg.l2 / 2, cfg.l2, cfg.l2 * 2):
+        tuned, scores = tune_calls(items, labels, val_ndcg, replace(cfg.finetune, l2=l2), max_calls=10)
+        if max(scores) > best[0]:
+            best = (max(scores), tuned)
+    return best[1]
 
 
 def evaluate_reconstructed(
