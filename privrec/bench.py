@@ -15,6 +15,10 @@ __all__ = ["SUITES", "run_bench"]
 # suite name → "module:function"; each function takes (quick: bool, out: Path) and returns a JSON-able dict.
 SUITES: dict[str, str] = {
     "privacy": "privrec.sdk.federated.privacy_bench:run_privacy_bench",
+    "latency": "privrec.benchmarks.suites:run_latency_bench",
+    "size": "privrec.benchmarks.suites:run_size_bench",
+    "quality": "privrec.benchmarks.suites:run_quality_bench",
+    "aggregation": "privrec.benchmarks.suites:run_aggregation_bench",
 }
 
 

@@ -1,0 +1,122 @@
+"""Smoke test of ``privrec bench --quick``: every suite runs, its JSON has every row, the report is written.
+
+Nothing here asserts a time: the suites measure, the report states; the tests check shape, completeness
+and the few facts that do not depend on the machine (int8 files are smaller, sums are exact).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from privrec.bench import SUITES, run_bench
+from privrec.benchmarks import latency, size
+from privrec.benchmarks.aggregation import QUICK as AGG_QUICK
+
+pytestmark = pytest.mark.xdist_group("bench")
+
+MINE = ("latency", "size", "quality", "aggregation")
+
+
+def _strict_json(result: dict[str, Any]) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(json.dumps(result, allow_nan=False, default=str))
+    return loaded
+
+
+def _report(out: Path, pngs: int) -> str:
+    md = (out / "report.md").read_text()
+    assert "**Machine**:" in md and "onnxruntime 1." in md  # every report says where it ran
+    assert len(list(out.glob("*.png"))) >= pngs
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"({png.name})" in md  # every plot is in the report
+    assert json.loads((out / "result.json").read_text())["quick"] is True
+    return md
+
+
+def test_suites_are_registered() -> None:
+    for name in MINE:
+        assert SUITES[name] == f"privrec.benchmarks.suites:run_{name}_bench"
+
+
+def test_latency_quick_has_every_row(tmp_path: Path) -> None:
+    result = _strict_json(run_bench("latency", quick=True, out=tmp_path)["latency"])
+    plan = latency.QUICK
+    backends = {"onnxruntime", "litert", "torch"}
+    want = {
+        (n, d, b, p, op)
+        for n, d, b, p, op in itertools.product(plan.catalogs, plan.dims, backends, ("float32", "int8"), latency.OPS)
+    }
+    want |= {
+        (n, d, "onnxruntime-fast", p, op)
+        for n, d, p, op in itertools.product(plan.catalogs, plan.dims, ("float32", "int8"), latency.OPS[:2])
+    }
+    want |= {(n, d, "litert-dequant", "int8", "recommend") for n in plan.catalogs for d in plan.dims}
+    want |= {(n, d, "numpy-prealloc", "float32", "score+top10") for n in plan.catalogs for d in plan.dims}
+    got = {(r["catalog"], r["dim"], r["backend"], r["precision"], r["op"]) for r in result["rows"]}
+    assert got == want
+    for r in result["rows"]:
+        assert r["calls"] == plan.calls
+        assert 0 < r["p50_ms"] <= r["p95_ms"]
+        assert r["ratio_numpy"] > 0 and r["ratio_floor"] > 0
+    assert {(b["catalog"], b["dim"]) for b in result["baselines"]} == set(itertools.product(plan.catalogs, plan.dims))
+    for b in result["baselines"]:
+        assert b["floor_float32_ms"] == pytest.approx(4 * b["floor_int8_ms"])
+    # (2 int8 targets + 1 float32 target) × 3 backends × 2 ops; finetune × 2 backends × 2 precisions.
+    assert len(result["acceptance"]) == 3 * 3 * 2 + 4
+    assert {g["runtime"] for g in result["int8_gain"]} == {"onnxruntime", "litert"}
+    assert result["machine"]["cores"] >= 1 and result["machine"]["versions"]["onnxruntime"]
+    md = _report(tmp_path / "latency", pngs=3)
+    assert "## Targets (issue #6)" in md and "## int8 fast path" in md
+
+
+def test_size_quick_has_every_row_and_int8_is_smaller(tmp_path: Path) -> None:
+    result = _strict_json(run_bench("size", quick=True, out=tmp_path)["size"])
+    plan = size.QUICK
+    kinds = {"weights.safetensors", *plan.formats}
+    want = {(k, p, s) for k in kinds for p in ("float32", "int8") for s in plan.sparsities}
+    want |= {("onnx-int8fast", "int8", s) for s in plan.sparsities}
+    rows = result["rows"]
+    assert {(r["format"], r["precision"], r["sparsity"]) for r in rows} == want
+    assert not [r for r in rows if "error" in r]
+    by = {(r["format"], r["precision"], r["sparsity"]): r for r in rows}
+    for kind in kinds:
+        assert by[kind, "int8", 0.0]["bytes"] < 0.5 * by[kind, "float32", 0.0]["bytes"]
+        assert by[kind, "float32", 0.0]["ratio_float32"] == 1.0
+        # pruning shrinks what a download costs (gzip), not the dense file on disk
+        assert by[kind, "float32", 0.5]["gzip_bytes"] < by[kind, "float32", 0.0]["gzip_bytes"]
+    _report(tmp_path / "size", pngs=1)
+
+
+def test_quality_quick_reports_its_source(tmp_path: Path) -> None:
+    result = _strict_json(run_bench("quality", quick=True, out=tmp_path)["quality"])
+    assert result["notes"] and result["notes"][0].startswith("--quick:")
+    found = {r["variant"] for r in result["rows"]}
+    assert set(result["missing"]) == {v for v in ("als", "central", "reconstructed", "int8", "pruned50+int8", "federated",
+                                                  "federated+dp") if v not in found}  # fmt: skip
+    for r in result["rows"]:
+        assert r["source"]
+    _report(tmp_path / "quality", pngs=0)
+
+
+def test_aggregation_quick_via_the_cli_json(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "privrec", "bench", "aggregation", "--quick", "--json", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)["aggregation"]  # stdout holds exactly one JSON object
+    want = set(itertools.product(AGG_QUICK.devices, AGG_QUICK.lengths, AGG_QUICK.dropouts))
+    assert {(r["devices"], r["length"], r["dropout"]) for r in result["rows"]} == want
+    for r in result["rows"]:
+        assert "error" not in r
+        assert r["survivors"] == r["devices"] - round(r["dropout"] * r["devices"])
+        assert r["sum_max_abs_err"] < 1e-6  # the unmasked sum is the survivors' sum (fixed-point exact)
+        assert r["bytes_sent_median"] > 4 * r["length"]  # a masked uint32 per value at least
+    _report(tmp_path / "aggregation", pngs=2)
