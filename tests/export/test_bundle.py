@@ -140,7 +140,7 @@ def test_metadata_finetune_and_privacy_reach_the_manifest(tmp_path: Path, small_
     m = load_manifest(out)
     assert m.items[0] == {"index": 0, "id": "1000", "title": "Movie 0"}
     assert m.privacy == privacy
-    assert m.finetune == {"steps": 3, "lr": 0.5, "l2": 0.01, "calls": 10, "recency_half_life": None}
+    assert m.finetune == {"steps": 3, "lr": 0.5, "l2": 0.01, "calls": 20, "recency_half_life": None}
     assert m.top_k == 5 and m.artifacts["onnx"]["details"]["finetune_steps"] == 3
     assert Recommender.load(out).items[199]["title"] == "Movie 199"
 
@@ -206,7 +206,7 @@ def test_export_run_reads_config_items_and_ledger(tmp_path: Path, small_model: I
     _synthetic_run(tmp_path / "run", small_model)
     out = export_run(tmp_path / "run", tmp_path / "bundle", formats=("onnx",), precision="int8")
     m = load_manifest(out)
-    assert m.finetune == {"steps": 4, "lr": 0.25, "l2": 0.0, "calls": 10, "recency_half_life": None}
+    assert m.finetune == {"steps": 4, "lr": 0.25, "l2": 0.0, "calls": 20, "recency_half_life": None}
     assert m.items[3] == {"index": 3, "id": "4", "title": "t3"}
     assert m.privacy == {"mode": "off", "ledger": []}
     assert m.precision == "int8" and m.sparsity < 0.05
