@@ -9,7 +9,7 @@ numbers measured in the same run.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ from .evaluate import Metrics, ScoreFn, evaluate
 from .model import TrainedModel
 from .prune import prune_and_finetune
 from .quantize import quantize_int8
+from .reconstruct import FinetuneConfig
 from .run import evaluate_reconstructed, tune_finetune
 from .sizes import parameter_bytes
 from .train import TrainConfig, train_central
@@ -124,6 +125,7 @@ def quality_report(
         metrics[f"central d={d}"] = []
     models: list[TrainedModel] = []
     sizes: dict[str, dict[str, int]] = {}
+    tuned_finetune: list[FinetuneConfig] = []
     bar = tqdm(seeds, desc="quality (seeds)", file=sys.stderr, disable=not progress)
     for seed in bar:
         bar.set_postfix(stage="als")
@@ -136,6 +138,7 @@ def quality_report(
         metrics["central"].append(evaluate(_scorer(U, V, b), split))
         bar.set_postfix(stage="reconstruct")
         ft = tune_finetune(trained.items, split, cfg)
+        tuned_finetune.append(ft)
         metrics["reconstructed"].append(
             evaluate_reconstructed(trained.items, split, ft, recency_half_life=cfg.recency_half_life)
         )
@@ -161,4 +164,5 @@ def quality_report(
                 "int8": parameter_bytes(quantize_int8(trained.items)),
                 "pruned50+int8": parameter_bytes(q),
             }
-    return QualityReport(seeds=tuple(seeds), metrics=metrics, sizes=sizes, config=cfg), models
+    extra = {"finetune_per_seed": [asdict(f) for f in tuned_finetune]}
+    return QualityReport(seeds=tuple(seeds), metrics=metrics, sizes=sizes, config=cfg, extra=extra), models
