@@ -13,7 +13,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from privrec.export.onnx_int8 import TABLE_T, Int8FastRunner, build_fast_models, build_int8_models, transposed_table
+from privrec.export.onnx_int8 import (
+    FLOAT_SCAN_RATIO,
+    INT8_SCAN_RATIO,
+    TABLE_T,
+    Int8FastRunner,
+    build_fast_models,
+    build_int8_models,
+    transposed_table,
+)
 from privrec.sdk.model import ItemModel
 from privrec.sdk.quantize import QuantizedItemModel, quantize_int8
 
@@ -33,6 +41,17 @@ def fast() -> tuple[QuantizedItemModel, ItemModel, Int8FastRunner]:
     return q, q.dequantize(), Int8FastRunner.from_model(q, top_k=K)
 
 
+def _nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    """Every node of ``graph``, including those inside ``If`` branches."""
+    out: list[onnx.NodeProto] = []
+    for node in graph.node:
+        out.append(node)
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                out += _nodes(attr.g)
+    return out
+
+
 def _ref(reference: ItemModel, user: NDArray[np.float32]) -> NDArray[np.float64]:
     return reference.item_embedding.astype(np.float64) @ user.astype(np.float64) + reference.item_bias
 
@@ -45,9 +64,11 @@ def test_graphs_store_the_table_once_in_int8_transposed() -> None:
         big = [t for t in m.graph.initializer if t.name == TABLE_T]
         assert len(big) == 1 and big[0].data_type == onnx.TensorProto.INT8 and list(big[0].dims) == [4, 50]
         assert not any(t.data_type == onnx.TensorProto.FLOAT and len(t.dims) == 2 for t in m.graph.initializer)
-        ops = {n.op_type for n in m.graph.node}
-        assert "MatMulInteger" in ops
-        assert not ({"DequantizeLinear"} & ops)
+        nodes = _nodes(m.graph)
+        assert "MatMulInteger" in {n.op_type for n in nodes}
+        assert not ({"DequantizeLinear"} & {n.op_type for n in nodes})
+        # The table is only gathered (int8) or multiplied in integers: never cast to float32 whole.
+        assert {n.op_type for n in nodes if TABLE_T in n.input} <= {"Gather", "MatMulInteger"}
     np.testing.assert_array_equal(transposed_table(q), q.item_embedding.T)
 
 
@@ -134,7 +155,7 @@ def test_float_fast_path_matches_the_float_reference() -> None:
     rng = np.random.default_rng(9)
     model = ItemModel(rng.normal(0, 0.3, (300, 16)).astype(np.float32), rng.normal(0, 0.1, 300).astype(np.float32))
     runner = Int8FastRunner.from_model(model, top_k=K)
-    ops = {n.op_type for m in build_fast_models(model).values() for n in m.graph.node}
+    ops = {n.op_type for m in build_fast_models(model).values() for n in _nodes(m.graph)}
     assert "MatMulInteger" not in ops and "MatMul" in ops
     user = rng.normal(size=16).astype(np.float32)
     full = _ref(model, user)
@@ -145,3 +166,59 @@ def test_float_fast_path_matches_the_float_reference() -> None:
     top_ids, top_scores = runner.recommend(user, mask)
     np.testing.assert_array_equal(top_ids, np.argsort(-(full + mask), kind="stable")[:K])
     assert float(np.max(np.abs(top_scores - full[top_ids]))) <= 1e-4
+
+
+BIG = 5000  # int8: by id for N <= 19 (N * 256 < 5000); float32: by id for N <= 312 (N * 16 < 5000)
+Big = dict[str, tuple[ItemModel | QuantizedItemModel, Int8FastRunner]]
+
+
+@pytest.fixture(scope="module")
+def big() -> Big:
+    """A 5000 x 8 model in both precisions with its fast runner (read-only: ``run`` mutates nothing)."""
+    q = _model(BIG, 8, seed=11)
+    return {
+        "int8": (q, Int8FastRunner.from_model(q, top_k=K)),
+        "float32": (q.dequantize(), Int8FastRunner.from_model(q.dequantize(), top_k=K)),
+    }
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(0, 40), seed=st.integers(0, 2**16))
+def test_int8_score_is_the_same_by_id_and_by_scan(big: Big, n: int, seed: int) -> None:
+    """``score`` takes the per-id branch for N * 256 < num_items and the catalog scan otherwise: same values."""
+    model, runner = big["int8"]
+    rng = np.random.default_rng(seed)
+    user = rng.normal(size=8).astype(np.float32)
+    everything = runner.score(user, np.arange(BIG, dtype=np.int32))  # N = num_items: the scan
+    ids = rng.integers(0, BIG, n).astype(np.int32)
+    got = runner.score(user, ids)
+    assert got.shape == (n,)
+    np.testing.assert_array_equal(got, everything[ids])  # same quantized user, same float32 ops per output
+    assert isinstance(model, QuantizedItemModel)
+    assert n == 0 or float(np.max(np.abs(got - _ref(model.dequantize(), user)[ids]))) <= 1e-3
+
+
+@pytest.mark.parametrize("n", [0, 1, 300, 312, 313, BIG])
+def test_float_score_is_the_same_by_id_and_by_scan(big: Big, n: int) -> None:
+    """float32 ``score``: gathered rows for N * 16 < num_items, else the catalog scan; both meet 1e-5."""
+    model, runner = big["float32"]
+    assert isinstance(model, ItemModel)
+    rng = np.random.default_rng(n)
+    user = rng.normal(size=8).astype(np.float32)
+    ids = rng.integers(0, BIG, n).astype(np.int32)
+    got = runner.score(user, ids)
+    np.testing.assert_allclose(got, _ref(model, user)[ids], atol=1e-5, rtol=0)
+    scan = runner.score(user, np.arange(BIG, dtype=np.int32))[ids]
+    np.testing.assert_allclose(got, scan, atol=1e-6, rtol=0)
+
+
+def test_score_graph_branches_on_n_with_the_documented_ratio() -> None:
+    assert (INT8_SCAN_RATIO, FLOAT_SCAN_RATIO) == (256, 16)
+    for model, ratio in ((_model(60, 4, seed=0), INT8_SCAN_RATIO), (_model(60, 4, seed=0).dequantize(), FLOAT_SCAN_RATIO)):
+        score = build_fast_models(model, top_k=5)["score"].graph
+        (if_node,) = [n for n in score.node if n.op_type == "If"]
+        branches = {a.name: {n.op_type for n in a.g.node} for a in if_node.attribute}
+        assert set(branches) == {"then_branch", "else_branch"}
+        assert all("Gather" in ops for ops in branches.values())
+        value = next(t for t in score.initializer if t.name == f"scan_ratio_{ratio}")
+        assert onnx.numpy_helper.to_array(value).tolist() == [ratio]

@@ -16,7 +16,7 @@ from privrec.export.reference import topk_stable
 from privrec.export.verify import max_abs_err
 from privrec.sdk.model import ItemModel
 from privrec.sdk.quantize import quantize_int8
-from privrec.sdk.reconstruct import finetune_reference
+from privrec.sdk.reconstruct import FinetuneConfig, finetune_reference
 
 
 def test_reference_matches_the_model_float32(make_bundle: Callable[..., Path], small_model: ItemModel) -> None:
@@ -41,7 +41,8 @@ def test_reference_finetune_is_the_sdk_definition(make_bundle: Callable[..., Pat
     labels = np.array([1.0, 0.0, 2.0])
     out, loss = ref.finetune(np.zeros(8, np.float32), ids, labels, 1.0, 1e-3)
     want, want_loss = finetune_reference(
-        np.zeros(8), small_model.item_embedding, small_model.item_bias, ids, labels, lr=1.0, l2=1e-3, steps=10
+        np.zeros(8), small_model.item_embedding, small_model.item_bias, ids, labels, lr=1.0, l2=1e-3,
+        steps=FinetuneConfig().steps,  # finetune=None exports the default steps
     )
     np.testing.assert_array_equal(out, want)
     assert loss == want_loss

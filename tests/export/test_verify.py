@@ -41,7 +41,9 @@ def test_fresh_bundle_passes_every_check(make_bundle: Callable[..., Path], preci
     for c in checks:
         assert set(c) == _FIELDS
         assert c["precision"] == precision and c["tolerance"] == tol and c["ok"] is True
-        assert 0.0 <= c["max_abs_err"] < 1e-5  # identical weights: only float32 rounding remains
+        # identical weights: only float32 rounding remains, except that the int8 ONNX score/recommend quantize
+        # the user vector in two int8 levels (export/onnx_int8.py: about 1e-5 here, far inside 2e-2)
+        assert 0.0 <= c["max_abs_err"] < (1e-3 if precision == "int8" and c["format"] == "onnx" else 1e-5)
     onnx = {c["signature"]: c for c in checks if c["format"] == "onnx"}
     assert onnx["recommend"]["topk_equal"] is True and onnx["score"]["topk_equal"] is True
     assert onnx["finetune"]["topk_equal"] is None
