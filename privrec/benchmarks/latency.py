@@ -10,11 +10,16 @@ Cases per (catalog ``n``, dimension ``d``), on a synthetic model (``V ~ N(0, 0.3
 users ``N(0, 1)``):
 
 - backends: ``torch`` (eager, the maths written directly; int8 via ``torch._weight_int8pack_mm``),
-  ``onnxruntime`` (the bundle's ONNX artifact from :mod:`privrec.export.onnx`), ``litert`` (the bundle's
-  TFLite artifact from :mod:`privrec.export.tflite`), ``onnxruntime-fast`` (the ``score``/``recommend``
-  graphs of :mod:`privrec.export.onnx_int8`: int8 integer kernels, and for float32 the ``[d, 1]`` user
-  column; not yet wired into the bundle), and for int8 ``litert-dequant`` (the previous TFLite int8
-  ``recommend``, which dequantizes the whole table per call; kept only as the "before");
+  ``onnxruntime`` (the bundle's ONNX artifact from :mod:`privrec.export.onnx`, which ships the fast paths
+  of :mod:`privrec.export.onnx_int8`: for int8, ``MatMulInteger`` over the transposed int8 table with the
+  per-row scales applied to the outputs; for float32, the user as a ``[d, 1]`` column), ``litert`` (the
+  bundle's TFLite artifact from :mod:`privrec.export.tflite`), and, for int8 only, two "before" graphs
+  that dequantize the whole table into float32 on every call, kept only to measure the fast path's gain:
+  ``onnxruntime-dequant`` (:class:`OnnxDequantRunner`: ``Cast`` → ``Mul`` by the per-row scale →
+  ``MatMul`` with the user as a ``[d, 1]`` column → ``Add`` bias (→ ``Add`` mask → ``TopK``), the graph a
+  naive int8 ONNX export produces, run with onnxruntime's ``ConstantFolding`` off, since by default it folds
+  the dequantization into a float32 table at load and then runs like the float32 rows; ``score+top10`` and
+  ``recommend``) and ``litert-dequant`` (the previous TFLite int8 ``recommend``);
 - ops: ``score+top10`` (the ``score`` signature over every id, then ``np.argpartition`` top-10),
   ``recommend`` (mask all zeros, K = 10), ``finetune`` (M = 50 interactions, the exported step count);
 - baselines in the same loop: ``numpy`` float32 ``V @ u + b`` then ``argpartition`` top-10 (what a user
@@ -24,7 +29,12 @@ users ``N(0, 1)``):
   cache ("dram", best of the whole run) and over a hot buffer of the float32 table's size ("hot", for
   reference).
 
-Every row carries ``ratio_numpy`` (p50 / numpy p50) and ``ratio_floor`` (p50 / floor of its precision).
+Every row carries ``ratio_numpy`` (p50 / numpy p50) and ``ratio_floor`` (p50 / floor of its precision), and
+``score+top10`` / ``recommend`` rows carry ``max_abs_err``: the largest absolute difference, on one call made
+before timing, between the case's scores (all ``score`` outputs; ``recommend``'s ``top_scores`` against both the
+reference's top-10 values and the reference's scores of the returned ids) and the numpy reference of its
+precision (float32 ``V @ u + b``; for int8 the dequantized table ``(q * s[:, None]) @ u + b``). It is recorded,
+not asserted; ``tests/benchmarks`` asserts the ``onnxruntime-dequant`` parity (≤ 2e-2, the int8 tolerance).
 """
 
 from __future__ import annotations
@@ -38,7 +48,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 from numpy.typing import NDArray
+from onnx import TensorProto, helper, numpy_helper
 
 from privrec.export.base import SignatureRunner, get_runner_factory
 from privrec.export.bundle import export_format
@@ -46,11 +59,12 @@ from privrec.sdk.model import ItemModel
 from privrec.sdk.quantize import QuantizedItemModel, quantize_int8
 from privrec.sdk.reconstruct import FinetuneConfig
 
-__all__ = ["FULL", "QUICK", "LatencyPlan", "measure_bandwidth", "run_latency"]
+__all__ = ["FULL", "QUICK", "LatencyPlan", "OnnxDequantRunner", "dequantized_scores", "measure_bandwidth", "run_latency"]
 
 TOP = 10
 M_FINETUNE = 50
 OPS = ("score+top10", "recommend", "finetune")
+OPSET = 17  # as privrec.export.onnx
 
 
 @dataclass(frozen=True)
@@ -152,6 +166,108 @@ class _TorchRunner:
             return u.numpy(), loss.reshape(1).numpy()
 
 
+def dequantized_scores(model: ItemModel | QuantizedItemModel, user: NDArray[np.float32]) -> NDArray[np.float32]:
+    """numpy reference scores ``f32[num_items]``: ``V @ u + b``, with ``V = q * s[:, None]`` for an int8 model."""
+    table = model.item_embedding.astype(np.float32)
+    if isinstance(model, QuantizedItemModel):
+        table = table * model.item_scale[:, None]
+    out: NDArray[np.float32] = (table @ user + model.item_bias).astype(np.float32)
+    return out
+
+
+class OnnxDequantRunner:
+    """The "before" of the int8 fast path: ONNX graphs that dequantize the whole int8 table on every call.
+
+    What a naive int8 ONNX export does (built here, not in :mod:`privrec.export`, because nothing ships it):
+    ``Cast(item_embedding int8[n, d]) → Mul(item_scale f32[n, 1]) → MatMul(·, user as a [d, 1] column) →
+    Squeeze → Add(item_bias)`` gives ``scores f32[n]`` over the whole catalog; ``recommend`` then adds the
+    mask and takes ``TopK`` (K = ``top_k``, sorted, largest first) with the ids cast to int32. The user is a
+    ``[d, 1]`` column so the graph is not penalised by onnxruntime's slow 1-D ``MatMul`` (see
+    :mod:`privrec.export.onnx`): the gap to the shipped graph is the per-call dequantization alone.
+    Weights are embedded in the graphs; onnxruntime runs on the CPU with ``threads`` intra-/inter-op threads
+    and its ``ConstantFolding`` optimizer disabled: with it (the default), onnxruntime folds ``Cast`` → ``Mul``
+    of the two initializers into a float32 table when the session loads (``4 * n * d`` bytes resident, the
+    float32 graph's speed), so nothing would be dequantized per call (checked on onnxruntime 1.32:
+    ``recommend`` at 100k × 32 took 0.30 ms folded vs 2.5 ms unfolded).
+    """
+
+    def __init__(self, model: QuantizedItemModel, *, top_k: int = TOP, threads: int = 1) -> None:
+        if not isinstance(model, QuantizedItemModel):
+            raise TypeError(f"`model` must be a QuantizedItemModel. Found {type(model).__name__}.")
+        n = model.num_items
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 0 < top_k <= n:
+            raise ValueError(f"`top_k` must be an int in [1, {n}] (the number of items). Found {top_k!r}.")
+        self.num_items = n
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = threads
+        self._sessions = {
+            name: ort.InferenceSession(
+                proto.SerializeToString(), options, providers=["CPUExecutionProvider"], disabled_optimizers=["ConstantFolding"]
+            )
+            for name, proto in self.build(model, top_k=top_k).items()
+        }
+
+    @staticmethod
+    def build(model: QuantizedItemModel, *, top_k: int = TOP) -> dict[str, onnx.ModelProto]:
+        """The ``score`` (``user f32[d] → scores f32[n]``) and ``recommend`` (``user, mask f32[n] → top_ids
+        i32[K], top_scores f32[K]``) models, opset 17, weights embedded."""
+        n, d = model.num_items, model.dim
+        weights = [
+            numpy_helper.from_array(np.ascontiguousarray(model.item_embedding, np.int8), "item_embedding"),
+            numpy_helper.from_array(model.item_scale.astype(np.float32).reshape(n, 1), "item_scale"),
+            numpy_helper.from_array(model.item_bias.astype(np.float32), "item_bias"),
+            numpy_helper.from_array(np.array([1], np.int64), "axis_1"),
+        ]
+        k = numpy_helper.from_array(np.array([top_k], np.int64), "k")
+        scores = [
+            helper.make_node("Cast", ["item_embedding"], ["table_f32"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", ["table_f32", "item_scale"], ["table_deq"]),
+            helper.make_node("Unsqueeze", ["user", "axis_1"], ["user_col"]),
+            helper.make_node("MatMul", ["table_deq", "user_col"], ["dots_col"]),
+            helper.make_node("Squeeze", ["dots_col", "axis_1"], ["dots"]),
+            helper.make_node("Add", ["dots", "item_bias"], ["scores"]),
+        ]
+        top = [
+            helper.make_node("Add", ["scores", "mask"], ["masked"]),
+            helper.make_node("TopK", ["masked", "k"], ["top_scores", "top_ids_64"], axis=0, largest=1, sorted=1),
+            helper.make_node("Cast", ["top_ids_64"], ["top_ids"], to=TensorProto.INT32),
+        ]
+        f32, i32 = TensorProto.FLOAT, TensorProto.INT32
+        user = helper.make_tensor_value_info("user", f32, [d])
+        specs = {
+            "score": (scores, weights, [user], [helper.make_tensor_value_info("scores", f32, [n])]),
+            "recommend": (
+                scores + top,
+                [*weights, k],
+                [user, helper.make_tensor_value_info("mask", f32, [n])],
+                [
+                    helper.make_tensor_value_info("top_ids", i32, [top_k]),
+                    helper.make_tensor_value_info("top_scores", f32, [top_k]),
+                ],
+            ),
+        }
+        models: dict[str, onnx.ModelProto] = {}
+        for name, (nodes, inits, inputs, outputs) in specs.items():
+            graph = helper.make_graph(nodes, f"privrec_dequant_{name}", inputs, outputs, initializer=inits)
+            proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="privrec-bench")
+            proto.ir_version = 8
+            onnx.checker.check_model(proto)
+            models[name] = proto
+        return models
+
+    def score_all(self, user: NDArray[np.float32]) -> NDArray[np.float32]:
+        """``scores f32[num_items]``: every item, in id order."""
+        (scores,) = self._sessions["score"].run(["scores"], {"user": np.ascontiguousarray(user, np.float32)})
+        return np.asarray(scores, np.float32)
+
+    def recommend(self, user: NDArray[np.float32], mask: NDArray[np.float32]) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+        """``(top_ids i32[K], top_scores f32[K])``, highest first."""
+        feeds = {"user": np.ascontiguousarray(user, np.float32), "mask": np.ascontiguousarray(mask, np.float32)}
+        ids, scores = self._sessions["recommend"].run(["top_ids", "top_scores"], feeds)
+        return np.asarray(ids, np.int32), np.asarray(scores, np.float32)
+
+
 def _litert_dequant(model: QuantizedItemModel, out: Path) -> Callable[[NDArray[np.float32], NDArray[np.float32]], Any]:
     """The previous TFLite int8 ``recommend``: ``scale * (cast(q) @ u)`` (the table dequantized per call)."""
     import tensorflow as tf
@@ -187,9 +303,24 @@ class _Case:
     precision: str
     op: str
     fn: Callable[[], object]
+    max_abs_err: float | None = None  # vs the numpy reference of the precision, one call before timing
 
 
-def _runner_cases(backend: str, precision: str, runner: Any, inputs: dict[str, Any], ops: tuple[str, ...] = OPS) -> list[_Case]:
+def _top_err(result: tuple[NDArray[Any], NDArray[Any]], ref: NDArray[np.float32]) -> float:
+    """``recommend``'s ``(top_ids, top_scores)`` vs reference scores ``ref`` (mask included): the values vs the
+    reference top-K values, and vs ``ref[top_ids]``."""
+    ids, top = np.asarray(result[0], np.int64), np.asarray(result[1], np.float32)
+    want = np.sort(ref)[::-1][: top.size]
+    return float(max(np.max(np.abs(top - want)), np.max(np.abs(top - ref[ids]))))
+
+
+def _score_err(scores: NDArray[Any], ref: NDArray[np.float32]) -> float:
+    return float(np.max(np.abs(np.asarray(scores, np.float32) - ref)))
+
+
+def _runner_cases(
+    backend: str, precision: str, runner: Any, inputs: dict[str, Any], ref: NDArray[np.float32], ops: tuple[str, ...] = OPS
+) -> list[_Case]:
     user, ids, mask, ft = inputs["user"], inputs["all_ids"], inputs["mask"], inputs["finetune"]
 
     def score_top() -> object:
@@ -201,26 +332,40 @@ def _runner_cases(backend: str, precision: str, runner: Any, inputs: dict[str, A
         "recommend": lambda: runner.recommend(user, mask),
         "finetune": lambda: runner.finetune(user, *ft),
     }
-    return [_Case(backend, precision, op, fns[op]) for op in ops]
+    errs: dict[str, Callable[[], float]] = {
+        "score+top10": lambda: _score_err(runner.score(user, ids), ref),
+        "recommend": lambda: _top_err(runner.recommend(user, mask), ref + mask),
+    }
+    return [_Case(backend, precision, op, fns[op], errs[op]() if op in errs else None) for op in ops]
 
 
 def _cases(model: ItemModel, qmodel: QuantizedItemModel, work: Path, inputs: dict[str, Any]) -> list[_Case]:
-    from privrec.export.onnx_int8 import Int8FastRunner
-
     steps = FinetuneConfig().steps
+    user, mask = inputs["user"], inputs["mask"]
     cases: list[_Case] = []
     for precision, m in (("float32", model), ("int8", qmodel)):
+        ref = dequantized_scores(m, user)
         for fmt, backend in (("onnx", "onnxruntime"), ("tflite", "litert")):
             out = work / f"{fmt}-{precision}"
             record = export_format(m, out, fmt, finetune_steps=steps)
             runner: SignatureRunner = get_runner_factory(fmt)(out, record)
-            cases += _runner_cases(backend, precision, runner, inputs)
-        cases += _runner_cases("torch", precision, _TorchRunner(m), inputs)
-        cases += _runner_cases("onnxruntime-fast", precision, Int8FastRunner.from_model(m), inputs, OPS[:2])
+            cases += _runner_cases(backend, precision, runner, inputs, ref)
+        cases += _runner_cases("torch", precision, _TorchRunner(m), inputs, ref)
+    qref = dequantized_scores(qmodel, user)
+    deq = OnnxDequantRunner(qmodel, top_k=TOP, threads=1)
+
+    def deq_score_top() -> object:
+        s = deq.score_all(user)
+        return np.argpartition(-s, TOP)[:TOP]
+
+    deq_err = _score_err(deq.score_all(user), qref), _top_err(deq.recommend(user, mask), qref + mask)
+    cases.append(_Case("onnxruntime-dequant", "int8", "score+top10", deq_score_top, deq_err[0]))
+    cases.append(_Case("onnxruntime-dequant", "int8", "recommend", lambda: deq.recommend(user, mask), deq_err[1]))
     old = _litert_dequant(qmodel, work)
-    cases.append(_Case("litert-dequant", "int8", "recommend", lambda: old(inputs["user"], inputs["mask"])))
+    first = old(user, mask)
+    old_err = _top_err((first["top_ids"], first["top_scores"]), qref + mask)
+    cases.append(_Case("litert-dequant", "int8", "recommend", lambda: old(user, mask), old_err))
     table, bias = model.item_embedding, model.item_bias
-    user = inputs["user"]
 
     def numpy_baseline() -> object:
         s = table @ user + bias
@@ -279,7 +424,7 @@ def run_latency(plan: LatencyPlan) -> dict[str, Any]:
     torch_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     dram: list[float] = []
-    measured: list[tuple[int, int, float, list[tuple[str, str, str, NDArray[np.float64]]]]] = []
+    measured: list[tuple[int, int, float, list[tuple[_Case, NDArray[np.float64]]]]] = []
     try:
         with threadpool_limits(limits=1), tempfile.TemporaryDirectory(prefix="privrec-bench-") as tmp:
             for n in plan.catalogs:
@@ -293,7 +438,7 @@ def run_latency(plan: LatencyPlan) -> dict[str, Any]:
                     hot = measure_bandwidth(4 * n * d, repeats=51)
                     times = _time_cases(cases, plan.calls, plan.warmup, plan.seed + n + d)
                     dram.append(measure_bandwidth(plan.bandwidth_mb << 20))
-                    measured.append((n, d, hot, [(c.backend, c.precision, c.op, t) for c, t in zip(cases, times, strict=True)]))
+                    measured.append((n, d, hot, list(zip(cases, times, strict=True))))
                     _say(f"[bench latency] {n}x{d}: {len(cases)} cases x {plan.calls} calls in {time.perf_counter() - t0:.0f} s")
     finally:
         torch.set_num_threads(torch_threads)
@@ -303,13 +448,13 @@ def run_latency(plan: LatencyPlan) -> dict[str, Any]:
 
 
 def _summarise(
-    measured: list[tuple[int, int, float, list[tuple[str, str, str, NDArray[np.float64]]]]], bw: float
+    measured: list[tuple[int, int, float, list[tuple[_Case, NDArray[np.float64]]]]], bw: float
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Baselines (numpy p50/p95, floors) and rows (p50/p95 and both ratios) from the timed calls."""
     baselines: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
     for n, d, hot, cases in measured:
-        base = next(t for backend, _, _, t in cases if backend == "numpy")
+        base = next(t for c, t in cases if c.backend == "numpy")
         base_p50 = float(np.median(base)) * 1e3
         floors = {"float32": 4 * n * d / bw * 1e3, "int8": n * d / bw * 1e3}
         baselines.append(
@@ -324,22 +469,23 @@ def _summarise(
                 "floor_int8_ms": floors["int8"],
             }
         )
-        for backend, precision, op, t in cases:
-            if backend == "numpy":
+        for c, t in cases:
+            if c.backend == "numpy":
                 continue
             p50 = float(np.median(t)) * 1e3
             rows.append(
                 {
                     "catalog": n,
                     "dim": d,
-                    "backend": backend,
-                    "precision": precision,
-                    "op": op,
+                    "backend": c.backend,
+                    "precision": c.precision,
+                    "op": c.op,
                     "p50_ms": p50,
                     "p95_ms": float(np.percentile(t, 95)) * 1e3,
                     "calls": len(t),
                     "ratio_numpy": p50 / base_p50,
-                    "ratio_floor": p50 / floors[precision],
+                    "ratio_floor": p50 / floors[c.precision],
+                    "max_abs_err": c.max_abs_err,
                 }
             )
     return baselines, rows
