@@ -3,6 +3,19 @@
 Bundle loading, scoring, fine-tuning, the local store and rounds over HTTP.
 """
 
+from .client import ServerClient, ServerError
+from .device import Device, RoundReport
 from .recommender import BACKENDS, Backend, Recommender
+from .store import EncryptedStore, StoreIntegrityError
 
-__all__ = ["BACKENDS", "Backend", "Recommender"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "Device",
+    "EncryptedStore",
+    "Recommender",
+    "RoundReport",
+    "ServerClient",
+    "ServerError",
+    "StoreIntegrityError",
+]

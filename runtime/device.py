@@ -1,0 +1,357 @@
+"""A device: its interactions in an encrypted store, a bundle it recommends and fine-tunes with, and its
+part in federated rounds over HTTP.
+
+Round participation (``Device.take_part``) follows the server's lead (:mod:`privrec.server_stub.rounds`):
+
+1. **sampling** — the device joins with probability q drawn with :mod:`secrets` (Poisson sampling on the
+   device, the q the accountant uses) and checks in;
+2. **update** — with the round's model, :func:`privrec.sdk.federated.device.device_update` reconstructs the
+   user vector, computes the update, clips it to C and (distributed DP) adds its noise share; the result
+   is encoded with the round's :class:`~privrec.sdk.secagg.FixedPointEncoder`;
+3. **secure aggregation** — a :class:`~privrec.sdk.secagg.SecAggClient` answers each stage's server
+   message (Bonawitz et al. 2017, Fig. 4). Its state (private keys, the self-mask seed, the encoded input)
+   and the last outgoing message are kept in the encrypted store between stages, so a restarted device
+   resumes (and resends an unacknowledged message), and are deleted when the round ends.
+
+The user vector and the interactions never leave the device; only masked vectors, public keys and
+encrypted or revealed Shamir shares do.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from safetensors.numpy import load_file
+
+from privrec.sdk.federated.device import RoundConfig, device_labels, device_update
+from privrec.sdk.federated.params import ParamLayout
+from privrec.sdk.privacy import SecureGaussianNoise
+from privrec.sdk.reconstruct import FinetuneConfig
+from privrec.sdk.secagg import (
+    FixedPointEncoder,
+    KeyRoster,
+    SecAggAbortedError,
+    SecAggClient,
+    SecAggConfig,
+    ShareRouting,
+    Stage,
+    UnmaskingRequest,
+)
+from privrec.sdk.validation import check_item_ids
+
+from .client import ServerClient, ServerError
+from .recommender import Backend, Recommender
+from .store import EncryptedStore
+
+__all__ = ["Device", "RoundReport"]
+
+_INTERACTIONS = "interactions"
+_CREDENTIALS = "credentials"
+_USER = "user_vector"
+_ROUND = "round"
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    """How one round went for one device.
+
+    Attributes:
+        round_id: the round.
+        outcome: ``"completed"``, ``"aborted"``, ``"excluded"`` (dropped by the server or joined late),
+            ``"skipped"`` (not sampled) or ``"dropped"`` (this device went silent, e.g. injected dropout).
+        stage: the stage the device stopped at (``drop_at``), else None.
+        model_version: the model the round ran on.
+        seconds: wall time the device spent in the round.
+    """
+
+    round_id: str
+    outcome: str
+    stage: str | None
+    model_version: int
+    seconds: float
+
+
+def _safe_extract(data: bytes, dest: Path) -> None:
+    """Extract a bundle tar (regular files only, no absolute paths, no ``..``) into ``dest``."""
+    import io
+
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        for member in tar.getmembers():
+            name = Path(member.name)
+            if not member.isfile() or name.is_absolute() or ".." in name.parts:
+                raise ValueError(f"Bundle archive member {member.name!r} must be a relative regular file.")
+        tar.extractall(dest, filter="data")
+
+
+class Device:
+    """One device's runtime.
+
+    Args:
+        root: the device's private directory (store, bundles).
+        name: the device's local id (bound into every store record).
+        key: the store key (32 bytes); default: generated and kept in ``root/store/store.key``.
+        backend: the bundle backend for recommend / fine-tune (``"onnxruntime"`` or ``"litert"``).
+    """
+
+    def __init__(
+        self, root: Path | str, *, name: str, key: bytes | None = None, backend: Backend = "onnxruntime"
+    ) -> None:
+        self.root = Path(root)
+        self.name = name
+        self.backend: Backend = backend
+        self.store = EncryptedStore(self.root / "store", name, key=key)
+        self._recommender: Recommender | None = None
+        self._model_version: int | None = None
+        #: The encoded update (uint32[D]) of the last round this device computed. It stays on the device;
+        #: tests use it to check the aggregate and to search the server's storage for it.
+        self.last_encoded_update: NDArray[np.uint32] | None = None
+
+    # ----------------------------------------------------------------------------------- data
+    def add_interactions(self, item_ids: object, ratings: object | None = None) -> None:
+        """Append interactions (item ids, optional non-negative weights) to the encrypted store."""
+        ids = np.asarray(item_ids).reshape(-1)
+        weights = np.ones(ids.size, np.float64) if ratings is None else np.asarray(ratings, np.float64).reshape(-1)
+        if weights.shape != ids.shape:
+            raise ValueError(f"`ratings` must have one weight per item ({ids.size}). Found {weights.size}.")
+        if not np.all(np.isfinite(weights)) or (weights < 0).any():
+            raise ValueError("`ratings` must be finite and >= 0.")
+        if ids.size and (ids.dtype.kind not in "iu" or ids.min() < 0):
+            raise ValueError("`item_ids` must be non-negative integers.")
+        data = self.store.get_json(_INTERACTIONS, {"item_ids": [], "ratings": []})
+        data["item_ids"].extend(int(i) for i in ids)
+        data["ratings"].extend(float(w) for w in weights)
+        self.store.put_json(_INTERACTIONS, data)
+
+    def add_interaction(self, item_id: int, rating: float = 1.0) -> None:
+        """Append one interaction."""
+        self.add_interactions([item_id], [rating])
+
+    def interactions(self) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """``(item_ids int64[M], ratings float32[M])`` from the encrypted store."""
+        data = self.store.get_json(_INTERACTIONS, {"item_ids": [], "ratings": []})
+        return np.asarray(data["item_ids"], np.int64), np.asarray(data["ratings"], np.float32)
+
+    # ----------------------------------------------------------------------------------- bundle
+    @property
+    def recommender(self) -> Recommender:
+        """The loaded bundle (install one first)."""
+        if self._recommender is None:
+            raise RuntimeError("No bundle is installed: call install_bundle() or take part in a round.")
+        return self._recommender
+
+    @property
+    def model_version(self) -> int | None:
+        """The server model version of the installed bundle, if it came from a server."""
+        return self._model_version
+
+    def install_bundle(self, source: Path | str | bytes, *, version: int | None = None) -> Recommender:
+        """Load a bundle from a directory or from the server's tar bytes (hashes checked by the loader)."""
+        if isinstance(source, bytes):
+            bundles = self.root / "bundles"
+            bundles.mkdir(parents=True, exist_ok=True)
+            target = bundles / f"v{version if version is not None else 'local'}"
+            tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=bundles))
+            try:
+                _safe_extract(source, tmp)
+                if target.exists():
+                    shutil.rmtree(target)
+                tmp.rename(target)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            path = target
+        else:
+            path = Path(source)
+        self._recommender = Recommender.load(path, backend=self.backend)
+        self._model_version = version
+        return self._recommender
+
+    def _labels(self, num_items: int) -> NDArray[np.float32]:
+        ids, ratings = self.interactions()
+        check_item_ids(ids, num_items)
+        return device_labels(ids, ratings, num_items)
+
+    def finetune(self, *, calls: int = 10) -> NDArray[np.float32]:
+        """Fit the user vector with the bundle's ``finetune`` signature over the whole catalog (``calls`` ×
+        the exported steps, from zeros) and keep it in the encrypted store."""
+        rec = self.recommender
+        labels = self._labels(rec.num_items)
+        candidates = np.arange(rec.num_items, dtype=np.int64)
+        user = np.zeros(rec.dim, np.float32)
+        for _ in range(calls):
+            user, _ = rec.finetune(user, candidates, labels)
+        self.store.put_json(_USER, {"model_version": self._model_version, "user": user.tolist()})
+        return user
+
+    def user_vector(self) -> NDArray[np.float32]:
+        """The stored user vector for the installed model (fine-tuned now if missing or stale)."""
+        saved = self.store.get_json(_USER)
+        if saved is None or saved.get("model_version") != self._model_version:
+            return self.finetune()
+        return np.asarray(saved["user"], np.float32)
+
+    def recommend(self, k: int | None = None, *, exclude_seen: bool = True) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """Top-``k`` items from the bundle's ``recommend`` signature, excluding seen items by default."""
+        ids, _ = self.interactions()
+        exclude = np.unique(ids) if exclude_seen and ids.size else None
+        return self.recommender.recommend(self.user_vector(), exclude=exclude, k=k)
+
+    # ----------------------------------------------------------------------------------- rounds
+    def connect(self, server: str, **client_kwargs: Any) -> ServerClient:
+        """A client for ``server`` with this device's token (registering once; the token is stored encrypted)."""
+        creds = self.store.get_json(_CREDENTIALS)
+        if creds is not None and creds.get("server") == server:
+            return ServerClient(server, creds["token"], **client_kwargs)
+        client = ServerClient(server, **client_kwargs)
+        device_id = client.register()
+        self.store.put_json(_CREDENTIALS, {"server": server, "device_id": device_id, "token": client.token})
+        return client
+
+    @property
+    def device_id(self) -> int:
+        """The server-assigned id (the secure-aggregation client id); call :meth:`connect` first."""
+        creds = self.store.get_json(_CREDENTIALS)
+        if creds is None:
+            raise RuntimeError("This device is not registered: call connect() first.")
+        return int(creds["device_id"])
+
+    def _ensure_model(self, client: ServerClient, version: int) -> None:
+        if self._model_version == version and self._recommender is not None:
+            return
+        got, data = client.download_bundle()
+        if got != version:
+            raise ServerError(409, f"The server serves model {got}; the round runs on model {version}.")
+        self.install_bundle(data, version=got)
+
+    def _encoded_update(self, params: dict[str, Any]) -> NDArray[np.uint32]:
+        rec = self.recommender
+        weights = load_file(str(rec.bundle_dir / "weights.safetensors"))
+        flat = np.concatenate([weights["item_embedding"].ravel(), weights["item_bias"]]).astype(np.float32)
+        layout = ParamLayout(num_items=rec.num_items, dim=rec.dim)
+        noise_std = float(params["device_noise_std"])
+        config = RoundConfig(
+            clip_norm=float(params["clip_norm"]),
+            local_lr=float(params["local_lr"]),
+            finetune=FinetuneConfig(**params["finetune"]),
+            noise_std=noise_std,
+        )
+        update = device_update(
+            layout, flat, self._labels(rec.num_items), config, noise=SecureGaussianNoise() if noise_std > 0 else None
+        )
+        encoder = FixedPointEncoder(clip_range=float(params["clip_range"]), max_clients=int(params["max_clients"]))
+        return encoder.encode(update.vector)
+
+    def _save_round(self, round_id: str, client: SecAggClient, x: NDArray[np.uint32], outbox: dict[str, Any]) -> None:
+        self.store.put_json(
+            _ROUND,
+            {"round_id": round_id, "client": client.to_dict(), "input": x.astype("<u4").tobytes().hex(), "outbox": outbox},
+        )
+
+    def take_part(
+        self,
+        client: ServerClient,
+        *,
+        drop_at: str | None = None,
+        participate: bool | None = None,
+        poll_seconds: float = 0.05,
+        timeout_seconds: float = 600.0,
+    ) -> RoundReport:
+        """Take part in the server's current round until it ends for this device.
+
+        Args:
+            client: a connected :class:`ServerClient` (see :meth:`connect`).
+            drop_at: a stage of :attr:`privrec.sdk.secagg.Stage.RUN` at which this device goes silent
+                (dropout injection for simulations and tests), or None.
+            participate: override the Poisson draw (None: join with the round's q, drawn with ``secrets``).
+            poll_seconds: first wait between polls (doubles up to 0.25 s while waiting).
+            timeout_seconds: give up (``TimeoutError``) after this long.
+        """
+        if drop_at is not None and drop_at not in Stage.RUN:
+            raise ValueError(f"`drop_at` must be one of {Stage.RUN} or None. Found {drop_at!r}.")
+        start = time.monotonic()
+        info = client.current_round()
+        round_id, version = str(info["round_id"]), int(info["model_version"])
+
+        def report(outcome: str, stage: str | None = None) -> RoundReport:
+            self.store.delete(_ROUND)
+            return RoundReport(round_id, outcome, stage, version, time.monotonic() - start)
+
+        saved = self.store.get_json(_ROUND)
+        resuming = saved is not None and saved.get("round_id") == round_id
+        if not resuming:
+            self.store.delete(_ROUND)
+            if info["checked_in"]:
+                if not info["participant"]:
+                    return report("skipped")
+            elif info["phase"] != "enrolling":
+                return report("excluded")
+            else:
+                q = float(info["sample_rate"])
+                joins = participate if participate is not None else secrets.randbelow(2**53) < q * 2**53
+                client.checkin(round_id, joins)
+                if not joins:
+                    return report("skipped")
+        sa_client: SecAggClient | None = None
+        x: NDArray[np.uint32] | None = None
+        outbox: dict[str, Any] = {}
+        if resuming and saved is not None:
+            sa_client = SecAggClient.from_dict(saved["client"])
+            x = np.frombuffer(bytes.fromhex(saved["input"]), dtype="<u4").astype(np.uint32)
+            outbox = saved["outbox"]
+        delay = poll_seconds
+        while True:
+            if time.monotonic() - start > timeout_seconds:
+                self.store.delete(_ROUND)
+                raise TimeoutError(f"Round {round_id!r} did not finish within {timeout_seconds} s.")
+            req = client.request(round_id)
+            action = req["action"]
+            if action in ("done", "aborted", "excluded"):
+                return report({"done": "completed"}.get(action, action))
+            if action == "wait":
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+                continue
+            delay = poll_seconds
+            stage, message = str(req["stage"]), req["message"]
+            if drop_at == stage:
+                return report("dropped", stage)
+            if outbox.get("stage") == stage:  # resumed after a crash: resend the unacknowledged answer
+                out = outbox["message"]
+            else:
+                try:
+                    if message["type"] == "round_config":
+                        self._ensure_model(client, version)
+                        x = self._encoded_update(message["params"])
+                        sa_client = SecAggClient(SecAggConfig.from_dict(message["config"]), self.device_id)
+                        out = sa_client.advertise_keys().to_dict()
+                    elif sa_client is None or x is None:
+                        return report("excluded", stage)
+                    elif message["type"] == "key_roster":
+                        out = sa_client.share_keys(KeyRoster.from_dict(message)).to_dict()
+                    elif message["type"] == "share_routing":
+                        out = sa_client.mask_input(ShareRouting.from_dict(message), x).to_dict()
+                    else:
+                        out = sa_client.unmask(UnmaskingRequest.from_dict(message)).to_dict()
+                except SecAggAbortedError:
+                    return report("aborted", stage)
+                self.last_encoded_update = x
+                outbox = {"stage": stage, "message": out}
+                if sa_client is not None and x is not None:
+                    self._save_round(round_id, sa_client, x, outbox)
+            try:
+                client.submit(round_id, out)
+            except ServerError as exc:
+                if exc.status != 409:  # 409: the stage closed first; the next poll says what happened
+                    raise
+
+    def __repr__(self) -> str:
+        return f"Device(name={self.name!r}, root={str(self.root)!r}, model_version={self._model_version})"

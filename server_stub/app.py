@@ -1,0 +1,277 @@
+"""The HTTP API (FastAPI): thin handlers that authenticate, validate, call :class:`.RoundManager` (which
+persists in one SQLite transaction) and only then acknowledge.
+
+Endpoints (all bodies JSON unless noted; errors are ``{"detail": "..."}`` with a 4xx status):
+
+=====================================  ======  ===========================================================
+``POST /v1/devices``                   —       register: ``{"device_id", "token"}`` (token shown once)
+``GET  /v1/model``                     device  current version, shape, bundle digest
+``GET  /v1/model/bundle``              device  the bundle as a tar (``X-Model-Version`` header)
+``GET  /v1/model/weights``             device  ``weights`` as safetensors bytes
+``GET  /v1/rounds/current``            device  the round to take part in (opened on demand)
+``POST /v1/rounds/{id}/checkin``       device  ``{"participate": bool}`` (Poisson sampling on the device)
+``GET  /v1/rounds/{id}/request``       device  what to do next (the stage's server message)
+``POST /v1/rounds/{id}/messages``      device  one protocol message (durable before the 200)
+``GET  /v1/rounds/{id}``               device  counts and outcome
+``GET  /v1/ledger``                    device  the privacy ledger
+``POST /v1/admin/rounds``              admin   open a round now
+``POST /v1/admin/rounds/{id}/advance`` admin   close enrolment or the current stage now
+``GET  /healthz``                      —       liveness
+=====================================  ======  ===========================================================
+
+Bodies larger than ``max_body_bytes`` are refused with 413 before they are read in full.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from .auth import bearer_token, hash_token
+from .config import ServerConfig
+from .db import Database
+from .logging_setup import configure_logging, log_event
+from .models import (
+    Ack,
+    CheckinRequest,
+    ClientMessageBody,
+    ErrorResponse,
+    ModelInfo,
+    RegisterResponse,
+    RoundInfo,
+    RoundStatus,
+    ServerRequest,
+)
+from .rounds import ApiError, RoundManager
+
+__all__ = ["create_app"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422)
+}
+TICK_SECONDS = 0.2
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a body over ``limit`` bytes (by ``Content-Length`` or while streaming)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await _too_large(send, self.limit)
+            return
+        seen = 0
+        rejected = False
+
+        async def limited() -> Message:
+            nonlocal seen, rejected
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    rejected = True
+                    raise _BodyTooLargeError()
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLargeError:
+            if rejected:
+                await _too_large(send, self.limit)
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    response = JSONResponse({"detail": f"Request body must be at most {limit} bytes."}, status_code=413)
+    await response({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> Message:  # pragma: no cover - JSONResponse never reads
+    return {"type": "http.disconnect"}
+
+
+def _device(request: Request, authorization: Annotated[str | None, Header()] = None) -> int:
+    """The authenticated device id (401 otherwise)."""
+    manager: RoundManager = request.app.state.manager
+    return manager.authenticate(bearer_token(authorization))
+
+
+Device = Annotated[int, Depends(_device)]
+
+
+def create_app(
+    db_path: Path | str,
+    config: ServerConfig | None = None,
+    *,
+    admin_token: str | None = None,
+    tick_seconds: float = TICK_SECONDS,
+) -> FastAPI:
+    """Build the app over the SQLite file ``db_path`` (created if missing).
+
+    Args:
+        db_path: the server's state.
+        config: server settings; default: the ones stored in the database, else :class:`ServerConfig()`.
+        admin_token: enables the ``/v1/admin`` endpoints for this bearer token (None disables them).
+        tick_seconds: how often a background thread checks deadlines (0 disables it; requests still check).
+    """
+    logger = configure_logging()
+    db = Database(db_path)
+    stored = db.get_meta("config")
+    if config is None:
+        config = ServerConfig.from_dict(json.loads(stored)) if stored else ServerConfig()
+    with db.transaction() as conn:
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('config', ?)", (json.dumps(config.to_dict()),)
+        )
+    manager = RoundManager(db, config, logger)
+    admin_digest = hash_token(admin_token) if admin_token else None
+    stop = threading.Event()
+
+    def ticker() -> None:
+        while not stop.wait(tick_seconds):
+            try:
+                manager.tick()
+            except Exception as exc:  # keep ticking; the error is logged without data
+                log_event(logger, "tick_failed", level=logging.ERROR, error=type(exc).__name__)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        thread = threading.Thread(target=ticker, name="privrec-deadlines", daemon=True) if tick_seconds > 0 else None
+        if thread is not None:
+            thread.start()
+        log_event(logger, "server_started", db=str(db_path))
+        try:
+            yield
+        finally:
+            stop.set()
+            if thread is not None:
+                thread.join(timeout=5)
+
+    app = FastAPI(
+        title="privrec aggregation server",
+        version="1",
+        description="Secure aggregation (Bonawitz et al. 2017) of DP-clipped model updates; SQLite state.",
+        lifespan=lifespan,
+    )
+    app.state.manager = manager
+    app.state.db = db
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        log_event(logger, "request_refused", level=logging.INFO, status=exc.status, detail=exc.detail[:200])
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        detail = f"Invalid request: `{where}`: {first.get('msg', 'invalid')} ({len(errors)} error(s))."
+        log_event(logger, "request_invalid", level=logging.INFO, where=where[:120])
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    def admin(authorization: Annotated[str | None, Header()] = None) -> None:
+        token = bearer_token(authorization)
+        if admin_digest is None:
+            raise ApiError(403, "Admin endpoints are disabled: start the server with an admin token.")
+        if token is None or not hmac.compare_digest(hash_token(token), admin_digest):
+            raise ApiError(401, "A valid admin bearer token is required.")
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/v1/devices", status_code=201, response_model=RegisterResponse, responses=_ERRORS)
+    def register() -> RegisterResponse:
+        device_id, token = manager.register()
+        return RegisterResponse(device_id=device_id, token=token)
+
+    @app.get("/v1/model", response_model=ModelInfo, responses=_ERRORS)
+    def model(_: Device) -> ModelInfo:
+        return ModelInfo(**manager.model_info())
+
+    @app.get(
+        "/v1/model/bundle",
+        responses={**_ERRORS, 200: {"content": {"application/x-tar": {}}}},
+        response_class=Response,
+    )
+    def model_bundle(_: Device) -> Response:
+        version, data = manager.model_bytes("bundle")
+        return Response(data, media_type="application/x-tar", headers={"X-Model-Version": str(version)})
+
+    @app.get(
+        "/v1/model/weights",
+        responses={**_ERRORS, 200: {"content": {"application/octet-stream": {}}}},
+        response_class=Response,
+    )
+    def model_weights(_: Device) -> Response:
+        version, data = manager.model_bytes("weights")
+        return Response(data, media_type="application/octet-stream", headers={"X-Model-Version": str(version)})
+
+    @app.get("/v1/rounds/current", response_model=RoundInfo, responses=_ERRORS)
+    def current_round(device_id: Device) -> RoundInfo:
+        return RoundInfo(**manager.current_round(device_id))
+
+    @app.post("/v1/rounds/{round_id}/checkin", responses=_ERRORS)
+    def checkin(round_id: str, body: CheckinRequest, device_id: Device) -> dict[str, Any]:
+        return manager.checkin(device_id, round_id, body.participate)
+
+    @app.get("/v1/rounds/{round_id}/request", response_model=ServerRequest, responses=_ERRORS)
+    def round_request(round_id: str, device_id: Device) -> ServerRequest:
+        return ServerRequest(**manager.request(device_id, round_id))
+
+    @app.post("/v1/rounds/{round_id}/messages", response_model=Ack, responses=_ERRORS)
+    def submit(
+        round_id: str, body: Annotated[ClientMessageBody, Body()], device_id: Device
+    ) -> Ack:
+        return Ack(**manager.submit(device_id, round_id, body.model_dump()))
+
+    @app.get("/v1/rounds/{round_id}", response_model=RoundStatus, responses=_ERRORS)
+    def round_status(round_id: str, _: Device) -> RoundStatus:
+        return RoundStatus(**manager.status(round_id))
+
+    @app.get("/v1/ledger", responses=_ERRORS)
+    def ledger(_: Device) -> dict[str, Any]:
+        return manager.ledger()
+
+    @app.post("/v1/admin/rounds", status_code=201, responses=_ERRORS, dependencies=[Depends(admin)])
+    def admin_open() -> dict[str, str]:
+        return {"round_id": manager.open_round()}
+
+    @app.post(
+        "/v1/admin/rounds/{round_id}/advance",
+        response_model=RoundStatus,
+        responses=_ERRORS,
+        dependencies=[Depends(admin)],
+    )
+    def admin_advance(round_id: str) -> RoundStatus:
+        return RoundStatus(**manager.advance(round_id))
+
+    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    return app

@@ -1,0 +1,178 @@
+"""The aggregation server's settings (:class:`ServerConfig`), stored in the database on first start."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from typing import Any, Literal
+
+from privrec.sdk.federated.config import FederatedConfig
+from privrec.sdk.privacy import DPConfig, PrivacyWarning
+from privrec.sdk.reconstruct import FinetuneConfig
+
+__all__ = ["ServerConfig"]
+
+
+def _positive(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"`{name}` must be a float. Found {type(value).__name__}.")
+    if not (math.isfinite(float(value)) and float(value) > 0):
+        raise ValueError(f"`{name}` must be finite and > 0. Found {value}.")
+    return float(value)
+
+
+def _count(value: object, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"`{name}` must be an int. Found {type(value).__name__}.")
+    if value < low:
+        raise ValueError(f"`{name}` must be >= {low}. Found {value}.")
+    return value
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ServerConfig:
+    """Settings of one aggregation server (all keyword-only; validated on construction).
+
+    Attributes:
+        num_items, dim: shape of the initial item model (used only when the database holds no model).
+        init_seed, init_std: seed and std of the initial item table (the bias starts at zero).
+        sample_rate: q, the probability with which each registered device joins a round (the device
+            draws it with ``secrets``: Poisson sampling, the q the accountant uses).
+        threshold_fraction: the secure-aggregation threshold is ``t = floor(f * n) + 1`` for n
+            participants (clamped to [2, n]); f >= 0.5 keeps t > n / 2 (Bonawitz et al. 2017, §6.2).
+        min_participants: a round whose enrolment closes with fewer participants aborts.
+        neighbours: k of the SecAgg+ graph (Bell et al. 2020), or None for the full mesh.
+        dp: the DP configuration (mode central / distributed / off, Z, clip norm C, δ).
+        local_lr: step size of the device's local update (published with each round).
+        finetune: how devices reconstruct their user vector (published with each round).
+        server_optimizer, server_lr, server_momentum, beta1, beta2, tau: the server optimizer
+            (:func:`privrec.sdk.federated.server_opt.make_server_optimizer`).
+        enroll_timeout_seconds, stage_timeout_seconds: deadlines of enrolment and of each protocol
+            stage; a device that has not answered by then counts as dropped.
+        max_body_bytes: requests with larger bodies are refused with 413.
+        auto_rounds: open a new round whenever a device asks and none is running.
+        max_rounds: stop opening rounds after this many completed (None: no limit).
+    """
+
+    num_items: int = 1682
+    dim: int = 32
+    init_seed: int = 0
+    init_std: float = 0.1
+    sample_rate: float = 1.0
+    threshold_fraction: float = 0.5
+    min_participants: int = 2
+    neighbours: int | None = None
+    dp: DPConfig = dataclasses.field(
+        default_factory=lambda: DPConfig(mode="central", noise_multiplier=1.0, clip_norm=1.0)
+    )
+    local_lr: float = 1.0
+    finetune: FinetuneConfig = dataclasses.field(
+        default_factory=lambda: FinetuneConfig(steps=10, lr=0.05, l2=0.5, calls=10)
+    )
+    server_optimizer: Literal["fedavg", "fedadam"] = "fedavg"
+    server_lr: float = 1.0
+    server_momentum: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.99
+    tau: float = 1e-3
+    enroll_timeout_seconds: float = 30.0
+    stage_timeout_seconds: float = 30.0
+    max_body_bytes: int = 16 * 1024 * 1024
+    auto_rounds: bool = True
+    max_rounds: int | None = None
+
+    def __post_init__(self) -> None:
+        _count(self.num_items, "num_items", 1)
+        _count(self.dim, "dim", 1)
+        _count(self.init_seed, "init_seed", 0)
+        _positive(self.init_std, "init_std")
+        q = _positive(self.sample_rate, "sample_rate")
+        if q > 1:
+            raise ValueError(f"`sample_rate` must be in (0, 1]. Found {q}.")
+        f = self.threshold_fraction
+        if isinstance(f, bool) or not isinstance(f, int | float) or not 0.0 <= f < 1.0:
+            raise ValueError(f"`threshold_fraction` must be in [0, 1). Found {f!r}.")
+        _count(self.min_participants, "min_participants", 2)
+        if self.neighbours is not None:
+            _count(self.neighbours, "neighbours", 1)
+        if not isinstance(self.dp, DPConfig):
+            raise TypeError(f"`dp` must be a DPConfig. Found {type(self.dp).__name__}.")
+        if self.dp.adaptive_clipping:
+            raise ValueError("`dp.adaptive_clipping` is not supported by the server stub. Found True.")
+        if not isinstance(self.finetune, FinetuneConfig):
+            raise TypeError(f"`finetune` must be a FinetuneConfig. Found {type(self.finetune).__name__}.")
+        if self.server_optimizer not in ("fedavg", "fedadam"):
+            raise ValueError(f"`server_optimizer` must be 'fedavg' or 'fedadam'. Found {self.server_optimizer!r}.")
+        for name in ("local_lr", "server_lr", "enroll_timeout_seconds", "stage_timeout_seconds"):
+            _positive(getattr(self, name), name)
+        _count(self.max_body_bytes, "max_body_bytes", 1024)
+        if not isinstance(self.auto_rounds, bool):
+            raise TypeError(f"`auto_rounds` must be a bool. Found {type(self.auto_rounds).__name__}.")
+        if self.max_rounds is not None:
+            _count(self.max_rounds, "max_rounds", 1)
+
+    @property
+    def vector_length(self) -> int:
+        """D, the length of one update: the item table ``num_items × dim`` then the bias ``num_items``."""
+        return self.num_items * (self.dim + 1)
+
+    def threshold(self, participants: int) -> int:
+        """t for ``participants`` devices: ``floor(f * n) + 1`` clamped to [2, n]."""
+        return max(2, min(participants, math.floor(self.threshold_fraction * participants) + 1))
+
+    @classmethod
+    def from_federated(
+        cls, federated: FederatedConfig, *, num_items: int, num_devices: int, seed: int = 0, **overrides: Any
+    ) -> ServerConfig:
+        """The server settings that run ``federated`` (the in-process simulation's config) over HTTP with
+        ``num_devices`` registered devices: same model size and init, q, C, local and server optimizers, DP
+        (``federated.dp_config`` with noise seed ``seed``). Public item features and adaptive clipping are not
+        supported by the server stub."""
+        if federated.item_features != "none" or not federated.free_embedding or not federated.train_bias:
+            raise ValueError("the server stub runs the plain layout (free embedding + bias, no item features).")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PrivacyWarning)
+            dp = federated.dp_config(expected_devices=federated.expected_cohort(num_devices), noise_seed=seed)
+        values: dict[str, Any] = {
+            "num_items": num_items,
+            "dim": federated.dim,
+            "init_seed": seed,
+            "init_std": federated.init_std,
+            "sample_rate": federated.sample_rate,
+            "dp": dp,
+            "local_lr": federated.local_lr,
+            "finetune": federated.finetune,
+            "server_optimizer": federated.server_optimizer,
+            "server_lr": federated.server_lr,
+            "server_momentum": federated.server_momentum,
+            "beta1": federated.beta1,
+            "beta2": federated.beta2,
+            "tau": federated.tau,
+            "max_rounds": federated.rounds,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (``dp`` as :meth:`DPConfig.to_dict`)."""
+        out = dataclasses.asdict(self)
+        out["dp"] = self.dp.to_dict()
+        out["finetune"] = dataclasses.asdict(self.finetune)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ServerConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are refused."""
+        if not isinstance(data, dict):
+            raise TypeError(f"`data` must be a dict. Found {type(data).__name__}.")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"ServerConfig keys must be among {sorted(known)}. Found unknown {unknown}.")
+        raw = dict(data)
+        if isinstance(raw.get("dp"), dict):
+            raw["dp"] = DPConfig.from_dict(raw["dp"])
+        if isinstance(raw.get("finetune"), dict):
+            raw["finetune"] = FinetuneConfig(**raw["finetune"])
+        return cls(**raw)

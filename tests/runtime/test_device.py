@@ -1,0 +1,110 @@
+"""The device runtime: encrypted history, bundle fine-tuning and recommendations, rounds over HTTP."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server_stub"))
+from srvkit import ADMIN, small_config
+
+from privrec.runtime.device import Device, RoundReport
+from privrec.runtime.store import StoreIntegrityError
+from privrec.sdk.reconstruct import FinetuneConfig, reconstruct
+from privrec.server_stub import create_app
+from privrec.server_stub.global_model import model_from_bytes
+from privrec.server_stub.serve import serve_in_thread
+
+
+@pytest.fixture()
+def server(tmp_path: Path) -> Iterator[tuple[str, Any]]:
+    app = create_app(tmp_path / "server.db", small_config(), admin_token=ADMIN, tick_seconds=0.1)
+    captured: dict[str, Any] = {}
+    app.state.manager.aggregate_observer = lambda rid, total, s: captured.update(total=total, survivors=s)
+    app.state.captured = captured
+    with serve_in_thread(app) as url:
+        yield url, app
+
+
+def test_history_is_encrypted_at_rest(tmp_path: Path) -> None:
+    dev = Device(tmp_path / "d", name="alice")
+    dev.add_interactions([3, 7, 11], [1.0, 0.5, 2.0])
+    dev.add_interaction(5)
+    ids, ratings = dev.interactions()
+    assert ids.tolist() == [3, 7, 11, 5] and ratings.tolist() == [1.0, 0.5, 2.0, 1.0]
+    raw = b"".join(p.read_bytes() for p in (tmp_path / "d" / "store").glob("*.rec"))
+    assert b"[3, 7, 11" not in raw and b"item_ids" not in raw
+    (rec,) = list((tmp_path / "d" / "store").glob("*.rec"))
+    blob = bytearray(rec.read_bytes())
+    blob[-3] ^= 0xFF
+    rec.write_bytes(bytes(blob))
+    with pytest.raises(StoreIntegrityError, match="Record 'interactions'"):
+        dev.interactions()
+    with pytest.raises(ValueError, match="`ratings` must be finite and >= 0"):
+        Device(tmp_path / "e", name="e").add_interactions([1], [-1.0])
+
+
+def test_finetune_runs_the_bundle_and_matches_the_reference(tmp_path: Path, server: tuple[str, Any]) -> None:
+    url, _ = server
+    dev = Device(tmp_path / "d", name="bob")
+    dev.add_interactions([1, 4, 9], [1.0, 1.0, 0.5])
+    client = dev.connect(url)
+    version, data = client.download_bundle()
+    rec = dev.install_bundle(data, version=version)
+    user = dev.finetune(calls=3)
+    model = model_from_bytes(client._call("GET", "/v1/model/weights").content)
+    ft = rec.manifest.finetune
+    labels = np.array([1.0, 1.0, 0.5], np.float32)
+    ref = reconstruct(model, [1, 4, 9], FinetuneConfig(steps=ft["steps"], lr=ft["lr"], l2=ft["l2"], calls=3), labels=labels)
+    np.testing.assert_allclose(user, ref, atol=1e-4)
+    ids, scores = dev.recommend(k=5)
+    assert len(ids) == 5 and not set(ids.tolist()) & {1, 4, 9}
+    assert np.all(np.diff(scores) <= 0)
+    np.testing.assert_allclose(dev.user_vector(), user)  # stored (encrypted), not recomputed
+    client.close()
+
+
+def test_devices_complete_a_round_over_http(tmp_path: Path, server: tuple[str, Any]) -> None:
+    url, app = server
+    rng = np.random.default_rng(0)
+    fleet = [Device(tmp_path / f"d{i}", name=f"d{i}") for i in range(4)]
+    for dev in fleet:
+        dev.add_interactions(rng.choice(20, size=5, replace=False))
+    clients = [dev.connect(url) for dev in fleet]
+    reports: list[RoundReport | None] = [None] * 4
+
+    def run(i: int) -> None:
+        reports[i] = fleet[i].take_part(clients[i], participate=True, drop_at="unmasking" if i == 3 else None)
+
+    round_id = clients[0].current_round()["round_id"]  # opens the round
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    # Device 3 goes silent in Round 4; the admin closes that stage (instead of waiting for the deadline).
+    for _ in range(600):
+        st = clients[0].status(round_id)
+        if st["phase"] == "unmasking" and st["pending"] == 1:  # all but the silent device answered
+            clients[0].admin_advance(round_id, ADMIN)
+        if st["phase"] in ("completed", "aborted"):
+            break
+        threading.Event().wait(0.05)
+    for t in threads:
+        t.join(timeout=60)
+    outcomes = [r.outcome for r in reports if r is not None]
+    assert outcomes == ["completed", "completed", "completed", "dropped"]
+    got = app.state.captured
+    assert len(got["survivors"]) == 4  # the dropout happened after its masked input was in
+    expected = np.zeros(80, np.uint32)
+    for dev in fleet:
+        assert dev.last_encoded_update is not None
+        np.add(expected, dev.last_encoded_update, out=expected)
+    np.testing.assert_array_equal(got["total"], expected)
+    assert clients[0].model_info()["version"] == 1
+    # Round state (private keys, seeds) is deleted from the store when the round ends.
+    assert all("round" not in dev.store for dev in fleet)
