@@ -15,7 +15,9 @@ Writes ``federated.md``, ``federated.json`` and ``federated_hr_per_round.png`` i
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import secrets
 import sys
 import time
@@ -68,6 +70,11 @@ def _plot(out: Path, runs: dict[str, list[dict[str, Any]]], refs: dict[str, floa
     return path
 
 
+def _overrides(cfg: Any) -> dict[str, Any]:
+    """A FederatedConfig as ``train_federated_run`` overrides (the privacy benchmark's tuned settings)."""
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+
+
 def federated_stage(out: Path, *, seed: int = 0, http_devices: int = 120, http_rounds: int = 3) -> dict[str, Any]:
     """Run stage 2 (module docstring); returns the measured summary."""
     import torch
@@ -81,6 +88,7 @@ def federated_stage(out: Path, *, seed: int = 0, http_devices: int = 120, http_r
     from privrec.sdk.data import leave_one_out, load_movielens100k
     from privrec.sdk.evaluate import evaluate
     from privrec.sdk.federated.config import FederatedConfig
+    from privrec.sdk.federated.privacy_bench import bench_config
     from privrec.sdk.federated.run import train_federated_run
     from privrec.sdk.run import evaluate_reconstructed, tune_finetune
     from privrec.sdk.train import TrainConfig, train_central
@@ -95,9 +103,9 @@ def federated_stage(out: Path, *, seed: int = 0, http_devices: int = 120, http_r
     # 1. Federated training, in process (the same device code, vectorised), with and without DP.
     t0 = time.perf_counter()
     _say("[demo] federated training with DP (ε = 8, δ = 1e-4), in process")
-    run_dp = train_federated_run(out / "federated-eps8", overrides={}, seed=seed)
+    run_dp = train_federated_run(out / "federated-eps8", overrides=_overrides(bench_config(8.0)), seed=seed)
     _say("[demo] federated training without DP (reference), in process")
-    run_off = train_federated_run(out / "federated-nodp", overrides={"dp_mode": "off", "target_epsilon": None}, seed=seed)
+    run_off = train_federated_run(out / "federated-nodp", overrides=_overrides(bench_config(math.inf)), seed=seed)
     cfg_dp = json.loads((run_dp / "config.json").read_text())
     heldout = np.asarray(cfg_dp["heldout_users"], np.int64)
     fed_dp = json.loads((run_dp / "metrics.json").read_text())
