@@ -208,8 +208,34 @@ def _write_markdown(path: Path, result: dict[str, Any], epsilons: tuple[float, .
             f"{row['full_hr']:.4f} ± {row['full_hr_std']:.4f} | {row['sampled_hr']:.4f} ± {row['sampled_hr_std']:.4f} | "
             f"{ratio(row['ratio_full_to_federated_off'])} | {ratio(row['ratio_full_to_central'])} |"
         )
+    lines += ["", "Goals (issue #4), full HR@10 ratios of the means:", ""]
+    lines += [f"- {text}" for text in _goal_lines(result, epsilons)]
     lines += ["", f"Wall time: {result['seconds']:.0f} s.", ""]
     path.write_text("\n".join(lines))
+
+
+GOALS: tuple[tuple[float, str, float], ...] = (
+    (math.inf, "central", 0.95),
+    (8.0, "federated_off", 0.85),
+    (1.0, "federated_off", 0.6),
+)
+"""(ε, reference, minimum ratio): the quality goals the report checks and states the distance to."""
+
+
+def _goal_lines(result: dict[str, Any], epsilons: tuple[float, ...]) -> list[str]:
+    rows = dict(zip(epsilons, result["rows"], strict=True))
+    out = []
+    for eps, ref, goal in GOALS:
+        row = rows.get(eps)
+        key = "ratio_full_to_central" if ref == "central" else "ratio_full_to_federated_off"
+        if row is None or row.get(key) is None:
+            continue
+        got = float(row[key])
+        name = "DP off" if math.isinf(eps) else f"ε = {_fmt_eps(eps)}"
+        against = "central" if ref == "central" else "federated DP-off"
+        verdict = "met" if got >= goal else f"missed by {goal - got:.2f}"
+        out.append(f"{name}: {got:.2f} × {against} (goal ≥ {goal}): {verdict}")
+    return out
 
 
 def _plot(path: Path, result: dict[str, Any], epsilons: tuple[float, ...]) -> None:
