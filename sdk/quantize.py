@@ -1,7 +1,7 @@
 """int8 item table with one symmetric scale per row (DESIGN §4).
 
 ``q[i, j] = round(V[i, j] / scale[i])`` clipped to [-127, 127], with ``scale[i] = max_j |V[i, j]| / 127``
-(a zero row gets scale 1.0 so it dequantizes to exactly zero). Dequantization is ``q * scale[:, None]``.
+(a zero row, or one whose scale would underflow, gets scale 1.0 and dequantizes to exactly zero). Dequantization is ``q * scale[:, None]``.
 The bias stays float32: it is one number per item and dominates nothing in size.
 """
 
@@ -81,6 +81,9 @@ def quantize_int8(model: ItemModel) -> QuantizedItemModel:
     v = model.item_embedding
     check_finite(v, "item_embedding")
     amax = np.abs(v).max(axis=1)
-    scale = np.where(amax > 0, amax / INT8_MAX, 1.0).astype(np.float32)
+    scale = (amax / INT8_MAX).astype(np.float32)
+    # A zero row — or one so tiny (subnormal) that amax / 127 underflows to 0 — gets scale 1: it
+    # quantizes to zeros, within half a step of the original.
+    scale = np.where(scale > 0, scale, np.float32(1.0)).astype(np.float32)
     q = np.clip(np.rint(v / scale[:, None]), -INT8_MAX, INT8_MAX).astype(np.int8)
     return QuantizedItemModel(item_embedding=q, item_scale=scale, item_bias=model.item_bias.copy())

@@ -33,3 +33,10 @@ def test_validation() -> None:
         QuantizedItemModel(np.zeros((2, 2), np.int8), np.array([1.0, 0.0], np.float32), np.zeros(2, np.float32))
     with pytest.raises(ValueError, match=r"-128"):
         QuantizedItemModel(np.full((1, 2), -128, np.int8), np.ones(1, np.float32), np.zeros(1, np.float32))
+
+
+def test_subnormal_row_does_not_underflow_the_scale() -> None:
+    """Found by hypothesis: amax/127 of a subnormal row underflows to 0 in float32."""
+    v = np.full((1, 3), np.float32(1e-44), np.float32)
+    q = quantize_int8(ItemModel(v, np.zeros(1, np.float32)))
+    assert q.item_scale[0] == 1.0 and q.item_embedding.tolist() == [[0, 0, 0]]
