@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: venv demo test lint data clean kotlin-tools
+.PHONY: venv demo test lint data clean kotlin-tools bench-flower
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,17 @@ $(TFLITE214_VENV)/.installed:
 	$(TFLITE214_VENV)/bin/python -m pip install --quiet tflite-runtime==2.14.0 numpy==1.26.4 safetensors==0.8.0
 	@touch $@
 
+# Optional bench extra (pyproject's `flower` extra): Flower's SecAgg+ for `privrec bench aggregation`'s comparison
+# (issue #5). flwr pins its own fastapi/protobuf/typer, so it gets its own venv; privrec is not installed there.
+FLOWER_VENV := .venv-flwr
+$(FLOWER_VENV)/.installed:
+	@test -x $(FLOWER_VENV)/bin/python || $(PYTHON) -m venv $(FLOWER_VENV)
+	$(FLOWER_VENV)/bin/python -m pip install --quiet flwr==1.42.0 numpy==2.4.6 \
+	  cryptography==50.0.2 pycryptodome==3.24.1 protobuf==6.33.6 grpcio==1.85.3
+	@touch $@
+
+bench-flower: $(FLOWER_VENV)/.installed
+
 test: data kotlin-tools $(TFLITE214_VENV)/.installed
 	PRIVREC_REQUIRE_KOTLIN=1 PRIVREC_REQUIRE_TFLITE214=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
@@ -44,4 +55,4 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy privrec
 
 clean:
-	rm -rf $(VENV) $(TFLITE214_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(TFLITE214_VENV) $(FLOWER_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

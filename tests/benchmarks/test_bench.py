@@ -127,4 +127,11 @@ def test_aggregation_quick_via_the_cli_json(tmp_path: Path) -> None:
         assert r["survivors"] == r["devices"] - round(r["dropout"] * r["devices"])
         assert r["sum_max_abs_err"] < 1e-6  # the unmasked sum is the survivors' sum (fixed-point exact)
         assert r["bytes_sent_median"] > 4 * r["length"]  # a masked uint32 per value at least
+    flower = result["flower"]  # privrec vs Flower's SecAgg+ (needs `make bench-flower`; skipped with a note otherwise)
+    assert flower["status"] == "ok" or flower["status"].startswith("not installed"), flower["status"]
+    for r in flower["rows"]:
+        assert "privrec_error" not in r and "flower_error" not in r, r
+        assert r["flower_survivors"] == r["privrec_survivors"] == r["devices"] - round(r["dropout"] * r["devices"])
+        assert r["flower_mean_max_abs_err"] < 1e-5 and r["privrec_sum_max_abs_err"] < 1e-6  # both unmasked correctly
+        assert r["round_ratio"] > 0 and r["bytes_ratio"] > 0
     _report(tmp_path / "aggregation", pngs=2)

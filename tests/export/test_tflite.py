@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 
 from privrec.export.base import ArtifactRecord, ExportConfig, get_exporter, get_runner_factory
 from privrec.export.manifest import bundle_signatures
-from privrec.export.tflite import TFLITE_FILE, TFLiteRunner, export
+from privrec.export.tflite import TFLITE_FILE, TFLiteRunner, _compact, _convert, export
 from privrec.sdk.model import ItemModel
 from privrec.sdk.quantize import QuantizedItemModel, quantize_int8
 from privrec.sdk.reconstruct import finetune_reference
@@ -337,10 +337,11 @@ def test_top_k_larger_than_the_catalog_is_refused(tmp_path: Path) -> None:
 def test_int8_file_size_1682x32_and_1682x128(tmp_path: Path) -> None:
     """int8 saves exactly the table bytes: ``int8 ≈ float32 − 3·n·d + 4·n`` (the per-row scale).
 
-    The graph (about 170 ops and 25 KB, mostly the unrolled fine-tune) and the float32 bias are the same
-    in both files, except that the int8 ``recommend`` has about 15 more ops (the hybrid scan and the exact
-    re-rank, about 1 KB), so the ratio is ``(d + 8) / (4d + 4)`` plus overhead: at d = 32 the weights alone
-    give 0.303 and the file 0.385 (94,128 / 244,564 bytes), above 0.30 by arithmetic; at d = 128 it is 0.29.
+    The graph (about 170 ops and ~18 KB after compaction, mostly the unrolled fine-tune) and the float32 bias
+    are the same in both files, except that the int8 ``recommend`` has about 15 more ops (the hybrid scan and
+    the exact re-rank, about 1 KB), so the ratio is ``(d + 8) / (4d + 4)`` plus overhead: at d = 32 the weights
+    alone give 0.303 and the file 0.358 (84,832 / 237,056 bytes), above 0.30 by arithmetic; at d = 128 it is
+    0.28 (246,304 / 882,944).
     """
     sizes: dict[tuple[int, str], int] = {}
     for dim in (32, 128):
@@ -517,3 +518,96 @@ def test_int8_recommend_scores_are_exact_after_the_rerank(exported: dict[str, Ex
         ref = e.reference.item_embedding.astype(np.float64) @ user + e.reference.item_bias + mask
         np.testing.assert_array_equal(top_ids, np.argsort(-ref, kind="stable")[:10])
         assert _max_err(top_scores, ref[top_ids]) <= 1e-5 * max(1.0, scale)
+
+
+# -- compact flatbuffer (issue #3) ---------------------------------------------------------------------------
+
+SIGNATURE_IO = {
+    "score": {"inputs": ["item_ids", "user"], "outputs": ["scores"]},
+    "recommend": {"inputs": ["mask", "user"], "outputs": ["top_ids", "top_scores"]},
+    "finetune": {"inputs": ["item_ids", "l2", "labels", "lr", "user"], "outputs": ["loss", "user_out"]},
+}
+
+
+def _signature_tensors(model: Any) -> dict[tuple[str, str, str], str]:
+    """``(signature, "in"/"out", io name) -> name of the tensor it points at``, read from the flatbuffer."""
+    found = {}
+    for sig in model.signatureDefs:
+        graph = model.subgraphs[sig.subgraphIndex]
+        for kind, entries in (("in", sig.inputs), ("out", sig.outputs)):
+            for entry in entries:
+                found[sig.signatureKey.decode(), kind, entry.name.decode()] = graph.tensors[entry.tensorIndex].name.decode()
+    return found
+
+
+def _tensor_view(model: Any) -> list[list[tuple[int, tuple[int, ...], bytes]]]:
+    """Per subgraph, per tensor: (type, shape, constant bytes) — everything the numerics depend on."""
+    view = []
+    for graph in model.subgraphs:
+        rows = []
+        for t in graph.tensors:
+            data = model.buffers[t.buffer].data
+            rows.append((int(t.type), tuple(int(s) for s in t.shape), b"" if data is None else bytes(data)))
+        view.append(rows)
+    return view
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_compact_keeps_signatures_graph_weights_and_outputs_bit_exact(tmp_path: Path, precision: str) -> None:
+    model = synthetic_model(NUM_ITEMS, DIM, seed=11)
+    m = quantize_int8(model) if precision == "int8" else model
+    raw = _convert(m, CONFIG, compact=False)[0]
+    packed = _compact(raw)
+    assert len(packed) <= len(raw) - 3000, (len(raw), len(packed))  # measured: 7.5 / 9.3 KB less at 200×8
+    before, after = schema.ModelT.InitFromPackedBuf(raw, 0), schema.ModelT.InitFromPackedBuf(packed, 0)
+    assert _signature_tensors(after) == _signature_tensors(before)  # keys, IO names and their tensors' names
+    assert _tensor_view(after) == _tensor_view(before)
+    for g_before, g_after in zip(before.subgraphs, after.subgraphs, strict=True):
+        ops = [(op.opcodeIndex, op.inputs.tolist(), op.outputs.tolist()) for op in g_before.operators]
+        assert [(op.opcodeIndex, op.inputs.tolist(), op.outputs.tolist()) for op in g_after.operators] == ops
+    assert [m.name for m in after.metadata] == [b"min_runtime_version"]
+    assert bytes(after.buffers[after.metadata[0].buffer].data) == bytes(
+        next(before.buffers[x.buffer].data for x in before.metadata if x.name == b"min_runtime_version")
+    )
+    # Same inputs, same bits out, in every signature.
+    runners = [Interpreter(model_content=data, num_threads=1) for data in (raw, packed)]
+    assert runners[0].get_signature_list() == runners[1].get_signature_list() == SIGNATURE_IO
+    rng = np.random.default_rng(3)
+    user = rng.normal(size=DIM).astype(np.float32)
+    ids = _ids(rng, 23, NUM_ITEMS)
+    mask = np.where(rng.random(NUM_ITEMS) < 0.2, -np.inf, 0.0).astype(np.float32)
+    labels = rng.random(23).astype(np.float32)
+    calls: dict[str, dict[str, NDArray[Any]]] = {
+        "score": {"user": user, "item_ids": ids},
+        "recommend": {"user": user, "mask": mask},
+        "finetune": {"user": user, "item_ids": ids, "labels": labels, "lr": np.ones(1, np.float32), "l2": np.ones(1, np.float32)},
+    }
+    for name, inputs in calls.items():
+        outs = [r.get_signature_runner(name)(**inputs) for r in runners]
+        assert outs[0].keys() == outs[1].keys() == set(SIGNATURE_IO[name]["outputs"])
+        for key in outs[0]:
+            np.testing.assert_array_equal(outs[1][key], outs[0][key])
+
+
+def test_int8_file_is_at_most_0_30_of_float32_at_1682x64(tmp_path: Path) -> None:
+    """Issue #3 at the ML-100K shape (1682 items × d = 64, 5 fine-tune steps): int8 ≤ 0.30 × float32.
+
+    Weights alone: int8 121,104 B (table, scale, bias), float32 437,320 B. Measured: 133,456 / 447,152 =
+    0.298 (before :func:`_compact`: 139,992 / 451,896 = 0.310).
+    """
+    model = synthetic_model(1682, 64, seed=0)
+    config = ExportConfig(top_k=10, finetune_steps=5)
+    sizes = {}
+    for precision, m in (("float32", model), ("int8", quantize_int8(model))):
+        out = tmp_path / precision
+        export(m, out, config)
+        path = out / TFLITE_FILE
+        sizes[precision] = path.stat().st_size
+        interpreter = Interpreter(model_path=str(path), num_threads=1)
+        assert interpreter.get_signature_list() == SIGNATURE_IO
+        names = _signature_tensors(schema.ModelT.InitFromPackedBuf(path.read_bytes(), 0))
+        for (sig, kind, io), tensor_name in names.items():
+            if kind == "in":  # the converter names signature inputs `<signature>_<input>:0`; kept as is
+                assert tensor_name == f"{sig}_{io}:0"
+    assert sizes["float32"] >= 4 * 1682 * 64 + 4 * 1682
+    assert sizes["int8"] <= 0.30 * sizes["float32"], sizes
