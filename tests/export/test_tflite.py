@@ -522,7 +522,7 @@ def test_int8_recommend_scores_are_exact_after_the_rerank(exported: dict[str, Ex
 
 # -- compact flatbuffer (issue #3) ---------------------------------------------------------------------------
 
-SIGNATURE_IO = {
+SIGNATURE_IO: dict[str, dict[str, list[str]]] = {
     "score": {"inputs": ["item_ids", "user"], "outputs": ["scores"]},
     "recommend": {"inputs": ["mask", "user"], "outputs": ["top_ids", "top_scores"]},
     "finetune": {"inputs": ["item_ids", "l2", "labels", "lr", "user"], "outputs": ["loss", "user_out"]},
