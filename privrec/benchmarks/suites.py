@@ -186,6 +186,7 @@ def run_aggregation_bench(*, quick: bool, out: Path) -> dict[str, Any]:
                     ("error", "error"),
                 ],
             ),
+            aggregation.flower_markdown(result),
             *[f"![{p}]({p})\n" for p in plots],
         ]
     )
