@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -109,6 +110,13 @@ def run_demo(*, out: Path, seeds: int = 3, update_readme: Path | None = None) ->
     if update_readme is not None:
         update_readme_section(update_readme, "results-quality", (out / "quality.md").read_text())
         if (out / "federated.md").is_file():
-            update_readme_section(update_readme, "results-federated", (out / "federated.md").read_text())
+            # The plot goes next to the README (runs/ is not committed) and the link follows it.
+            figures = update_readme.parent / "reports" / "demo"
+            figures.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(out / "federated_hr_per_round.png", figures / "federated_hr_per_round.png")
+            text = (out / "federated.md").read_text().replace(
+                "](federated_hr_per_round.png)", "](reports/demo/federated_hr_per_round.png)"
+            )
+            update_readme_section(update_readme, "results-federated", text)
     _say(f"[demo] done in {time.perf_counter() - t0:.0f} s; reports in {out}")
     return summary
