@@ -49,7 +49,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from numpy.typing import NDArray
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from privrec.sdk.quantize import QuantizedItemModel
 
@@ -57,6 +57,7 @@ from .base import ArtifactRecord, Exportable, ExportConfig, Precision, register_
 from .manifest import bundle_signatures
 from .onnx_int8 import (
     TABLE_T,
+    OnnxGraph,
     add_float_recommend,
     add_float_score,
     add_int8_recommend,
@@ -79,33 +80,7 @@ _ALIGN = 64
 _LABEL_SUM_FLOOR = 1e-12  # sdk/reconstruct.py LABEL_SUM_FLOOR
 
 
-class _Graph:
-    """A tiny builder: nodes get unique output names, small constants become inline initializers."""
-
-    def __init__(self, weights: Sequence[TensorProto]) -> None:
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[TensorProto] = list(weights)
-        self._count = 0
-
-    def op(self, op_type: str, *inputs: str, **attrs: Any) -> str:
-        self._count += 1
-        out = f"{op_type.lower()}_{self._count}"
-        self.nodes.append(helper.make_node(op_type, list(inputs), [out], **attrs))
-        return out
-
-    def op_multi(self, op_type: str, inputs: Sequence[str], n_out: int, **attrs: Any) -> list[str]:
-        self._count += 1
-        outs = [f"{op_type.lower()}_{self._count}_{i}" for i in range(n_out)]
-        self.nodes.append(helper.make_node(op_type, list(inputs), outs, **attrs))
-        return outs
-
-    def const(self, name: str, value: NDArray[Any]) -> str:
-        if not any(t.name == name for t in self.initializers):
-            self.initializers.append(numpy_helper.from_array(value, name))
-        return name
-
-    def output(self, src: str, name: str) -> None:
-        self.nodes.append(helper.make_node("Identity", [src], [name]))
+_Graph = OnnxGraph
 
 
 def _weight_arrays(model: Exportable) -> dict[str, NDArray[Any]]:

@@ -34,7 +34,7 @@ embedded; the tests and the size benchmark use them).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -77,7 +77,7 @@ class GraphBuilder(Protocol):
 
     def op(self, op_type: str, *inputs: str, **attrs: Any) -> str: ...
 
-    def op_multi(self, op_type: str, inputs: Any, n_out: int, **attrs: Any) -> list[str]: ...
+    def op_multi(self, op_type: str, inputs: Sequence[str], n_out: int, **attrs: Any) -> list[str]: ...
 
     def const(self, name: str, value: NDArray[Any]) -> str: ...
 
@@ -110,7 +110,7 @@ class _Branch:
         self.nodes.append(helper.make_node(op_type, list(inputs), [out], **attrs))
         return out
 
-    def op_multi(self, op_type: str, inputs: Any, n_out: int, **attrs: Any) -> list[str]:
+    def op_multi(self, op_type: str, inputs: Sequence[str], n_out: int, **attrs: Any) -> list[str]:
         self._count += 1
         outs = [f"{self._prefix}_{op_type.lower()}_{self._count}_{i}" for i in range(n_out)]
         self.nodes.append(helper.make_node(op_type, list(inputs), outs, **attrs))
@@ -266,10 +266,13 @@ def add_float_recommend(g: GraphBuilder, *, top_k: int) -> None:
     _add_top_k(g, g.op("Add", float_catalog_scores(g), "mask"), top_k)
 
 
-class _Builder:
-    """A minimal :class:`GraphBuilder` for standalone models."""
+class OnnxGraph:
+    """A tiny :class:`GraphBuilder`: nodes get unique output names, small constants become initializers.
 
-    def __init__(self, initializers: list[TensorProto]) -> None:
+    Used by :mod:`privrec.export.onnx` for the shipped graphs and here for standalone models.
+    """
+
+    def __init__(self, initializers: Sequence[TensorProto]) -> None:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers = list(initializers)
         self._count = 0
@@ -280,7 +283,7 @@ class _Builder:
         self.nodes.append(helper.make_node(op_type, list(inputs), [out], **attrs))
         return out
 
-    def op_multi(self, op_type: str, inputs: Any, n_out: int, **attrs: Any) -> list[str]:
+    def op_multi(self, op_type: str, inputs: Sequence[str], n_out: int, **attrs: Any) -> list[str]:
         self._count += 1
         outs = [f"{op_type.lower()}_{self._count}_{i}" for i in range(n_out)]
         self.nodes.append(helper.make_node(op_type, list(inputs), outs, **attrs))
@@ -332,7 +335,7 @@ def build_fast_models(model: ItemModel | QuantizedItemModel, *, top_k: int = 10)
     }
     models: dict[str, onnx.ModelProto] = {}
     for name, (inputs, outputs) in specs.items():
-        g = _Builder(weights)
+        g = OnnxGraph(weights)
         if name == "score":
             add_int8_score(g, dim=d) if int8 else add_float_score(g)
         else:
