@@ -1,7 +1,8 @@
 """int8 item table with one symmetric scale per row (DESIGN §4).
 
 ``q[i, j] = round(V[i, j] / scale[i])`` clipped to [-127, 127], with ``scale[i] = max_j |V[i, j]| / 127``
-(a zero row, or one whose scale would underflow, gets scale 1.0 and dequantizes to exactly zero). Dequantization is ``q * scale[:, None]``.
+(a zero row, or one whose scale would underflow, gets scale 1.0 and dequantizes to exactly zero).
+Dequantization is ``q * scale[:, None]``.
 The bias stays float32: it is one number per item and dominates nothing in size.
 """
 

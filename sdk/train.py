@@ -27,7 +27,7 @@ from .data.splits import LeaveOneOutSplit
 from .evaluate import EvalProtocol, evaluate, sampled_negatives
 from .model import ItemModel, TrainedModel
 from .reconstruct import FinetuneConfig
-from .validation import check_positive_int
+from .validation import check_config_keys, check_positive_int
 
 __all__ = ["TrainConfig", "TrainResult", "train_central"]
 
@@ -93,11 +93,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them."""
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ValueError(f"unknown training config keys {unknown}. Known: {sorted(known)}.")
-        raw = dict(raw)
+        raw = check_config_keys(raw, cls, "training")
         if isinstance(raw.get("finetune"), dict):
             raw["finetune"] = FinetuneConfig(**raw["finetune"])
         return cls(**raw)

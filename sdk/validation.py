@@ -6,6 +6,7 @@ Messages follow one form: what was expected, then what was found, e.g.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
+    "check_config_keys",
     "check_finite",
     "check_item_ids",
     "check_positive_int",
@@ -91,3 +93,19 @@ def check_user_vector(user: object, dim: int, name: str = "user") -> NDArray[np.
         raise ValueError(f"`{name}` must have shape ({dim},). Found {user.shape}.")
     check_finite(user, name)
     return user.astype(np.float32, copy=False)
+
+
+def check_config_keys(raw: object, cls: type, what: str) -> dict[str, Any]:
+    """Return ``raw`` as a new dict if it is a dict whose keys are all fields of the dataclass ``cls``.
+
+    Raises ``TypeError`` for a non-dict and ``ValueError`` naming the unknown keys and the known ones:
+    "unknown training config keys ['epoch']. Known: [...]." — the one check every config's
+    ``from_dict`` makes.
+    """
+    if not isinstance(raw, dict):
+        raise TypeError(f"the {what} config must be a dict. Found {type(raw).__name__}.")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"unknown {what} config keys {unknown}. Known: {sorted(known)}.")
+    return dict(raw)

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from privrec.sdk.federated.config import FederatedConfig
 from privrec.sdk.privacy import DPConfig, PrivacyWarning
 from privrec.sdk.reconstruct import FinetuneConfig
+from privrec.sdk.validation import check_config_keys
 
 __all__ = ["ServerConfig"]
 
@@ -164,13 +165,7 @@ class ServerConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ServerConfig:
         """Inverse of :meth:`to_dict`; unknown keys are refused."""
-        if not isinstance(data, dict):
-            raise TypeError(f"`data` must be a dict. Found {type(data).__name__}.")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"ServerConfig keys must be among {sorted(known)}. Found unknown {unknown}.")
-        raw = dict(data)
+        raw = check_config_keys(data, cls, "server")
         if isinstance(raw.get("dp"), dict):
             raw["dp"] = DPConfig.from_dict(raw["dp"])
         if isinstance(raw.get("finetune"), dict):

@@ -20,7 +20,7 @@ from ..privacy._validate import (
     check_sample_rate,
 )
 from ..reconstruct import FinetuneConfig
-from ..validation import check_positive_int, check_probability
+from ..validation import check_config_keys, check_positive_int, check_probability
 
 __all__ = ["FederatedConfig", "ItemFeatures"]
 
@@ -190,13 +190,7 @@ class FederatedConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> FederatedConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them."""
-        if not isinstance(raw, dict):
-            raise TypeError(f"the federated config must be a dict. Found {type(raw).__name__}.")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ValueError(f"unknown federated config keys {unknown}. Known: {sorted(known)}.")
-        data = dict(raw)
+        data = check_config_keys(raw, cls, "federated")
         if isinstance(data.get("finetune"), dict):
             data["finetune"] = FinetuneConfig(**data["finetune"])
         return cls(**data)

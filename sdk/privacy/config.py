@@ -22,7 +22,7 @@ import functools
 import warnings
 from typing import Any, Literal, get_args
 
-from ..validation import check_probability
+from ..validation import check_config_keys, check_probability
 from ._validate import (
     check_clip_norm,
     check_delta,
@@ -196,10 +196,4 @@ class DPConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DPConfig:
         """Build from a dict of fields; unknown keys are refused (ValueError naming them)."""
-        if not isinstance(data, dict):
-            raise TypeError(f"`data` must be a dict. Found {type(data).__name__}.")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"DPConfig keys must be among {sorted(known)}. Found unknown {unknown}.")
-        return cls(**data)
+        return cls(**check_config_keys(data, cls, "DP"))

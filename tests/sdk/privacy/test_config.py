@@ -148,5 +148,5 @@ def test_mode_off_refuses_noise_settings() -> None:
 def test_dict_round_trip_and_unknown_keys() -> None:
     cfg = DPConfig(noise_multiplier=1.3, clip_norm=0.5, adaptive_clipping=True, count_noise_std=2.0)
     assert DPConfig.from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(ValueError, match=r"Found unknown \['epsilon'\]\.$"):
+    with pytest.raises(ValueError, match=r"^unknown DP config keys \['epsilon'\]\. Known: \["):
         DPConfig.from_dict({"epsilon": 1.0})
