@@ -89,7 +89,9 @@ def test_devices_complete_a_round_over_http(tmp_path: Path, server: tuple[str, A
     # Device 3 goes silent in Round 4; the admin closes that stage (instead of waiting for the deadline).
     for _ in range(600):
         st = clients[0].status(round_id)
-        if st["phase"] == "unmasking" and st["pending"] == 1:  # all but the silent device answered
+        # All but the silent device answered, and the silent device has seen the unmasking request and
+        # gone quiet (otherwise it could first poll after the round completed and never drop).
+        if st["phase"] == "unmasking" and st["pending"] == 1 and reports[3] is not None:
             clients[0].admin_advance(round_id, ADMIN)
         if st["phase"] in ("completed", "aborted"):
             break
