@@ -95,6 +95,11 @@ def _bundle_stage(out: Path, model: Any, split: Any, finetune: dict[str, Any]) -
 
 def run_demo(*, out: Path, seeds: int = 3, update_readme: Path | None = None) -> dict[str, Any]:
     """Run every demo stage available in this installation; returns the measured summary."""
+    import logging
+
+    # dp-accounting logs (through absl) every RDP order it drops as non-convergent: harmless, and it
+    # buries the progress bars. The demo is an application, so it may set this; the library does not.
+    logging.getLogger("absl").setLevel(logging.ERROR)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
