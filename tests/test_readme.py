@@ -34,3 +34,15 @@ def test_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ca
     out = capsys.readouterr().out
     assert "Star Wars" not in out.split("\n")[-2]  # the last print lists recommendations, never the excluded history
     assert (tmp_path / "bundles" / "ml100k-int8" / "manifest.json").is_file()
+
+
+def test_readme_privacy_example_matches_the_command() -> None:
+    """The ε values the README shows for `privrec privacy` are what the command computes (never typed)."""
+    from privrec.sdk.privacy.report import privacy_report
+
+    shown = re.search(r'# \{"epsilon": ([0-9.]+), "epsilon_rdp": ([0-9.]+), "epsilon_pld": ([0-9.]+)', README.read_text())
+    assert shown is not None, "the README's privacy example output is missing"
+    got = privacy_report(noise_multiplier=1.0, sample_rate=0.01, rounds=1000, delta=1e-5)
+    eps, rdp, pld = (float(x) for x in shown.groups())
+    assert round(got["epsilon"], 4) == eps and round(got["epsilon_rdp"], 4) == rdp
+    assert round(got["epsilon_pld"], 4) == pld
