@@ -219,6 +219,7 @@ def test_score_graph_branches_on_n_with_the_documented_ratio() -> None:
         (if_node,) = [n for n in score.node if n.op_type == "If"]
         branches = {a.name: {n.op_type for n in a.g.node} for a in if_node.attribute}
         assert set(branches) == {"then_branch", "else_branch"}
-        assert all("Gather" in ops for ops in branches.values())
+        assert {"Gather", "GatherElements"} <= branches["then_branch"]  # rows by id; 1-D scale/bias by id
+        assert "GatherElements" in branches["else_branch"] and "Gather" not in branches["else_branch"]  # 1-D: the fast op
         value = next(t for t in score.initializer if t.name == f"scan_ratio_{ratio}")
         assert onnx.numpy_helper.to_array(value).tolist() == [ratio]
