@@ -7,6 +7,7 @@ from .client import ServerClient, ServerError
 from .device import Device, RoundReport
 from .recommender import BACKENDS, Backend, Recommender
 from .store import EncryptedStore, StoreIntegrityError
+from .topk import top_k
 
 __all__ = [
     "BACKENDS",
@@ -18,4 +19,5 @@ __all__ = [
     "ServerClient",
     "ServerError",
     "StoreIntegrityError",
+    "top_k",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -89,14 +90,27 @@ class Recommender:
         """The largest ``k`` :meth:`recommend` returns (``K`` fixed at export)."""
         return self.manifest.top_k
 
+    @cached_property
+    def _all_ids(self) -> NDArray[np.int32]:
+        ids = np.arange(self.num_items, dtype=np.int32)
+        ids.setflags(write=False)
+        return ids
+
     @property
     def items(self) -> list[dict[str, Any]]:
         """Item metadata, one ``{"index", "id", "title", …}`` per model row (empty if none was exported)."""
         return self.manifest.items
 
-    def score(self, user: NDArray[np.floating], item_ids: object) -> NDArray[np.float32]:
-        """Scores ``float32[N]`` of ``item_ids`` (1-D ints in ``[0, num_items)``) for ``user`` ``[dim]``."""
+    def score(self, user: NDArray[np.floating], item_ids: object | None = None) -> NDArray[np.float32]:
+        """Scores ``float32[N]`` of ``item_ids`` (1-D ints in ``[0, num_items)``) for ``user`` ``[dim]``.
+
+        ``item_ids=None`` scores the whole catalog (``N = num_items``, in item order) through the
+        artifact's catalog scan; pick the best with :func:`privrec.runtime.top_k`, or call
+        :meth:`recommend`, which fuses the scan and the top-K in one graph.
+        """
         u = check_user_vector(user, self.dim)
+        if item_ids is None:
+            return self._runner.score(u, self._all_ids)
         ids = check_item_ids(item_ids, self.num_items)
         if ids.size == 0:
             return np.zeros(0, np.float32)

@@ -46,6 +46,7 @@ def test_score_recommend_finetune_match_the_model(rec: Recommender, model: ItemM
     u = np.linspace(-1, 1, D).astype(np.float32)
     np.testing.assert_allclose(rec.score(u, [0, 5, N - 1]), model.score(u, [0, 5, N - 1]), atol=1e-5)
     np.testing.assert_allclose(rec.score(u.astype(np.float64), np.arange(N)), model.score(u), atol=1e-5)
+    np.testing.assert_array_equal(rec.score(u), rec.score(u, np.arange(N)))  # None = the whole catalog, in order
     assert rec.score(u, []).shape == (0,)
     ids, scores = rec.recommend(u, exclude=[3, 4], k=5)
     want_ids, want_scores = model.recommend(u, 5, [3, 4])
@@ -248,6 +249,7 @@ def test_litert_backend_agrees_with_onnxruntime(tmp_path: Path, model: ItemModel
     u = np.linspace(-1, 1, D).astype(np.float32)
     # int8 ONNX quantizes the user in two int8 levels (export/onnx_int8.py): about 1e-5 from the dequantized maths
     np.testing.assert_allclose(lite.score(u, np.arange(N)), ort_rec.score(u, np.arange(N)), atol=1e-3)
+    np.testing.assert_allclose(lite.score(u), ort_rec.score(u), atol=1e-3)
     assert lite.recommend(u, exclude=[0])[0].tolist() == ort_rec.recommend(u, exclude=[0])[0].tolist()
     out_l, loss_l = lite.finetune(u, np.arange(N))
     out_o, loss_o = ort_rec.finetune(u, np.arange(N))
