@@ -67,6 +67,7 @@ def acceptance(result: dict[str, Any]) -> list[dict[str, Any]]:
         if row is None:
             return
         value = float(row[key])
+        cold_key = "p50_cold_ms" if key == "p50_ms" else f"{key}_cold"
         out.append(
             {
                 "catalog": n,
@@ -75,6 +76,7 @@ def acceptance(result: dict[str, Any]) -> list[dict[str, Any]]:
                 "precision": row["precision"],
                 "op": row["op"],
                 "measured": value,
+                "measured_cold": row.get(cold_key),
                 "limit": limit,
                 "ok": value <= limit,
                 "miss_factor": None if value <= limit else value / limit,
@@ -140,10 +142,16 @@ def latency_markdown(result: dict[str, Any], plots: list[str]) -> str:
     parts = [
         "# privrec bench: latency\n",
         machine_section(),
-        f"\nSingle thread, warm ({plan['warmup']} warm-up calls per case), {plan['calls']} timed calls per case, "
-        "all cases of a (catalog, d) interleaved in a fresh random order every repeat. Synthetic tables "
-        "V ~ N(0, 0.3²), b ~ N(0, 0.1²); users N(0, 1). `score+top10` = the `score` signature over every id, "
-        "then `np.argpartition` top-10; `recommend` = the signature (K = 10, mask of zeros); `finetune` = M = 50, "
+        f"\nSingle thread, {plan['warmup']} warm-up calls per case, then {plan['calls']} visits per case, all cases of a "
+        f"(catalog, d) interleaved in a fresh random order every repeat. Each visit makes {plan.get('burst', 2)} "
+        "back-to-back calls and times two: **warm** = the last (the steady state a warm benchmark means: after another "
+        "case ran, it takes several calls for caches, TLB and prefetchers to refill; p50/p95 and the targets use it) "
+        "and **cold** = the first, made after the other cases ran and evicted the caches (closer to "
+        "an app that recommends once per screen; listed as `cold` columns, not judged). Synthetic tables "
+        "V ~ N(0, 0.3²), b ~ N(0, 0.1²); users N(0, 1). `score+top10` = the `score` signature over every id "
+        "(what `Recommender.score(user)` runs), then the runtime's exact `privrec.runtime.top_k` (block maxima → "
+        "threshold → sort of the few candidates; `numpy-topk` is numpy scoring with the same selection, so the "
+        "selection's share of any gain is visible); `recommend` = the signature (K = 10, mask of zeros); `finetune` = M = 50, "
         "the exported 10 steps. `× numpy` = p50 / p50 of the numpy float32 baseline (`V @ u + b`, `argpartition` "
         "top-10) measured in the same loop; `× floor` = p50 / (table bytes of the row's precision ÷ DRAM read "
         "bandwidth measured in the same run: the best `np.add.reduce` pass over a buffer larger than the L3 cache, so the "
@@ -160,10 +168,11 @@ def latency_markdown(result: dict[str, Any], plots: list[str]) -> str:
                 ("backend", "backend"),
                 ("precision", "precision"),
                 ("op", "op"),
-                ("measured", "measured"),
+                ("measured", "measured (warm)"),
                 ("limit", "limit"),
                 ("ok", "met"),
                 ("miss_factor", "missed by ×"),
+                ("measured_cold", "cold-cache value (not judged)"),
             ],
         ),
         "\n## int8 fast path: gain over dequantizing the table per call\n",
@@ -203,6 +212,7 @@ def latency_markdown(result: dict[str, Any], plots: list[str]) -> str:
                 ("dim", "d"),
                 ("numpy_p50_ms", "numpy p50 ms"),
                 ("numpy_p95_ms", "numpy p95 ms"),
+                ("numpy_p50_cold_ms", "numpy cold p50 ms"),
                 ("bandwidth_dram_gbs", "DRAM GB/s"),
                 ("bandwidth_hot_gbs", "hot GB/s"),
                 ("floor_float32_ms", "floor f32 ms"),
@@ -222,6 +232,9 @@ def latency_markdown(result: dict[str, Any], plots: list[str]) -> str:
                 ("p95_ms", "p95 ms"),
                 ("ratio_numpy", "× numpy"),
                 ("ratio_floor", "× floor"),
+                ("p50_cold_ms", "cold p50 ms"),
+                ("ratio_numpy_cold", "cold × numpy"),
+                ("ratio_floor_cold", "cold × floor"),
                 ("max_abs_err", "max abs err"),
             ],
         ),

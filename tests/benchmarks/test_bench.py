@@ -55,20 +55,22 @@ def test_latency_quick_has_every_row(tmp_path: Path) -> None:
     }
     want |= {(n, d, "onnxruntime-dequant", "int8", op) for n in plan.catalogs for d in plan.dims for op in latency.OPS[:2]}
     want |= {(n, d, "litert-dequant", "int8", "recommend") for n in plan.catalogs for d in plan.dims}
-    want |= {(n, d, "numpy-prealloc", "float32", "score+top10") for n in plan.catalogs for d in plan.dims}
+    refs = ("numpy-prealloc", "numpy-topk")
+    want |= {(n, d, ref, "float32", "score+top10") for n in plan.catalogs for d in plan.dims for ref in refs}
     got = {(r["catalog"], r["dim"], r["backend"], r["precision"], r["op"]) for r in result["rows"]}
     assert got == want
     for r in result["rows"]:
         assert r["calls"] == plan.calls
-        assert 0 < r["p50_ms"] <= r["p95_ms"]
-        assert r["ratio_numpy"] > 0 and r["ratio_floor"] > 0
-        if r["op"] == "finetune" or r["backend"] == "numpy-prealloc":
+        assert 0 < r["p50_ms"] <= r["p95_ms"] and r["p50_cold_ms"] > 0
+        assert r["ratio_numpy"] > 0 and r["ratio_floor"] > 0 and r["ratio_numpy_cold"] > 0 and r["ratio_floor_cold"] > 0
+        if r["op"] == "finetune" or r["backend"].startswith("numpy"):
             assert r["max_abs_err"] is None
         else:  # every score / recommend row is checked against the numpy reference of its precision
             assert 0 <= r["max_abs_err"] < 2e-2, r
     assert {(b["catalog"], b["dim"]) for b in result["baselines"]} == set(itertools.product(plan.catalogs, plan.dims))
     for b in result["baselines"]:
         assert b["floor_float32_ms"] == pytest.approx(4 * b["floor_int8_ms"])
+        assert b["numpy_p50_cold_ms"] > 0
     # (2 int8 targets + 1 float32 target) × 2 backends × 2 ops; finetune × 2 backends × 2 precisions.
     assert len(result["acceptance"]) == 3 * 2 * 2 + 4
     assert {a["backend"] for a in result["acceptance"]} == {"onnxruntime", "litert"}
