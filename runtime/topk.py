@@ -54,10 +54,12 @@ def top_k(scores: object, k: int) -> tuple[NDArray[np.int64], NDArray[np.float32
     n = s.size
     k = min(int(k), n)
     rows = n // GROUPS
-    if rows < 8 or 4 * k > GROUPS:  # small catalog (or a large k): sort everything
-        _check_values(s, s)
-        order = np.argsort(-s, kind="stable")[:k]
-        return order.astype(np.int64), s[order]
+    if rows < 8 or 4 * k > GROUPS:  # small catalog (or a large k): the exact k-th value, then its candidates
+        peak = s.max()
+        if np.isnan(peak) or peak == np.inf:
+            _check_values(s, s)
+        threshold = np.partition(s, n - k)[n - k]
+        return _sorted_candidates(s, np.flatnonzero(s >= threshold), k)
     grid = s[: rows * GROUPS].reshape(rows, GROUPS)  # group j = column j
     tail = s[rows * GROUPS :]
     maxima = np.empty(GROUPS + (1 if tail.size else 0), np.float32)
@@ -74,7 +76,14 @@ def top_k(scores: object, k: int) -> tuple[NDArray[np.int64], NDArray[np.float32
     candidates = r * GROUPS + cols[c]
     if tail.size and maxima[-1] >= threshold:
         candidates = np.concatenate([candidates, rows * GROUPS + np.flatnonzero(tail >= threshold)])
-    candidates.sort()  # ascending ids, so the stable sort below keeps lower ids first among equal scores
+    candidates.sort()
+    return _sorted_candidates(s, candidates, k)
+
+
+def _sorted_candidates(
+    s: NDArray[np.float32], candidates: NDArray[np.intp], k: int
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """The ``k`` best of ``candidates`` (ascending ids, so the stable sort keeps lower ids first among equal scores)."""
     order = candidates[np.argsort(-s[candidates], kind="stable")[:k]]
     return order.astype(np.int64), s[order]
 
