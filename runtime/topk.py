@@ -52,6 +52,8 @@ def top_k(scores: object, k: int) -> tuple[NDArray[np.int64], NDArray[np.float32
         raise ValueError(f"`k` must be >= 1. Found {k}.")
     s = np.ascontiguousarray(scores, np.float32)
     n = s.size
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
     k = min(int(k), n)
     rows = n // GROUPS
     if rows < 8 or 4 * k > GROUPS:  # small catalog (or a large k): the exact k-th value, then its candidates

@@ -52,6 +52,11 @@ def test_all_equal_scores_give_the_lowest_indices() -> None:
     assert ids.tolist() == list(range(10))
 
 
+def test_empty_scores_give_nothing() -> None:
+    ids, values = top_k(np.zeros(0, np.float32), 3)
+    assert ids.shape == values.shape == (0,) and ids.dtype == np.int64
+
+
 def test_k_larger_than_the_catalog_returns_everything_sorted() -> None:
     ids, values = top_k(np.array([0.1, 0.3, -np.inf, 0.3], np.float32), 10)
     assert ids.tolist() == [1, 3, 0, 2]
