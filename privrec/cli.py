@@ -200,11 +200,20 @@ def bench(
     quick: Annotated[bool, typer.Option("--quick", help="Small sizes and few repeats (under 2 minutes).")] = False,
     out: Annotated[Path, typer.Option("--out", help="Folder for the markdown report and PNG plots.")] = Path("reports"),
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    update_readme: Annotated[
+        Path | None,
+        typer.Option("--update-readme", help="Rewrite this README's results-privacy section from the privacy report."),
+    ] = None,
 ) -> None:
     """Benchmarks: medians and ratios against baselines measured in the same run."""
     from privrec.bench import run_bench
 
     result = run_bench(what, quick=quick, out=out)
+    if update_readme is not None and "privacy" in result:
+        from privrec.demo import update_readme_section
+
+        report = (out / "privacy" / "privacy_utility.md").read_text()
+        update_readme_section(update_readme, "results-privacy", report.split("\n\n", 1)[1])  # without the title
     if as_json:
         _emit(result)
 

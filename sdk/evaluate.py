@@ -14,7 +14,7 @@ NDCG@K = mean(1 / log2(rank + 2) for rank < K).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from .data.splits import LeaveOneOutSplit
 
-__all__ = ["EvalProtocol", "Metrics", "ScoreFn", "evaluate", "sampled_negatives"]
+__all__ = ["EvalProtocol", "Metrics", "ScoreFn", "bootstrap_ratio_ci", "evaluate", "sampled_negatives"]
 
 ScoreFn = Callable[[NDArray[np.int64]], NDArray[np.float32]]
 """Maps user indices ``[B]`` to scores ``float32[B, num_items]``."""
@@ -41,7 +41,11 @@ class EvalProtocol:
 
 @dataclass(frozen=True)
 class Metrics:
-    """HR@K and NDCG@K, sampled and full, over ``users`` evaluated users."""
+    """HR@K and NDCG@K, sampled and full, over ``users`` evaluated users.
+
+    ``user_ids`` and ``full_hits`` (``bool[users]``, the full-catalog hit of each evaluated user, in the
+    same order) let a caller bootstrap over users; they are empty when not recorded.
+    """
 
     sampled_hr: float
     sampled_ndcg: float
@@ -49,6 +53,8 @@ class Metrics:
     full_ndcg: float
     users: int
     protocol: EvalProtocol
+    user_ids: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64), compare=False, repr=False)
+    full_hits: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_), compare=False, repr=False)
 
     def to_dict(self) -> dict[str, object]:
         """The JSON shape printed by ``privrec evaluate --json``."""
@@ -99,6 +105,7 @@ def evaluate(
             history[u, split.val_item[u]] = 1.0
     hist = history.tocsr()
     s_hr = s_ndcg = f_hr = f_ndcg = 0.0
+    full_hits: list[NDArray[np.bool_]] = []
     for start in range(0, eval_users.size, proto.batch_size):
         batch = eval_users[start : start + proto.batch_size]
         scores = np.asarray(score_fn(batch), np.float64)
@@ -122,5 +129,46 @@ def evaluate(
             else:
                 f_hr += float(hit.sum())
                 f_ndcg += float(ndcg.sum())
+                full_hits.append(hit)
     n = float(eval_users.size)
-    return Metrics(s_hr / n, s_ndcg / n, f_hr / n, f_ndcg / n, int(eval_users.size), proto)
+    return Metrics(s_hr / n, s_ndcg / n, f_hr / n, f_ndcg / n, int(eval_users.size), proto,
+                   user_ids=eval_users, full_hits=np.concatenate(full_hits))
+
+
+def bootstrap_ratio_ci(
+    numerator: NDArray[np.bool_] | NDArray[np.floating],
+    denominator: NDArray[np.bool_] | NDArray[np.floating],
+    *,
+    resamples: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of ``mean(numerator) / mean(denominator)``, resampling **users**, paired.
+
+    Args:
+        numerator, denominator: per-user outcomes ``[runs, users]`` (or ``[users]``), e.g. full-catalog hits
+            of several seeds; column ``j`` of both must be the same user. Each resample draws users with
+            replacement, takes the same columns of both (paired: the users' shared difficulty cancels) and
+            averages over runs and users.
+        resamples: bootstrap draws. level: coverage in (0, 1). seed: seeds the draws (reproducible).
+
+    Returns ``(low, high)``. Captures the sampling noise of the evaluated users given these runs, not
+    the run-to-run noise beyond the runs given. Resamples whose denominator mean is 0 are dropped.
+    """
+    num = np.atleast_2d(np.asarray(numerator, np.float64))
+    den = np.atleast_2d(np.asarray(denominator, np.float64))
+    if num.shape[1] != den.shape[1] or num.shape[1] == 0:
+        raise ValueError(
+            f"`numerator` and `denominator` must hold the same users (last axis > 0). Found {num.shape} and {den.shape}."
+        )
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"`level` must be in (0, 1). Found {level}.")
+    users = num.shape[1]
+    idx = np.random.default_rng(seed).integers(0, users, (resamples, users))
+    a = num[:, idx].mean(axis=(0, 2))
+    b = den[:, idx].mean(axis=(0, 2))
+    ratios = a[b > 0] / b[b > 0]
+    if ratios.size == 0:
+        return float("nan"), float("nan")
+    low, high = np.quantile(ratios, [(1.0 - level) / 2.0, 1.0 - (1.0 - level) / 2.0])
+    return float(low), float(high)

@@ -33,9 +33,22 @@ def test_report_files(tmp_path: Path) -> None:
     result = {"quick": False, "delta": 1e-4, "seeds": [0, 1, 2], "heldout_users": 94, "rows": rows,
               "central": {"full_hr": 0.2, "full_hr_std": 0.01, "sampled_hr": 0.6, "sampled_hr_std": 0.01},
               "federated_off": {"full_hr": 0.15, "sampled_hr": 0.55}, "seconds": 12.0}
+    rows[4] |= {"ratio_full_to_federated_off_ci": [0.7, 1.02], "ratio_full_to_central_ci": [0.5, 0.8]}  # ε = 8
+    result["ci_level"] = 0.95
+    _write_markdown(tmp_path / "t.md", result, EPSILONS)
+    assert "full HR@10 (all users)" not in (tmp_path / "t.md").read_text()  # only when every row has it
+    for i, row in enumerate(rows):
+        row |= {"full_hr_all": 0.1 + 0.02 * i, "ratio_all_to_federated_off": (0.1 + 0.02 * i) / 0.2,
+                "ratio_all_to_central": (0.1 + 0.02 * i) / 0.25, "ratio_all_to_federated_off_ci": [0.4, 1.1]}
+    result |= {"all_users": 943, "central_full_hr_all": 0.25}
     _write_markdown(tmp_path / "t.md", result, EPSILONS)
     text = (tmp_path / "t.md").read_text()
+    assert "| 8.000 | 0.1800 | 0.90 [0.40, 1.10] | 0.72 |" in text
+    assert "- ε = 8.000: 0.90 × federated DP-off (goal ≥ 0.85): met; CI [0.40, 1.10], the goal is inside it" in text
     assert "| ∞ | 0.000 | 0.2 | 150 | 1.0 | ∞ | ∞ | 0.1500 ± 0.0100 | 0.5500 ± 0.0200 | 1.00 | 0.75 |" in text
+    assert "| 0.1300 ± 0.0100 | 0.5000 ± 0.0200 | 0.87 [0.70, 1.02] | 0.65 [0.50, 0.80] |" in text
+    assert "95% paired bootstrap CI over the held-out users" in text
+    assert "ε = 8.000: 0.87 × federated DP-off (goal ≥ 0.85): met; CI [0.70, 1.02], the goal is inside it" in text
     assert "| 1.000 | 1.000 | 0.2 | 150 | 1.0 | 1.000 | 0.900 | 0.0700 ± 0.0100 |" in text
     _plot(tmp_path / "t.png", result, EPSILONS)
     assert (tmp_path / "t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
