@@ -47,7 +47,7 @@ def test_report_files(tmp_path: Path) -> None:
     assert "- ε = 8.000: 0.90 × federated DP-off (goal ≥ 0.85): met; CI [0.40, 1.10], the goal is inside it" in text
     assert "| ∞ | 0.000 | 0.2 | 150 | 1.0 | ∞ | ∞ | 0.1500 ± 0.0100 | 0.5500 ± 0.0200 | 1.00 | 0.75 |" in text
     assert "| 0.1300 ± 0.0100 | 0.5000 ± 0.0200 | 0.87 [0.70, 1.02] | 0.65 [0.50, 0.80] |" in text
-    assert "95% paired bootstrap CI over the held-out users" in text
+    assert "95% paired bootstrap CI over the evaluated users (94 held-out, or all;" in text
     assert "ε = 8.000: 0.87 × federated DP-off (goal ≥ 0.85): met; CI [0.70, 1.02], the goal is inside it" in text
     assert "| 1.000 | 1.000 | 0.2 | 150 | 1.0 | 1.000 | 0.900 | 0.0700 ± 0.0100 |" in text
     _plot(tmp_path / "t.png", result, EPSILONS)
