@@ -57,9 +57,7 @@ def top_k(scores: object, k: int) -> tuple[NDArray[np.int64], NDArray[np.float32
     k = min(int(k), n)
     rows = n // GROUPS
     if rows < 8 or 4 * k > GROUPS:  # small catalog (or a large k): the exact k-th value, then its candidates
-        peak = s.max()
-        if np.isnan(peak) or peak == np.inf:
-            _check_values(s, s)
+        _check_peak(s.max(), s)
         threshold = np.partition(s, n - k)[n - k]
         return _sorted_candidates(s, np.flatnonzero(s >= threshold), k)
     grid = s[: rows * GROUPS].reshape(rows, GROUPS)  # group j = column j
@@ -68,9 +66,7 @@ def top_k(scores: object, k: int) -> tuple[NDArray[np.int64], NDArray[np.float32
     grid.max(axis=0, out=maxima[:GROUPS])
     if tail.size:  # the tail is one more group
         maxima[GROUPS] = tail.max()
-    peak = maxima.max()  # NaN propagates through max: a NaN or +inf anywhere shows here
-    if np.isnan(peak) or peak == np.inf:
-        _check_values(s, s)
+    _check_peak(maxima.max(), s)
     threshold = np.partition(maxima, maxima.size - k)[maxima.size - k]
     # Scores >= threshold can only sit in groups whose maximum is >= threshold: look only there.
     cols = np.flatnonzero(maxima[:GROUPS] >= threshold)
@@ -90,8 +86,9 @@ def _sorted_candidates(
     return order.astype(np.int64), s[order]
 
 
-def _check_values(probe: NDArray[np.float32], scores: NDArray[np.float32]) -> None:
-    if np.isnan(probe).any() or np.isposinf(probe).any():
-        bad = np.flatnonzero(np.isnan(scores) | np.isposinf(scores))
-        pos = int(bad[0])
+def _check_peak(peak: np.floating, scores: NDArray[np.float32]) -> None:
+    """``peak`` is the max of ``scores`` (or of their group maxima): NaN propagates through ``max``, so a NaN or
+    +inf anywhere shows here, and only then are the scores searched for its position."""
+    if np.isnan(peak) or peak == np.inf:
+        pos = int(np.flatnonzero(np.isnan(scores) | np.isposinf(scores))[0])
         raise ValueError(f"`scores` must be finite or -inf. Found {scores[pos]} at position {pos}.")
