@@ -11,6 +11,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto
+from onnx_nodes import all_nodes
 
 from privrec.export import ExportConfig, get_exporter, get_runner_factory
 from privrec.export.bundle import export_onnx
@@ -26,17 +27,6 @@ def _runner(model: ItemModel | QuantizedItemModel, out: Path, **config: int) -> 
     runner = get_runner_factory("onnx")(out, record)
     assert isinstance(runner, OnnxRunner)
     return runner
-
-
-def _nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
-    """Every node of ``graph``, including those inside ``If`` branches."""
-    out: list[onnx.NodeProto] = []
-    for node in graph.node:
-        out.append(node)
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                out += _nodes(attr.g)
-    return out
 
 
 def _assert_top_k_up_to_ties(ids: np.ndarray, scores: np.ndarray, full: np.ndarray, k: int, tol: float) -> None:
@@ -144,7 +134,7 @@ def test_int8_table_is_stored_transposed_in_int8_and_never_dequantized_whole(
         assert inits[TABLE_T].data_location == TensorProto.EXTERNAL
         assert inits["item_scale"].data_type == TensorProto.FLOAT
         assert not [t.name for t in inits.values() if t.data_type == TensorProto.FLOAT and len(t.dims) == 2]
-        nodes = _nodes(graph)
+        nodes = all_nodes(graph)
         # The table is gathered in int8 (finetune's M columns, score's short lists) or multiplied in integers.
         readers = {node.op_type for node in nodes if TABLE_T in node.input}
         assert readers <= {"Gather", "MatMulInteger"} and readers, signature

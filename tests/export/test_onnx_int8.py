@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
+from onnx_nodes import all_nodes
 
 from privrec.export.onnx_int8 import (
     FLOAT_SCAN_RATIO,
@@ -41,17 +42,6 @@ def fast() -> tuple[QuantizedItemModel, ItemModel, Int8FastRunner]:
     return q, q.dequantize(), Int8FastRunner.from_model(q, top_k=K)
 
 
-def _nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
-    """Every node of ``graph``, including those inside ``If`` branches."""
-    out: list[onnx.NodeProto] = []
-    for node in graph.node:
-        out.append(node)
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                out += _nodes(attr.g)
-    return out
-
-
 def _ref(reference: ItemModel, user: NDArray[np.float32]) -> NDArray[np.float64]:
     return reference.item_embedding.astype(np.float64) @ user.astype(np.float64) + reference.item_bias
 
@@ -64,7 +54,7 @@ def test_graphs_store_the_table_once_in_int8_transposed() -> None:
         big = [t for t in m.graph.initializer if t.name == TABLE_T]
         assert len(big) == 1 and big[0].data_type == onnx.TensorProto.INT8 and list(big[0].dims) == [4, 50]
         assert not any(t.data_type == onnx.TensorProto.FLOAT and len(t.dims) == 2 for t in m.graph.initializer)
-        nodes = _nodes(m.graph)
+        nodes = all_nodes(m.graph)
         assert "MatMulInteger" in {n.op_type for n in nodes}
         assert not ({"DequantizeLinear"} & {n.op_type for n in nodes})
         # The table is only gathered (int8) or multiplied in integers: never cast to float32 whole.
@@ -155,7 +145,7 @@ def test_float_fast_path_matches_the_float_reference() -> None:
     rng = np.random.default_rng(9)
     model = ItemModel(rng.normal(0, 0.3, (300, 16)).astype(np.float32), rng.normal(0, 0.1, 300).astype(np.float32))
     runner = Int8FastRunner.from_model(model, top_k=K)
-    ops = {n.op_type for m in build_fast_models(model).values() for n in _nodes(m.graph)}
+    ops = {n.op_type for m in build_fast_models(model).values() for n in all_nodes(m.graph)}
     assert "MatMulInteger" not in ops and "MatMul" in ops
     user = rng.normal(size=16).astype(np.float32)
     full = _ref(model, user)
