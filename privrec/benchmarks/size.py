@@ -108,30 +108,18 @@ def run_size(plan: SizePlan) -> dict[str, Any]:
                         if kind == "onnx-int8fast" and precision != "int8":
                             continue
                         out = Path(tmp) / f"{n}x{d}-{sparsity}-{precision}-{kind}"
+                        case = {"catalog": n, "dim": d, "format": kind, "precision": precision, "sparsity": sparsity}
                         try:
                             raw, gz = _measure(_artifact(m, kind, out, sparsity))
                         except Exception as exc:  # a converter failure is a result, not a crash
-                            rows.append(
-                                {
-                                    "catalog": n,
-                                    "dim": d,
-                                    "format": kind,
-                                    "precision": precision,
-                                    "sparsity": sparsity,
-                                    "error": f"{type(exc).__name__}: {exc}",
-                                }
-                            )
+                            rows.append(case | {"error": f"{type(exc).__name__}: {exc}"})
                             continue
                         if precision == "float32" and sparsity == 0.0:
                             dense[kind] = raw
                         ref = dense.get("onnx" if kind == "onnx-int8fast" else kind)
                         rows.append(
-                            {
-                                "catalog": n,
-                                "dim": d,
-                                "format": kind,
-                                "precision": precision,
-                                "sparsity": sparsity,
+                            case
+                            | {
                                 "bytes": raw,
                                 "gzip_bytes": gz,
                                 "ratio_float32": raw / ref if ref else None,
