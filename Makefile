@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# The constraints file is the working set; torch==2.13.0 resolves to the CPU wheel on local disk.
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[all,dev]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -36,8 +36,8 @@ $(TFLITE214_VENV)/.installed:
 	$(TFLITE214_VENV)/bin/python -m pip install --quiet tflite-runtime==2.14.0 numpy==1.26.4 safetensors==0.8.0
 	@touch $@
 
-# Optional bench extra (pyproject's `flower` extra): Flower's SecAgg+ for `privrec bench aggregation`'s comparison
-# (issue #5). flwr pins its own fastapi/protobuf/typer, so it gets its own venv; privrec is not installed there.
+# Optional bench extra (pyproject's `flower` extra): Flower's SecAgg+ for `privrec bench aggregation`'s comparison.
+# flwr pins its own fastapi/protobuf/typer, so it gets its own venv; privrec is not installed there.
 FLOWER_VENV := .venv-flwr
 $(FLOWER_VENV)/.installed:
 	@test -x $(FLOWER_VENV)/bin/python || $(PYTHON) -m venv $(FLOWER_VENV)
@@ -47,9 +47,11 @@ $(FLOWER_VENV)/.installed:
 
 bench-flower: $(FLOWER_VENV)/.installed
 
-test: data kotlin-tools $(TFLITE214_VENV)/.installed
+test: lint data kotlin-tools $(TFLITE214_VENV)/.installed
 	PRIVREC_REQUIRE_KOTLIN=1 PRIVREC_REQUIRE_TFLITE214=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
+# ruff over every Python file, mypy --strict over the package (sdk/, export/, runtime/, server_stub/ are its
+# subpackages through privrec/'s links).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check privrec sdk export runtime server_stub tests
 	$(VENV)/bin/mypy privrec

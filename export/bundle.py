@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from safetensors.numpy import load_file, save_file
 
 import privrec
@@ -30,6 +31,7 @@ from .base import ArtifactRecord, Exportable, ExportConfig, Precision, get_expor
 from .golden import golden_cases, write_golden
 from .manifest import (
     GOLDEN_NAME,
+    ITEM_FEATURES_NAME,
     MANIFEST_NAME,
     SCHEMA_VERSION,
     WEIGHTS_NAME,
@@ -37,6 +39,7 @@ from .manifest import (
     bundle_signatures,
     file_digest,
     files_table,
+    load_item_features,
     load_manifest,
     weight_specs,
     write_manifest,
@@ -118,6 +121,18 @@ def _check_items(items: object, num_items: int) -> list[dict[str, Any]]:
     return out
 
 
+def _check_item_features(features: object, num_items: int) -> NDArray[np.float32] | None:
+    if features is None:
+        return None
+    if not isinstance(features, np.ndarray) or features.ndim != 2 or features.shape[0] != num_items or features.shape[1] == 0:
+        shape = getattr(features, "shape", type(features).__name__)
+        raise ValueError(f"`item_features` must be a float array of shape ({num_items}, f>0). Found {shape}.")
+    out = np.ascontiguousarray(features, np.float32)
+    if not np.isfinite(out).all():
+        raise ValueError("`item_features` must be finite. Found NaN or inf.")
+    return out
+
+
 def _check_privacy(privacy: object) -> dict[str, Any]:
     if privacy is None:
         return dict(NO_PRIVACY)
@@ -180,8 +195,13 @@ def _write_bundle(
     privacy: dict[str, Any],
     sparsity: float,
     recency_half_life: float | None = None,
+    item_features: NDArray[np.float32] | None = None,
 ) -> None:
     save_file(dict(model.tensors()), str(tmp / WEIGHTS_NAME))
+    extra: dict[str, Any] = {}
+    if item_features is not None:
+        save_file({"item_features": item_features}, str(tmp / ITEM_FEATURES_NAME))
+        extra["item_features"] = {"file": ITEM_FEATURES_NAME, "columns": int(item_features.shape[1])}
     config = ExportConfig(top_k=top_k, finetune_steps=ft.steps, sparsity=sparsity)
     artifacts: dict[str, dict[str, Any]] = {}
     owner: dict[str, str] = {}
@@ -197,7 +217,7 @@ def _write_bundle(
     # The reference is rebuilt from the file on disk, so golden.json tests what ships.
     ref = Reference.from_tensors(load_file(str(tmp / WEIGHTS_NAME)), top_k=top_k, steps=ft.steps)
     write_golden(tmp, golden_cases(ref, precision=precision, lr=ft.lr, l2=ft.l2))
-    listed = {WEIGHTS_NAME, GOLDEN_NAME, *owner}
+    listed = {WEIGHTS_NAME, GOLDEN_NAME, *owner, *([ITEM_FEATURES_NAME] if item_features is not None else [])}
     stray = sorted(
         p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file() and p.relative_to(tmp).as_posix() not in listed
     )
@@ -224,9 +244,10 @@ def _write_bundle(
         artifacts=artifacts,
         files=files_table(tmp, listed),
         privacy=privacy,
+        extra=extra,
     )
     write_manifest(tmp, manifest)
-    load_manifest(tmp)  # the bundle must pass the reader's own checks before it is published
+    load_item_features(tmp, load_manifest(tmp))  # the bundle must pass the reader's own checks before it is published
 
 
 def export_bundle(
@@ -242,6 +263,7 @@ def export_bundle(
     sparsity: float = 0.0,
     overwrite: bool = False,
     recency_half_life: float | None = None,
+    item_features: NDArray[np.floating] | None = None,
 ) -> Path:
     """Write a complete bundle (docs/BUNDLE.md) to ``out_dir`` and return its path.
 
@@ -261,6 +283,9 @@ def export_bundle(
         overwrite: replace an existing non-empty ``out_dir``.
         recency_half_life: how devices weight their history when reconstructing (label of the item
             ``r`` interactions before the latest = ``0.5 ** (r / h)``); ``None`` = uniform labels.
+        item_features: public item features ``F [num_items, f]`` (e.g. genres) of a table tied to them
+            (``V = E + F W``), shipped as ``item_features.safetensors`` so a device can compute its
+            federated update of ``W``; None ships none.
 
     The bundle appears atomically: it is written to a temporary sibling directory, checked with
     :func:`~privrec.export.manifest.load_manifest`, and renamed into place.
@@ -276,6 +301,7 @@ def export_bundle(
         raise ValueError(f"`sparsity` must be in [0, 1). Found {sparsity!r}.")
     meta = _check_items(items, m.num_items)
     ledger = _check_privacy(privacy)
+    features = _check_item_features(item_features, m.num_items)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a directory.")
@@ -284,7 +310,7 @@ def export_bundle(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
-        _write_bundle(tmp, m, p, fmts, ft, top_k, meta, ledger, float(sparsity), recency_half_life)
+        _write_bundle(tmp, m, p, fmts, ft, top_k, meta, ledger, float(sparsity), recency_half_life, features)
         os.chmod(tmp, 0o755)
         old: Path | None = None
         if out.is_dir() and any(out.iterdir()):

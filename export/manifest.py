@@ -17,11 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
+from numpy.typing import NDArray
+
 from .base import ArtifactRecord, Precision, TensorSpec
 from .errors import BundleError
 
 __all__ = [
     "GOLDEN_NAME",
+    "ITEM_FEATURES_NAME",
     "MANIFEST_NAME",
     "SCHEMA_VERSION",
     "WEIGHTS_NAME",
@@ -30,6 +34,7 @@ __all__ = [
     "check_weights_header",
     "file_digest",
     "files_table",
+    "load_item_features",
     "load_manifest",
     "read_safetensors_header",
     "signatures_to_json",
@@ -42,6 +47,7 @@ SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 WEIGHTS_NAME = "weights.safetensors"
 GOLDEN_NAME = "golden.json"
+ITEM_FEATURES_NAME = "item_features.safetensors"
 
 # safetensors header dtype codes -> numpy names (https://github.com/huggingface/safetensors, format spec).
 _SAFETENSORS_DTYPES = {
@@ -476,3 +482,32 @@ def check_weights_header(path: Path, weights: Mapping[str, Mapping[str, Any]]) -
             raise BundleError(f"{path.name}: `{name}` dtype mismatch (manifest {spec['dtype']}, file {dtype}).")
         if list(shape) != list(spec["shape"]):
             raise BundleError(f"{path.name}: `{name}` shape mismatch (manifest {list(spec['shape'])}, file {list(shape)}).")
+
+
+def load_item_features(bundle_dir: Path | str, manifest: Manifest) -> NDArray[np.float32] | None:
+    """The bundle's public item features ``float32[num_items, f]`` (the optional ``item_features`` field), or None.
+
+    The field is ``{"file": "item_features.safetensors", "columns": f}``; the file must be listed in
+    ``files`` (so :func:`load_manifest` has checked its hash) and hold one tensor ``item_features`` of that
+    shape. Raises :class:`BundleError` naming the file and field otherwise.
+    """
+    field_ = manifest.extra.get("item_features")
+    if field_ is None:
+        return None
+    if not isinstance(field_, dict) or set(field_) != {"file", "columns"}:
+        raise BundleError(f"{MANIFEST_NAME}: field `item_features` must be {{'file', 'columns'}}. Found {field_!r}.")
+    rel, columns = field_["file"], field_["columns"]
+    if rel != ITEM_FEATURES_NAME or rel not in manifest.files:
+        raise BundleError(
+            f"{MANIFEST_NAME}: field `item_features.file` must be {ITEM_FEATURES_NAME!r}, listed in `files`. Found {rel!r}."
+        )
+    if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
+        raise BundleError(f"{MANIFEST_NAME}: field `item_features.columns` must be an int >= 1. Found {columns!r}.")
+    path = Path(bundle_dir) / rel
+    check_weights_header(path, {"item_features": {"dtype": "float32", "shape": [manifest.num_items, columns]}})
+    from safetensors.numpy import load_file
+
+    features = load_file(str(path))["item_features"]
+    if not np.isfinite(features).all():
+        raise BundleError(f"{rel}: `item_features` must be finite. Found NaN or inf.")
+    return np.ascontiguousarray(features, np.float32)

@@ -10,8 +10,7 @@ stays light: ``from privrec import FederatedRecommendationSystem``.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from privrec._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -23,14 +22,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import the facade classes on first use (PEP 562)."""
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'privrec' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

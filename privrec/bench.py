@@ -1,6 +1,6 @@
 """``privrec bench``: dispatches to the benchmark suites; each writes a markdown report and PNG plots.
 
-Suites: ``privacy`` (privacy–utility trade-off, :mod:`privrec.sdk.federated.privacy_bench`), and the
+Suites: ``privacy`` (privacy–utility trade-off, :mod:`privrec.benchmarks.privacy`), and the
 latency / size / quality / aggregation suites of :mod:`privrec.benchmarks` (see the README).
 """
 
@@ -14,7 +14,7 @@ __all__ = ["SUITES", "run_bench"]
 
 # suite name → "module:function"; each function takes (quick: bool, out: Path) and returns a JSON-able dict.
 SUITES: dict[str, str] = {
-    "privacy": "privrec.sdk.federated.privacy_bench:run_privacy_bench",
+    "privacy": "privrec.benchmarks.privacy:run_privacy_bench",
     "latency": "privrec.benchmarks.suites:run_latency_bench",
     "size": "privrec.benchmarks.suites:run_size_bench",
     "quality": "privrec.benchmarks.suites:run_quality_bench",

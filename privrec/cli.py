@@ -187,7 +187,7 @@ def device_simulate(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
     """Run N devices, each holding one MovieLens user's data, through federated rounds over HTTP."""
-    from privrec.runtime.simulate import simulate_devices
+    from privrec.testing.devices import simulate_devices
 
     result = simulate_devices(server=server, devices=devices, dropout=dropout, rounds=rounds)
     if as_json:

@@ -79,21 +79,21 @@ def federated_stage(out: Path, *, seed: int = 0, http_devices: int = 120, http_r
     """Run stage 2 (module docstring); returns the measured summary."""
     import torch
 
+    from privrec.benchmarks.privacy import bench_config
     from privrec.export.bundle import export_run
     from privrec.export.manifest import load_manifest
     from privrec.export.verify import verify_bundle
     from privrec.runtime import Recommender, top_k
-    from privrec.runtime.simulate import simulate_devices
     from privrec.sdk.baselines import ALSConfig, train_als
     from privrec.sdk.data import leave_one_out, load_movielens100k
     from privrec.sdk.evaluate import evaluate
     from privrec.sdk.federated.config import FederatedConfig
-    from privrec.sdk.federated.privacy_bench import bench_config
     from privrec.sdk.federated.run import train_federated_run
     from privrec.sdk.run import evaluate_reconstructed, tune_finetune
     from privrec.sdk.train import TrainConfig, train_central
     from privrec.server_stub.config import ServerConfig
-    from privrec.server_stub.serve import ServerProcess
+    from privrec.testing.devices import simulate_devices
+    from privrec.testing.servers import ServerProcess
 
     torch.set_num_threads(2)
     out = Path(out)
@@ -133,8 +133,9 @@ def federated_stage(out: Path, *, seed: int = 0, http_devices: int = 120, http_r
 
     # 2. The real system over HTTP: server on 127.0.0.1, devices with encrypted stores, secure aggregation.
     _say(f"[demo] HTTP: privrec serve on 127.0.0.1 + {http_devices} devices × {http_rounds} rounds (secure aggregation)")
-    # The server stub runs the plain layout (free item table + bias, FederatedConfig's defaults); the in-process
-    # ε = 8 run above may tie the table to public genre features, which the stub does not implement.
+    # The HTTP stage runs the plain layout (free item table + bias, FederatedConfig's defaults): its 55,506
+    # coordinates per device are the heaviest secure-aggregation load. The server trains the genre-tied
+    # layout of the in-process run too (ServerConfig.from_federated(bench_config(8.0), ...)).
     fcfg = FederatedConfig()
     server_cfg = ServerConfig.from_federated(
         fcfg, num_items=split.num_items, num_devices=http_devices, seed=seed,

@@ -5,9 +5,12 @@ Round participation (``Device.take_part``) follows the server's lead (:mod:`priv
 
 1. **sampling** — the device joins with probability q drawn with :mod:`secrets` (Poisson sampling on the
    device, the q the accountant uses) and checks in;
-2. **update** — with the round's model, :func:`privrec.sdk.federated.device.device_update` reconstructs the
-   user vector, computes the update, clips it to C and (distributed DP) adds its noise share; the result
-   is encoded with the round's :class:`~privrec.sdk.secagg.FixedPointEncoder`;
+2. **update** — with the round's model (the server's bundle of that version),
+   :func:`privrec.sdk.federated.device.device_update` rebuilds the user vector with the bundle's
+   reconstruction recipe through the exported ``finetune`` signature, scores the catalog with ``score``,
+   computes the update in numpy, clips it to C and (distributed DP) adds its noise share, all as the
+   round's :class:`~privrec.sdk.federated.wire.RoundParams` say; the result is encoded with the round's
+   :class:`~privrec.sdk.secagg.FixedPointEncoder`;
 3. **secure aggregation** — a :class:`~privrec.sdk.secagg.SecAggClient` answers each stage's server
    message (Bonawitz et al. 2017, Fig. 4). Its state (private keys, the self-mask seed, the encoded input)
    and the last outgoing message are kept in the encrypted store between stages, so a restarted device
@@ -30,23 +33,21 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from safetensors.numpy import load_file
 
-from privrec.sdk.federated.device import RoundConfig, device_labels, device_update
-from privrec.sdk.federated.params import ParamLayout
-from privrec.sdk.privacy import SecureGaussianNoise
-from privrec.sdk.reconstruct import FinetuneConfig
+from privrec.sdk.federated.device import device_update
+from privrec.sdk.federated.round import aggregation_input
+from privrec.sdk.federated.wire import ENROLLING, DeviceAction, RoundParams, WireError
+from privrec.sdk.privacy.noise import SecureGaussianNoise
 from privrec.sdk.secagg import (
-    FixedPointEncoder,
     KeyRoster,
-    SecAggAbortedError,
     SecAggClient,
     SecAggConfig,
+    SecAggError,
+    ServerStage,
     ShareRouting,
     Stage,
     UnmaskingRequest,
 )
-from privrec.sdk.validation import check_item_ids
 
 from .client import ServerClient, ServerError
 from .recommender import Backend, Recommender
@@ -71,6 +72,7 @@ class RoundReport:
         stage: the stage the device stopped at (``drop_at``), else None.
         model_version: the model the round ran on.
         seconds: wall time the device spent in the round.
+        detail: why the device left the round early (``"aborted"`` on its side), else None.
     """
 
     round_id: str
@@ -78,6 +80,7 @@ class RoundReport:
     stage: str | None
     model_version: int
     seconds: float
+    detail: str | None = None
 
 
 def _safe_extract(data: bytes, dest: Path) -> None:
@@ -175,20 +178,16 @@ class Device:
         self._model_version = version
         return self._recommender
 
-    def _labels(self, num_items: int) -> NDArray[np.float32]:
+    def _labels(self) -> NDArray[np.float32]:
+        """The recipe's labels of the stored history for the installed bundle."""
         ids, ratings = self.interactions()
-        check_item_ids(ids, num_items)
-        return device_labels(ids, ratings, num_items)
+        return self.recommender.recipe.labels(ids, self.recommender.num_items, weights=ratings)
 
-    def finetune(self, *, calls: int = 10) -> NDArray[np.float32]:
-        """Fit the user vector with the bundle's ``finetune`` signature over the whole catalog (``calls`` ×
-        the exported steps, from zeros) and keep it in the encrypted store."""
-        rec = self.recommender
-        labels = self._labels(rec.num_items)
-        candidates = np.arange(rec.num_items, dtype=np.int64)
-        user = np.zeros(rec.dim, np.float32)
-        for _ in range(calls):
-            user, _ = rec.finetune(user, candidates, labels)
+    def finetune(self) -> NDArray[np.float32]:
+        """Rebuild the user vector from the stored history with the bundle's reconstruction recipe
+        (:meth:`Recommender.reconstruct`) and keep it in the encrypted store."""
+        ids, ratings = self.interactions()
+        user = self.recommender.reconstruct(ids, weights=ratings)
         self.store.put_json(_USER, {"model_version": self._model_version, "user": user.tolist()})
         return user
 
@@ -232,23 +231,19 @@ class Device:
             raise ServerError(409, f"The server serves model {got}; the round runs on model {version}.")
         self.install_bundle(data, version=got)
 
-    def _encoded_update(self, params: dict[str, Any]) -> NDArray[np.uint32]:
+    def _encoded_update(self, params: RoundParams, secagg: SecAggConfig) -> NDArray[np.uint32]:
+        """This device's secure-aggregation input for the round: the update of the round's bundle, encoded."""
         rec = self.recommender
-        weights = load_file(str(rec.bundle_dir / "weights.safetensors"))
-        flat = np.concatenate([weights["item_embedding"].ravel(), weights["item_bias"]]).astype(np.float32)
-        layout = ParamLayout(num_items=rec.num_items, dim=rec.dim)
-        noise_std = float(params["device_noise_std"])
-        config = RoundConfig(
-            clip_norm=float(params["clip_norm"]),
-            local_lr=float(params["local_lr"]),
-            finetune=FinetuneConfig(**params["finetune"]),
-            noise_std=noise_std,
-        )
-        update = device_update(
-            layout, flat, self._labels(rec.num_items), config, noise=SecureGaussianNoise() if noise_std > 0 else None
-        )
-        encoder = FixedPointEncoder(clip_range=float(params["clip_range"]), max_clients=int(params["max_clients"]))
-        return encoder.encode(update.vector)
+        layout = params.layout(num_items=rec.num_items, dim=rec.dim, features=rec.item_features)
+        if params.vector_length(layout) != secagg.vector_length:
+            raise WireError(
+                f"the round's vector length is {secagg.vector_length}; its parameters describe "
+                f"{params.vector_length(layout)}."
+            )
+        config = params.round_config()
+        noise = SecureGaussianNoise() if config.noise_std > 0 or config.count_noise_std > 0 else None
+        update = device_update(rec, self._labels(), recipe=rec.recipe, layout=layout, config=config, noise=noise)
+        return params.encoder().encode(aggregation_input(update, adaptive=params.adaptive))
 
     def _save_round(self, round_id: str, client: SecAggClient, x: NDArray[np.uint32], outbox: dict[str, Any]) -> None:
         self.store.put_json(
@@ -281,9 +276,9 @@ class Device:
         info = client.current_round()
         round_id, version = str(info["round_id"]), int(info["model_version"])
 
-        def report(outcome: str, stage: str | None = None) -> RoundReport:
+        def report(outcome: str, stage: str | None = None, detail: str | None = None) -> RoundReport:
             self.store.delete(_ROUND)
-            return RoundReport(round_id, outcome, stage, version, time.monotonic() - start)
+            return RoundReport(round_id, outcome, stage, version, time.monotonic() - start, detail)
 
         saved = self.store.get_json(_ROUND)
         resuming = saved is not None and saved.get("round_id") == round_id
@@ -292,7 +287,7 @@ class Device:
             if info["checked_in"]:
                 if not info["participant"]:
                     return report("skipped")
-            elif info["phase"] != "enrolling":
+            elif info["phase"] != ENROLLING:
                 return report("excluded")
             else:
                 q = float(info["sample_rate"])
@@ -314,9 +309,9 @@ class Device:
                 raise TimeoutError(f"Round {round_id!r} did not finish within {timeout_seconds} s.")
             req = client.request(round_id)
             action = req["action"]
-            if action in ("done", "aborted", "excluded"):
-                return report({"done": "completed"}.get(action, action))
-            if action == "wait":
+            if action in DeviceAction.FINAL:
+                return report("completed" if action == DeviceAction.DONE else action)
+            if action != DeviceAction.RESPOND:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
                 continue
@@ -328,21 +323,31 @@ class Device:
                 out = outbox["message"]
             else:
                 try:
-                    if message["type"] == "round_config":
+                    if stage == ServerStage.ADVERTISE_KEYS:
+                        params = RoundParams.from_dict(message["params"])
+                        secagg = SecAggConfig.from_dict(message["config"])
+                        if params.round_id != round_id or params.model_version != version:
+                            raise WireError(
+                                f"round params for {params.round_id!r} on model {params.model_version}; "
+                                f"this device is in round {round_id!r} on model {version}."
+                            )
                         self._ensure_model(client, version)
-                        x = self._encoded_update(message["params"])
-                        sa_client = SecAggClient(SecAggConfig.from_dict(message["config"]), self.device_id)
+                        x = self._encoded_update(params, secagg)
+                        sa_client = SecAggClient(secagg, self.device_id)
                         out = sa_client.advertise_keys().to_dict()
                     elif sa_client is None or x is None:
                         return report("excluded", stage)
-                    elif message["type"] == "key_roster":
+                    elif stage == ServerStage.SHARE_KEYS:
                         out = sa_client.share_keys(KeyRoster.from_dict(message)).to_dict()
-                    elif message["type"] == "share_routing":
+                    elif stage == ServerStage.MASKED_INPUT_COLLECTION:
                         out = sa_client.mask_input(ShareRouting.from_dict(message), x).to_dict()
-                    else:
+                    elif stage == ServerStage.UNMASKING:
                         out = sa_client.unmask(UnmaskingRequest.from_dict(message)).to_dict()
-                except SecAggAbortedError:
-                    return report("aborted", stage)
+                    else:
+                        raise WireError(f"the server asked for an answer in unknown stage {stage!r}.")
+                except (SecAggError, WireError, KeyError, TypeError) as exc:
+                    # A round this device cannot complete (aborted, or messages it must not answer): leave it.
+                    return report("aborted", stage, f"{type(exc).__name__}: {exc}")
                 self.last_encoded_update = x
                 outbox = {"stage": stage, "message": out}
                 if sa_client is not None and x is not None:

@@ -19,8 +19,9 @@ from numpy.typing import NDArray
 
 from privrec.export.base import SignatureRunner, get_runner_factory
 from privrec.export.golden import case_arrays, load_golden
-from privrec.export.manifest import Manifest, load_manifest
+from privrec.export.manifest import Manifest, load_item_features, load_manifest
 from privrec.export.verify import max_abs_err
+from privrec.sdk.recipe import ReconstructionRecipe
 from privrec.sdk.validation import check_finite, check_item_ids, check_user_vector
 
 __all__ = ["BACKENDS", "Backend", "Recommender"]
@@ -89,6 +90,16 @@ class Recommender:
     def top_k(self) -> int:
         """The largest ``k`` :meth:`recommend` returns (``K`` fixed at export)."""
         return self.manifest.top_k
+
+    @cached_property
+    def recipe(self) -> ReconstructionRecipe:
+        """How this bundle's devices rebuild their user vector (the manifest's ``finetune`` block)."""
+        return ReconstructionRecipe.from_manifest(self.manifest.finetune)
+
+    @cached_property
+    def item_features(self) -> NDArray[np.float32] | None:
+        """The bundle's public item features ``float32[num_items, f]``, or None (a table not tied to features)."""
+        return load_item_features(self.bundle_dir, self.manifest)
 
     @cached_property
     def _all_ids(self) -> NDArray[np.int32]:
@@ -185,28 +196,24 @@ class Recommender:
         )
         return np.asarray(out, np.float32), float(np.asarray(loss).reshape(-1)[0])
 
-    def reconstruct(self, history: object, *, init: NDArray[np.floating] | None = None) -> NDArray[np.float32]:
+    def reconstruct(
+        self,
+        history: object,
+        *,
+        weights: object | None = None,
+        init: NDArray[np.floating] | None = None,
+    ) -> NDArray[np.float32]:
         """Fit this device's user vector to its ``history`` (item ids, oldest first) — the on-device
         Federated Reconstruction step, run entirely through the exported ``finetune`` signature.
 
-        Candidates are the whole catalog; the label of the item ``r`` interactions before the latest
-        is ``0.5 ** (r / recency_half_life)`` (1 when the manifest has no half-life), the same labels
-        the model was trained and evaluated with; ``finetune`` runs ``manifest.finetune["calls"]``
-        times from ``init`` (default zeros). Returns ``float32[dim]``.
+        Follows the bundle's :attr:`recipe` (:mod:`privrec.sdk.recipe`): the item ``r`` interactions
+        before the latest is labelled ``w · 0.5 ** (r / recency_half_life)`` (optional ``weights`` w, default
+        1), a repeated item keeps its largest label; ``finetune`` runs ``calls`` times over the whole catalog
+        from ``init`` (default zeros). Returns ``float32[dim]``.
         """
-        ids = check_item_ids(history, self.num_items, "history")
-        if ids.size == 0:
-            raise ValueError("`history` must hold at least one item: a device with no interactions has no user vector.")
-        half_life = self.manifest.finetune.get("recency_half_life")
-        pos_from_end = np.arange(ids.size - 1, -1, -1, dtype=np.float64)
-        weights = np.ones(ids.size) if half_life is None else 0.5 ** (pos_from_end / float(half_life))
-        labels = np.zeros(self.num_items, np.float32)
-        np.maximum.at(labels, ids, weights.astype(np.float32))
-        candidates = np.arange(self.num_items, dtype=np.int64)
-        u = np.zeros(self.dim, np.float32) if init is None else check_user_vector(init, self.dim, "init")
-        for _ in range(int(self.manifest.finetune.get("calls", 1))):
-            u, _ = self.finetune(u, candidates, labels)
-        return u
+        recipe = self.recipe
+        labels = recipe.labels(history, self.num_items, weights=weights)
+        return recipe.fit(self.finetune, labels, dim=self.dim, init=init)
 
     def self_test(self) -> dict[str, Any]:
         """Run every ``golden.json`` case through this backend (what an app does at start-up).

@@ -33,9 +33,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import Body, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from numpy.typing import NDArray
 
 from .auth import bearer_token, hash_token
 from .config import ServerConfig
@@ -53,6 +55,7 @@ from .models import (
     ServerRequest,
 )
 from .rounds import ApiError, RoundManager
+from .store import ServerStore
 
 __all__ = ["create_app"]
 
@@ -131,6 +134,7 @@ def create_app(
     *,
     admin_token: str | None = None,
     tick_seconds: float = TICK_SECONDS,
+    features: NDArray[np.float32] | None = None,
 ) -> FastAPI:
     """Build the app over the SQLite file ``db_path`` (created if missing).
 
@@ -139,17 +143,17 @@ def create_app(
         config: server settings; default: the ones stored in the database, else :class:`ServerConfig()`.
         admin_token: enables the ``/v1/admin`` endpoints for this bearer token (None disables them).
         tick_seconds: how often a background thread checks deadlines (0 disables it; requests still check).
+        features: public item features ``[num_items, f]`` for ``config.item_features="genre"``, stored when
+            the database is created (default: MovieLens-100K's genre/decade features).
     """
     logger = configure_logging()
     db = Database(db_path)
-    stored = db.get_meta("config")
+    store = ServerStore(db)
+    stored = store.get_meta("config")
     if config is None:
         config = ServerConfig.from_dict(json.loads(stored)) if stored else ServerConfig()
-    with db.transaction() as conn:
-        conn.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('config', ?)", (json.dumps(config.to_dict()),)
-        )
-    manager = RoundManager(db, config, logger)
+    store.put_meta("config", json.dumps(config.to_dict()))
+    manager = RoundManager(store, config, logger, features=features)
     admin_digest = hash_token(admin_token) if admin_token else None
     stop = threading.Event()
 

@@ -7,8 +7,9 @@ import math
 import warnings
 from typing import Any, Literal
 
-from privrec.sdk.federated.config import FederatedConfig
+from privrec.sdk.federated.config import FederatedConfig, ItemFeatures
 from privrec.sdk.privacy import DPConfig, PrivacyWarning
+from privrec.sdk.recipe import ReconstructionRecipe
 from privrec.sdk.reconstruct import FinetuneConfig
 from privrec.sdk.validation import check_config_keys
 
@@ -40,13 +41,20 @@ class ServerConfig:
         init_seed, init_std: seed and std of the initial item table (the bias starts at zero).
         sample_rate: q, the probability with which each registered device joins a round (the device
             draws it with ``secrets``: Poisson sampling, the q the accountant uses).
+        population: N of the cohort denominator ``q·N`` every round's sum is divided by
+            (:func:`~privrec.sdk.federated.round.cohort_denominator`); None: the devices registered when the
+            round opens.
         threshold_fraction: the secure-aggregation threshold is ``t = floor(f * n) + 1`` for n
             participants (clamped to [2, n]); f >= 0.5 keeps t > n / 2 (Bonawitz et al. 2017, §6.2).
         min_participants: a round whose enrolment closes with fewer participants aborts.
         neighbours: k of the SecAgg+ graph (Bell et al. 2020), or None for the full mesh.
         dp: the DP configuration (mode central / distributed / off, Z, clip norm C, δ).
         local_lr: step size of the device's local update (published with each round).
-        finetune: how devices reconstruct their user vector (published with each round).
+        bias_scale: the bias block's step is ``bias_scale · local_lr`` (published with each round).
+        free_embedding, train_bias, item_features: the global blocks (:class:`ParamLayout`): a free item
+            table, the item bias, and ``"genre"`` for weights W of public item features F (``V = E + F W``;
+            F is given to the server when its database is created, or read from MovieLens-100K).
+        finetune, recency_half_life: the reconstruction recipe devices follow; published in every bundle.
         server_optimizer, server_lr, server_momentum, beta1, beta2, tau: the server optimizer
             (:func:`privrec.sdk.federated.server_opt.make_server_optimizer`).
         enroll_timeout_seconds, stage_timeout_seconds: deadlines of enrolment and of each protocol
@@ -67,10 +75,16 @@ class ServerConfig:
     dp: DPConfig = dataclasses.field(
         default_factory=lambda: DPConfig(mode="central", noise_multiplier=1.0, clip_norm=1.0)
     )
+    population: int | None = None
     local_lr: float = 1.0
+    bias_scale: float = 1.0
+    free_embedding: bool = True
+    train_bias: bool = True
+    item_features: ItemFeatures = "none"
     finetune: FinetuneConfig = dataclasses.field(
         default_factory=lambda: FinetuneConfig(steps=10, lr=0.05, l2=0.5, calls=10)
     )
+    recency_half_life: float | None = 10.0
     server_optimizer: Literal["fedavg", "fedadam"] = "fedavg"
     server_lr: float = 1.0
     server_momentum: float = 0.0
@@ -99,13 +113,22 @@ class ServerConfig:
             _count(self.neighbours, "neighbours", 1)
         if not isinstance(self.dp, DPConfig):
             raise TypeError(f"`dp` must be a DPConfig. Found {type(self.dp).__name__}.")
-        if self.dp.adaptive_clipping:
-            raise ValueError("`dp.adaptive_clipping` is not supported by the server stub. Found True.")
+        if self.population is not None:
+            _count(self.population, "population", 1)
+        for name in ("free_embedding", "train_bias"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"`{name}` must be a bool. Found {type(getattr(self, name)).__name__}.")
+        if self.item_features not in ("none", "genre"):
+            raise ValueError(f"`item_features` must be 'none' or 'genre'. Found {self.item_features!r}.")
+        if not self.free_embedding and self.item_features == "none":
+            raise ValueError("`free_embedding=False` needs `item_features='genre'`: the item table would be empty.")
+        if self.recency_half_life is not None:
+            _positive(self.recency_half_life, "recency_half_life")
         if not isinstance(self.finetune, FinetuneConfig):
             raise TypeError(f"`finetune` must be a FinetuneConfig. Found {type(self.finetune).__name__}.")
         if self.server_optimizer not in ("fedavg", "fedadam"):
             raise ValueError(f"`server_optimizer` must be 'fedavg' or 'fedadam'. Found {self.server_optimizer!r}.")
-        for name in ("local_lr", "server_lr", "enroll_timeout_seconds", "stage_timeout_seconds"):
+        for name in ("local_lr", "bias_scale", "server_lr", "enroll_timeout_seconds", "stage_timeout_seconds"):
             _positive(getattr(self, name), name)
         _count(self.max_body_bytes, "max_body_bytes", 1024)
         if not isinstance(self.auto_rounds, bool):
@@ -114,9 +137,9 @@ class ServerConfig:
             _count(self.max_rounds, "max_rounds", 1)
 
     @property
-    def vector_length(self) -> int:
-        """D, the length of one update: the item table ``num_items × dim`` then the bias ``num_items``."""
-        return self.num_items * (self.dim + 1)
+    def recipe(self) -> ReconstructionRecipe:
+        """How devices rebuild their user vector (every published bundle's ``finetune`` block)."""
+        return ReconstructionRecipe.from_finetune(self.finetune, recency_half_life=self.recency_half_life)
 
     def threshold(self, participants: int) -> int:
         """t for ``participants`` devices: ``floor(f * n) + 1`` clamped to [2, n]."""
@@ -127,11 +150,10 @@ class ServerConfig:
         cls, federated: FederatedConfig, *, num_items: int, num_devices: int, seed: int = 0, **overrides: Any
     ) -> ServerConfig:
         """The server settings that run ``federated`` (the in-process simulation's config) over HTTP with
-        ``num_devices`` registered devices: same model size and init, q, C, local and server optimizers, DP
-        (``federated.dp_config`` with noise seed ``seed``). Public item features and adaptive clipping are not
-        supported by the server stub."""
-        if federated.item_features != "none" or not federated.free_embedding or not federated.train_bias:
-            raise ValueError("the server stub runs the plain layout (free embedding + bias, no item features).")
+        ``num_devices`` devices: the same layout (free table, public features, bias), init, q and cohort
+        denominator, C and adaptive clipping, local step and bias scale, server optimizer, DP
+        (``federated.dp_config`` with noise seed ``seed``) and reconstruction recipe. Give the server the
+        same public item features the simulation used when its database is created."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PrivacyWarning)
             dp = federated.dp_config(expected_devices=federated.expected_cohort(num_devices), noise_seed=seed)
@@ -141,9 +163,15 @@ class ServerConfig:
             "init_seed": seed,
             "init_std": federated.init_std,
             "sample_rate": federated.sample_rate,
+            "population": num_devices,
             "dp": dp,
             "local_lr": federated.local_lr,
+            "bias_scale": federated.bias_scale,
+            "free_embedding": federated.free_embedding,
+            "train_bias": federated.train_bias,
+            "item_features": federated.item_features,
             "finetune": federated.finetune,
+            "recency_half_life": federated.recency_half_life,
             "server_optimizer": federated.server_optimizer,
             "server_lr": federated.server_lr,
             "server_momentum": federated.server_momentum,

@@ -4,11 +4,13 @@ The database runs in WAL mode with ``synchronous=FULL`` (a committed transaction
 loss) and ``secure_delete=ON`` (deleted rows are overwritten with zeros, so a finished round's protocol
 messages do not linger in free pages). Every accepted message is committed before it is acknowledged.
 
-Schema (version 1)::
+Schema (version 2)::
 
     meta(key PRIMARY KEY, value)                          schema_version, config, admin_token_hash
     devices(device_id INTEGER PRIMARY KEY, token_hash UNIQUE, created)
-    models(version PRIMARY KEY, round_id, weights, bundle, optimizer, created)   safetensors, tar, safetensors
+    models(version PRIMARY KEY, round_id, weights, bundle, optimizer, clip_norm, created)
+                                         safetensors {"params"}, tar (NULL until published), safetensors
+    item_features(id = 1, data)                           the public item features F (safetensors), if any
     rounds(round_id PRIMARY KEY, seq UNIQUE, model_version, phase, deadline, opened, registered,
            secagg_config, params, snapshot, masked_sum, outcome)
     checkins(round_id, device_id, participate, PRIMARY KEY(round_id, device_id))
@@ -18,6 +20,11 @@ Schema (version 1)::
 ``snapshot`` is the secure-aggregation server state (:meth:`SecAggServer.to_dict`) at the start of the
 current stage; the stage's accepted messages are in ``messages`` (Round-2 rows carry no body: the masked
 vector is added to ``masked_sum`` in the same transaction, so no single masked vector is stored).
+``clip_norm`` is adaptive clipping's C for the next round. A model's ``bundle`` is written after the round
+that made it has committed (the export runs outside the request lock); until then it is NULL.
+
+Every statement that reads or writes these tables lives in :mod:`.store`; this module owns the connection
+and the schema.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from pathlib import Path
 
 __all__ = ["SCHEMA_VERSION", "Database"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -77,6 +84,24 @@ _MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (round_id, device_id, stage)
     );
     CREATE TABLE ledger (round_id TEXT PRIMARY KEY, event TEXT NOT NULL, created REAL NOT NULL);
+    """,
+    # Version 2: bundles are published after the round commits (NULL until then), adaptive clipping's C is
+    # kept with each model, and the public item features of a tied table are stored once.
+    2: """
+    CREATE TABLE models_v2 (
+        version INTEGER PRIMARY KEY,
+        round_id TEXT,
+        weights BLOB NOT NULL,
+        bundle BLOB,
+        optimizer BLOB,
+        clip_norm REAL,
+        created REAL NOT NULL
+    );
+    INSERT INTO models_v2 (version, round_id, weights, bundle, optimizer, created)
+        SELECT version, round_id, weights, bundle, optimizer, created FROM models;
+    DROP TABLE models;
+    ALTER TABLE models_v2 RENAME TO models;
+    CREATE TABLE item_features (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL);
     """,
 }
 
@@ -140,12 +165,6 @@ class Database:
         """Fold the WAL into the main file and truncate it (after a round's messages were deleted)."""
         with self._lock:
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-    def get_meta(self, key: str) -> str | None:
-        """The value stored under ``key`` in ``meta``, or None."""
-        with self.read() as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
 
     def close(self) -> None:
         """Close the connection."""

@@ -1,11 +1,13 @@
-"""The global item model the server holds: (de)serialisation, the flat update layout, the bundle.
+"""The global model the server holds: its flat parameters, the optimizer state, and the published bundle.
 
-An update is one float vector of length ``D = num_items · (dim + 1)``: the item table ``V`` row-major,
-then the bias ``b`` — the layout of :class:`privrec.sdk.federated.params.ParamLayout` without features
-(DESIGN §4: only these global parameters are federated; the user vector stays on the device).
+The parameters are one flat ``float32[D]`` vector in the layout of
+:class:`privrec.sdk.federated.params.ParamLayout` (the only flat layout: ``[E, W, b]``, only the trained
+blocks), stored as safetensors bytes ``{"params": …}``. Databases written before the layout was stored
+hold ``{"item_embedding", "item_bias"}`` instead: the plain layout, read the same way.
 
-Each model version is published as safetensors bytes and as a float32 ONNX bundle (a tar of the bundle
-directory written by :func:`privrec.export.export_bundle`) whose ``finetune`` signature the devices run.
+Each model version is published as a float32 ONNX bundle (a tar of the directory written by
+:func:`privrec.export.export_bundle`) whose manifest carries the reconstruction recipe the round's devices
+follow, the privacy ledger, and — for a table tied to public item features — those features.
 """
 
 from __future__ import annotations
@@ -22,25 +24,17 @@ from safetensors.numpy import load, save
 
 from privrec.sdk.federated.params import ParamLayout
 from privrec.sdk.federated.server_opt import ServerOptimizer
-from privrec.sdk.model import ItemModel
+from privrec.sdk.recipe import ReconstructionRecipe
 
 __all__ = [
-    "flatten",
-    "initial_model",
-    "model_from_bytes",
-    "model_to_bytes",
+    "features_from_bytes",
+    "features_to_bytes",
     "optimizer_from_bytes",
     "optimizer_to_bytes",
     "pack_bundle",
-    "unflatten",
+    "params_from_bytes",
+    "params_to_bytes",
 ]
-
-
-def initial_model(*, num_items: int, dim: int, seed: int, std: float) -> ItemModel:
-    """The initial parameters of :meth:`ParamLayout.init` (table ~ N(0, std²) seeded, bias 0), so a
-    server and the in-process simulation with the same seed start from the same model."""
-    layout = ParamLayout(num_items=num_items, dim=dim)
-    return layout.item_model(layout.init(init_std=std, seed=seed))
 
 
 def optimizer_to_bytes(optimizer: ServerOptimizer) -> bytes:
@@ -57,40 +51,59 @@ def optimizer_from_bytes(optimizer: ServerOptimizer, data: bytes | None) -> Serv
     return optimizer
 
 
-def model_to_bytes(model: ItemModel) -> bytes:
-    """safetensors bytes of ``item_embedding`` and ``item_bias``."""
-    return bytes(save(model.tensors()))
+def params_to_bytes(params: NDArray[np.float32]) -> bytes:
+    """safetensors bytes of the flat parameters."""
+    return bytes(save({"params": np.ascontiguousarray(params, np.float32)}))
 
 
-def model_from_bytes(data: bytes) -> ItemModel:
-    """Inverse of :func:`model_to_bytes` (validated by :class:`ItemModel`)."""
+def params_from_bytes(data: bytes, layout: ParamLayout) -> NDArray[np.float32]:
+    """Inverse of :func:`params_to_bytes`, checked against ``layout`` (older plain-layout rows accepted)."""
     tensors = load(data)
-    return ItemModel(item_embedding=tensors["item_embedding"], item_bias=tensors["item_bias"])
+    if "params" in tensors:
+        flat = tensors["params"]
+    elif {"item_embedding", "item_bias"} <= set(tensors) and layout.features is None and layout.free_embedding:
+        flat = np.concatenate([tensors["item_embedding"].ravel(), tensors["item_bias"]])
+    else:
+        raise ValueError(f"stored model tensors {sorted(tensors)} do not match the server's layout {layout.to_dict()}.")
+    if flat.shape != (layout.size,):
+        raise ValueError(f"stored parameters have shape {flat.shape}; the server's layout needs ({layout.size},).")
+    return np.ascontiguousarray(flat, np.float32)
 
 
-def flatten(model: ItemModel) -> NDArray[np.float64]:
-    """``[V.ravel(), b]`` as float64 ``[num_items · (dim + 1)]``."""
-    return np.concatenate([model.item_embedding.ravel(), model.item_bias]).astype(np.float64)
+def features_to_bytes(features: NDArray[np.float32]) -> bytes:
+    """safetensors bytes of the public item features ``[num_items, f]``."""
+    return bytes(save({"item_features": np.ascontiguousarray(features, np.float32)}))
 
 
-def unflatten(vector: NDArray[Any], num_items: int, dim: int) -> ItemModel:
-    """Inverse of :func:`flatten`."""
-    expected = num_items * (dim + 1)
-    if vector.shape != (expected,):
-        raise ValueError(f"`vector` must have shape ({expected},). Found {vector.shape}.")
-    table = vector[: num_items * dim].reshape(num_items, dim).astype(np.float32)
-    return ItemModel(item_embedding=table, item_bias=vector[num_items * dim :].astype(np.float32))
+def features_from_bytes(data: bytes) -> NDArray[np.float32]:
+    """Inverse of :func:`features_to_bytes`."""
+    return np.ascontiguousarray(load(data)["item_features"], np.float32)
 
 
-def pack_bundle(model: ItemModel, *, privacy: dict[str, Any] | None) -> bytes:
-    """Export a float32 ONNX bundle of ``model`` and return it as an uncompressed tar (files at the root)."""
+def pack_bundle(
+    layout: ParamLayout,
+    params: NDArray[np.float32],
+    *,
+    recipe: ReconstructionRecipe,
+    privacy: dict[str, Any] | None,
+) -> bytes:
+    """Export a float32 ONNX bundle of ``params`` and return it as an uncompressed tar (files at the root).
+
+    The manifest's ``finetune`` block is ``recipe`` (the one the round's devices follow), and a layout with
+    public item features ships them, so devices can compute their update of the feature weights.
+    """
     from privrec.export import export_bundle
 
     with tempfile.TemporaryDirectory(prefix="privrec-bundle-") as tmp:
-        out = export_bundle(model, Path(tmp) / "bundle", formats=("onnx",), precision="float32", privacy=privacy)
+        out = export_bundle(
+            layout.item_model(params), Path(tmp) / "bundle", formats=("onnx",), precision="float32", privacy=privacy,
+            finetune=recipe.finetune, recency_half_life=recipe.recency_half_life,
+            item_features=layout.features,
+        )
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as tar:
             for path in sorted(out.rglob("*")):
                 if path.is_file():
                     tar.add(path, arcname=str(path.relative_to(out)))
         return buffer.getvalue()
+

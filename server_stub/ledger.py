@@ -1,46 +1,23 @@
 """The server's privacy ledger: one :class:`~privrec.sdk.privacy.PrivacyEvent` per completed round,
 composed by :class:`~privrec.sdk.privacy.PrivacyAccountant` (dp-accounting RDP and PLD).
 
-A round that aborts releases nothing (the server never sees an unmasked sum), so it costs no ε and
-adds no event.
+Each completed round's event is the one :meth:`privrec.sdk.federated.round.RoundSetup.event` states (the
+rule the simulation and the facade use too). A round that aborts releases nothing (the server never sees
+an unmasked sum), so it costs no ε and adds no event.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable
 
 from privrec.sdk.privacy import (
     DPConfig,
-    DPRoundEvent,
-    NonPrivateRoundEvent,
     PrivacyAccountant,
     PrivacyEvent,
     PrivacyLedger,
-    PrivacyWarning,
-    distributed_effective_noise_multiplier,
 )
 
-__all__ = ["build_ledger", "round_event"]
-
-
-def round_event(dp: DPConfig, *, sample_rate: float, expected_devices: int, survivors: int) -> PrivacyEvent:
-    """The release of one completed round.
-
-    central: the server adds N(0, (Z·C)²) to the sum → ``DPRoundEvent(Z)``. distributed: each device added
-    N(0, (Z·C)²/n) with n = ``expected_devices`` (the threshold), so the k = ``survivors`` ≥ n shares in the
-    sum carry ``Z·sqrt(k/n)`` (:func:`distributed_effective_noise_multiplier`). off: non-private.
-    """
-    if dp.mode == "off":
-        return NonPrivateRoundEvent(sample_rate=sample_rate)
-    z = dp.resolved_update_noise_multiplier
-    if dp.mode == "distributed":
-        z = distributed_effective_noise_multiplier(
-            noise_multiplier=z, expected_devices=expected_devices, surviving_devices=survivors
-        )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PrivacyWarning)  # Z = 0 was warned about when the config was made
-        return DPRoundEvent(noise_multiplier=z, sample_rate=sample_rate, clip_norm=dp.clip_norm)
+__all__ = ["build_ledger"]
 
 
 def build_ledger(

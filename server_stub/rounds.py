@@ -9,21 +9,28 @@ A round moves through these phases (the protocol stages are those of
 * **enrolling**: every registered device checks in with its Poisson-sampling outcome (drawn on the
   device with probability q). Enrolment closes when every registered device has checked in, when the
   deadline passes, or on an admin call; fewer than ``min_participants`` participants abort the round.
+  Closing enrolment fixes the round's :class:`~privrec.sdk.federated.round.RoundSetup` and the
+  :class:`~privrec.sdk.federated.wire.RoundParams` every participant receives.
 * **protocol stages**: the participants' messages go to a :class:`~privrec.sdk.secagg.SecAggServer`;
   a stage closes when every expected device answered, when its deadline passes (the silent devices are
   dropouts), or on an admin call. Too few survivors abort the round and leave the model unchanged.
-* **completed**: the unmasked sum (mod 2^32) is decoded, central DP noise N(0, (Z·C)²) is added in mode
-  ``central``, the sum is divided by the expected cohort q·N (DP-FedAvg, McMahan et al. 2018, Alg. 1),
-  applied with the server step, the model version is bumped and the ledger extended — in one transaction.
+* **completed**: the unmasked sum (mod 2^32) is decoded and handed to
+  :func:`~privrec.sdk.federated.round.finish_round` — the end-of-round step the simulation and the facade
+  run too (central noise, the cohort denominator q·N, the server optimizer, adaptive clipping, the ledger
+  event); the new model and the ledger event are committed with the round's outcome in one transaction.
+  The new model's bundle is then exported **outside the request lock** (:meth:`RoundManager.publish_pending`)
+  and served once written; a bundle download waits for it.
 
 Durability: each accepted message is committed (``messages`` row; Round-2 vectors only into the running
 ``masked_sum``) before it is acknowledged. On start the active round is rebuilt from the stage snapshot
-plus the current stage's messages, so a restarted server resumes with every accepted contribution.
+plus the current stage's messages, so a restarted server resumes with every accepted contribution, and
+any model committed but not yet published is published.
+
+Every SQL statement lives in :mod:`.store`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -37,10 +44,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from privrec.sdk.federated.params import ParamLayout
+from privrec.sdk.federated.round import RoundSetup, cohort_denominator, finish_round, split_aggregate
 from privrec.sdk.federated.server_opt import ServerOptimizer, make_server_optimizer
-from privrec.sdk.privacy import PrivacyEvent, central_noise_std, distributed_noise_std, event_from_dict
+from privrec.sdk.federated.wire import ENROLLING, DeviceAction, RoundParams
+from privrec.sdk.privacy import AdaptiveClipper, PrivacyEvent, event_from_dict
 from privrec.sdk.secagg import (
-    FixedPointEncoder,
     MaskedInput,
     SecAggAbortedError,
     SecAggConfig,
@@ -54,27 +63,23 @@ from privrec.sdk.secagg import (
 
 from .auth import hash_token, new_token
 from .config import ServerConfig
-from .db import Database
 from .global_model import (
-    flatten,
-    initial_model,
-    model_from_bytes,
-    model_to_bytes,
+    features_from_bytes,
+    features_to_bytes,
     optimizer_from_bytes,
     optimizer_to_bytes,
     pack_bundle,
-    unflatten,
+    params_from_bytes,
+    params_to_bytes,
 )
-from .ledger import build_ledger, round_event
+from .ledger import build_ledger
 from .logging_setup import log_event
+from .store import DuplicateError, ServerStore
 
 __all__ = ["ENROLLING", "ApiError", "RoundManager"]
 
-ENROLLING = "enrolling"
-_FINAL = (ServerStage.COMPLETED, ServerStage.ABORTED)
-#: Extra clip range of the fixed-point encoding per unit of a device's noise std (distributed mode): the
-#: encoding clips coordinates to ±(C + 8σ), which a Gaussian share exceeds with probability < 1e-15.
-_NOISE_SIGMAS = 8.0
+#: How long a bundle download waits for the newest model's bundle to be written.
+PUBLISH_WAIT_SECONDS = 120.0
 
 
 class ApiError(Exception):
@@ -96,92 +101,111 @@ class _Live:
         self.phase: str = row["phase"]
         self.deadline: float = row["deadline"]
         self.registered: int = row["registered"]
-        self.params: dict[str, Any] | None = json.loads(row["params"]) if row["params"] else None
+        stored = json.loads(row["params"]) if row["params"] else None
+        self.setup: RoundSetup | None = RoundSetup.from_dict(stored["setup"]) if stored else None
+        self.params: RoundParams | None = RoundParams.from_dict(stored["round"]) if stored else None
         self.server = server
 
 
+def _default_features(config: ServerConfig) -> NDArray[np.float32] | None:
+    """MovieLens-100K's public genre/decade features for ``item_features="genre"`` (the only built-in set)."""
+    if config.item_features == "none":
+        return None
+    from privrec.sdk.data import load_movielens100k
+    from privrec.sdk.federated.side_info import movielens100k_item_features
+
+    features, _ = movielens100k_item_features(load_movielens100k())
+    if features.shape[0] != config.num_items:
+        raise ValueError(
+            f"item_features='genre' uses MovieLens-100K's {features.shape[0]} items; the server has "
+            f"num_items={config.num_items}. Pass the catalog's features to the server instead."
+        )
+    return features
+
+
 class RoundManager:
-    """All server state transitions, each in one SQLite transaction, serialised by one lock.
+    """All server state transitions, each persisted in one SQLite transaction, serialised by one lock.
 
     Args:
-        db: the open database.
+        store: the server's persistent state.
         config: the server settings.
         logger: where structured events go.
         clock: wall-clock seconds (injectable for tests).
+        features: public item features ``[num_items, f]`` for ``item_features="genre"``, stored when the
+            database is created (default: MovieLens-100K's); ignored once stored.
     """
 
     def __init__(
         self,
-        db: Database,
+        store: ServerStore,
         config: ServerConfig,
         logger: logging.Logger,
         clock: Callable[[], float] = time.time,
+        *,
+        features: NDArray[np.float32] | None = None,
     ) -> None:
-        self.db, self.config, self.log, self.clock = db, config, logger, clock
+        self.store, self.config, self.log, self.clock = store, config, logger, clock
         self._lock = threading.RLock()
+        self._published = threading.Condition()
+        self._publish_lock = threading.Lock()
         self._noise = config.dp.make_noise()
         self._ledger_cache: tuple[int, dict[str, Any]] | None = None
         #: Called with ``(round_id, encoded_sum uint32[D], survivors)`` when a round completes (tests, audits).
         self.aggregate_observer: Callable[[str, NDArray[np.uint32], tuple[int, ...]], None] | None = None
+        self.layout = self._ensure_layout(features)
         self._ensure_model()
+        self.publish_pending()
         self._live = self._load_live()
         live = self._live
         if live is not None and live.server is not None and not live.server.pending():
             with self._lock:
                 self._advance(live)  # every answer arrived before the restart: close the stage now
+            self.publish_pending()
 
     # ------------------------------------------------------------------------------------- startup
+    def _ensure_layout(self, features: NDArray[np.float32] | None) -> ParamLayout:
+        cfg = self.config
+        stored = self.store.item_features()
+        if cfg.item_features == "none":
+            feats = None
+        elif stored is not None:
+            feats = features_from_bytes(stored)
+        else:
+            feats = features if features is not None else _default_features(cfg)
+        layout = ParamLayout(num_items=cfg.num_items, dim=cfg.dim, free_embedding=cfg.free_embedding,
+                             features=feats, train_bias=cfg.train_bias)
+        if feats is not None and stored is None:
+            self.store.put_item_features(features_to_bytes(feats))
+        return layout
+
     def _ensure_model(self) -> None:
-        with self.db.read() as conn:
-            row = conn.execute("SELECT COUNT(*) FROM models").fetchone()
-        if row[0]:
+        if self.store.has_model():
             return
         cfg = self.config
-        model = initial_model(num_items=cfg.num_items, dim=cfg.dim, seed=cfg.init_seed, std=cfg.init_std)
-        privacy = build_ledger(cfg.dp, []).to_manifest()
-        bundle = pack_bundle(model, privacy=privacy)
-        with self.db.transaction() as conn:
-            conn.execute(
-                "INSERT INTO models (version, round_id, weights, bundle, created) VALUES (0, NULL, ?, ?, ?)",
-                (model_to_bytes(model), bundle, self.clock()),
-            )
-        log_event(self.log, "model_initialised", version=0, num_items=cfg.num_items, dim=cfg.dim)
-
-    def _round_row(self, conn: Any, round_id: str) -> dict[str, Any] | None:
-        cur = conn.execute("SELECT * FROM rounds WHERE round_id = ?", (round_id,))
-        row = cur.fetchone()
-        if row is None:
-            return None
-        return dict(zip([c[0] for c in cur.description], row, strict=True))
+        params = self.layout.init(init_std=cfg.init_std, seed=cfg.init_seed)
+        clip = cfg.dp.clip_norm if cfg.dp.adaptive_clipping else None
+        self.store.add_initial_model(params_to_bytes(params), clip, self.clock())
+        log_event(self.log, "model_initialised", version=0, num_items=cfg.num_items, dim=cfg.dim,
+                  parameters=self.layout.size)
 
     def _load_live(self) -> _Live | None:
-        with self.db.read() as conn:
-            cur = conn.execute(
-                "SELECT round_id FROM rounds WHERE phase NOT IN (?, ?) ORDER BY seq DESC LIMIT 1", _FINAL
-            )
-            found = cur.fetchone()
-            if found is None:
-                return None
-            row = self._round_row(conn, found[0])
-            if row is None:  # pragma: no cover - just selected
-                return None
-            server: SecAggServer | None = None
-            if row["phase"] != ENROLLING:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)  # the threshold warning was logged at enrolment
-                    server = SecAggServer.from_dict(json.loads(row["snapshot"]))
-                stage = server.stage
-                msgs = conn.execute(
-                    "SELECT device_id, body FROM messages WHERE round_id = ? AND stage = ? ORDER BY received",
-                    (row["round_id"], stage),
-                ).fetchall()
-                if stage == ServerStage.MASKED_INPUT_COLLECTION:
-                    if row["masked_sum"] is not None:
-                        server.state.masked_sum = np.frombuffer(row["masked_sum"], dtype="<u4").astype(np.uint32)
-                    server.state.masked_senders = {int(d) for d, _ in msgs}
-                else:
-                    for _, body in msgs:
-                        server.receive(message_from_dict(json.loads(body)))  # type: ignore[arg-type]
+        row = self.store.active_round()
+        if row is None:
+            return None
+        server: SecAggServer | None = None
+        if row["phase"] != ENROLLING:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # the threshold warning was logged at enrolment
+                server = SecAggServer.from_dict(json.loads(row["snapshot"]))
+            stage = server.stage
+            msgs = self.store.stage_messages(row["round_id"], stage)
+            if stage == ServerStage.MASKED_INPUT_COLLECTION:
+                if row["masked_sum"] is not None:
+                    server.state.masked_sum = np.frombuffer(row["masked_sum"], dtype="<u4").astype(np.uint32)
+                server.state.masked_senders = {d for d, _ in msgs}
+            else:
+                for _, body in msgs:
+                    server.receive(message_from_dict(json.loads(body or "null")))  # type: ignore[arg-type]
         live = _Live(row, server)
         # Give devices a full window to retry after a restart.
         timeout = self.config.enroll_timeout_seconds if live.phase == ENROLLING else self.config.stage_timeout_seconds
@@ -193,11 +217,7 @@ class RoundManager:
     def register(self) -> tuple[int, str]:
         """Create a device; returns ``(device_id, token)`` (the token is stored only hashed)."""
         token = new_token()
-        with self.db.transaction() as conn:
-            cur = conn.execute(
-                "INSERT INTO devices (token_hash, created) VALUES (?, ?)", (hash_token(token), self.clock())
-            )
-            device_id = int(cur.lastrowid or 0)
+        device_id = self.store.add_device(hash_token(token), self.clock())
         log_event(self.log, "device_registered", device_id=device_id)
         return device_id, token
 
@@ -205,45 +225,76 @@ class RoundManager:
         """The device id of a bearer token, or :class:`ApiError` 401."""
         if token is None:
             raise ApiError(401, "Missing or malformed `Authorization: Bearer <token>` header.")
-        with self.db.read() as conn:
-            row = conn.execute("SELECT device_id FROM devices WHERE token_hash = ?", (hash_token(token),)).fetchone()
-        if row is None:
+        device_id = self.store.device_for_token(hash_token(token))
+        if device_id is None:
             raise ApiError(401, "Unknown bearer token: register with POST /v1/devices.")
-        return int(row[0])
+        return device_id
 
     # ------------------------------------------------------------------------------------- model
-    def _latest_model(self) -> tuple[int, bytes, bytes]:
-        with self.db.read() as conn:
-            row = conn.execute("SELECT version, weights, bundle FROM models ORDER BY version DESC LIMIT 1").fetchone()
-        return int(row[0]), bytes(row[1]), bytes(row[2])
-
-    def _optimizer(self) -> ServerOptimizer:
-        """The server optimizer with the state stored beside the latest model."""
+    def _optimizer(self, state: bytes | None) -> ServerOptimizer:
+        """The server optimizer with ``state`` (stored beside the latest model) restored."""
         cfg = self.config
         opt = make_server_optimizer(
             cfg.server_optimizer, lr=cfg.server_lr, momentum=cfg.server_momentum,
             beta1=cfg.beta1, beta2=cfg.beta2, tau=cfg.tau,
         )
-        with self.db.read() as conn:
-            row = conn.execute("SELECT optimizer FROM models ORDER BY version DESC LIMIT 1").fetchone()
-        return optimizer_from_bytes(opt, None if row is None or row[0] is None else bytes(row[0]))
+        return optimizer_from_bytes(opt, state)
+
+    @property
+    def vector_length(self) -> int:
+        """D of one device's secure-aggregation input (+1 for the count report with adaptive clipping)."""
+        return self.layout.size + (1 if self.config.dp.adaptive_clipping else 0)
 
     def model_info(self) -> dict[str, Any]:
-        """Version, shape and bundle digest of the current model."""
-        version, _, bundle = self._latest_model()
+        """Version, shape and bundle digest of the newest published model."""
+        version, bundle = self._published_bundle()
         return {
             "version": version,
             "num_items": self.config.num_items,
             "dim": self.config.dim,
-            "vector_length": self.config.vector_length,
+            "vector_length": self.vector_length,
             "bundle_sha256": hashlib.sha256(bundle).hexdigest(),
             "bundle_bytes": len(bundle),
         }
 
+    def _published_bundle(self) -> tuple[int, bytes]:
+        """The newest model's bundle, waiting (up to :data:`PUBLISH_WAIT_SECONDS`) while it is being written."""
+        give_up = time.monotonic() + PUBLISH_WAIT_SECONDS
+        with self._published:
+            while True:
+                latest = self.store.latest_model()
+                published = self.store.latest_published()
+                if published is not None and published[0] == latest.version:
+                    return published
+                left = give_up - time.monotonic()
+                if left <= 0:
+                    raise ApiError(503, f"Model {latest.version}'s bundle is still being written; retry shortly.")
+                self._published.wait(timeout=min(left, 1.0))
+
     def model_bytes(self, what: str) -> tuple[int, bytes]:
-        """``(version, bytes)`` of the current model's ``"weights"`` (safetensors) or ``"bundle"`` (tar)."""
-        version, weights, bundle = self._latest_model()
-        return version, weights if what == "weights" else bundle
+        """``(version, bytes)`` of the newest model's ``"weights"`` (safetensors of the item model) or ``"bundle"`` (tar)."""
+        if what == "bundle":
+            return self._published_bundle()
+        latest = self.store.latest_model()
+        model = self.layout.item_model(params_from_bytes(latest.weights, self.layout))
+        from safetensors.numpy import save
+
+        return latest.version, bytes(save(model.tensors()))
+
+    def publish_pending(self) -> None:
+        """Export and store the bundle of every committed model that has none yet (never under the request lock)."""
+        with self._publish_lock:
+            for version in self.store.unpublished_versions():
+                start = time.perf_counter()
+                params = params_from_bytes(self.store.model_weights(version), self.layout)
+                events = self._events(up_to_version=version)
+                privacy = build_ledger(self.config.dp, events).to_manifest()
+                bundle = pack_bundle(self.layout, params, recipe=self.config.recipe, privacy=privacy)
+                self.store.publish_bundle(version, bundle)
+                with self._published:
+                    self._published.notify_all()
+                log_event(self.log, "model_published", version=version, bundle_bytes=len(bundle),
+                          seconds=round(time.perf_counter() - start, 3))
 
     # ------------------------------------------------------------------------------------- rounds
     def tick(self) -> None:
@@ -253,6 +304,7 @@ class RoundManager:
             if live is not None and self.clock() >= live.deadline:
                 log_event(self.log, "deadline_passed", round_id=live.round_id, phase=live.phase)
                 self._advance(live)
+        self.publish_pending()
 
     def open_round(self) -> str:
         """Open a new round (enrolment) on the current model; 409 if one is running."""
@@ -260,32 +312,14 @@ class RoundManager:
             if self._live is not None:
                 raise ApiError(409, f"Round {self._live.round_id!r} is still running ({self._live.phase}).")
             now = self.clock()
-            version, _, _ = self._latest_model()
-            with self.db.transaction() as conn:
-                seq = int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM rounds").fetchone()[0]) + 1
-                registered = int(conn.execute("SELECT COUNT(*) FROM devices").fetchone()[0])
-                round_id = f"r{seq}-{secrets.token_hex(4)}"
-                row = {
-                    "round_id": round_id,
-                    "seq": seq,
-                    "model_version": version,
-                    "phase": ENROLLING,
-                    "deadline": now + self.config.enroll_timeout_seconds,
-                    "registered": registered,
-                    "params": None,
-                }
-                conn.execute(
-                    "INSERT INTO rounds (round_id, seq, model_version, phase, deadline, opened, registered) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (round_id, seq, version, ENROLLING, row["deadline"], now, registered),
-                )
+            row = self.store.open_round(
+                make_id=lambda seq: f"r{seq}-{secrets.token_hex(4)}", model_version=self.store.latest_model().version,
+                phase=ENROLLING, deadline=now + self.config.enroll_timeout_seconds, opened=now,
+            )
             self._live = _Live(row, None)
-            log_event(self.log, "round_opened", round_id=round_id, seq=seq, model_version=version, registered=registered)
-            return round_id
-
-    def _completed_rounds(self) -> int:
-        with self.db.read() as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM rounds WHERE phase = ?", (ServerStage.COMPLETED,)).fetchone()[0])
+            log_event(self.log, "round_opened", round_id=row["round_id"], seq=row["seq"],
+                      model_version=row["model_version"], registered=row["registered"])
+            return str(row["round_id"])
 
     def current_round(self, device_id: int) -> dict[str, Any]:
         """The live round (opened on demand when ``auto_rounds``), else the latest one; 404 if none."""
@@ -295,23 +329,16 @@ class RoundManager:
             if (
                 self._live is None
                 and cfg.auto_rounds
-                and (cfg.max_rounds is None or self._completed_rounds() < cfg.max_rounds)
+                and (cfg.max_rounds is None or self.store.completed_rounds() < cfg.max_rounds)
             ):
                 self.open_round()
-            with self.db.read() as conn:
-                if self._live is not None:
-                    round_id = self._live.round_id
-                else:
-                    last = conn.execute("SELECT round_id FROM rounds ORDER BY seq DESC LIMIT 1").fetchone()
-                    if last is None:
-                        raise ApiError(404, "No round has been opened yet.")
-                    round_id = str(last[0])
-                row = self._round_row(conn, round_id)
-                checkin = conn.execute(
-                    "SELECT participate FROM checkins WHERE round_id = ? AND device_id = ?", (round_id, device_id)
-                ).fetchone()
+            round_id = self._live.round_id if self._live is not None else self.store.latest_round_id()
+            if round_id is None:
+                raise ApiError(404, "No round has been opened yet.")
+            row = self.store.round_row(round_id)
             if row is None:  # pragma: no cover - just selected
                 raise ApiError(404, f"Unknown round {round_id!r}.")
+            checkin = self.store.checkin_of(round_id, device_id)
             deadline = self._live.deadline if self._live is not None else row["deadline"]
             return {
                 "round_id": round_id,
@@ -321,18 +348,17 @@ class RoundManager:
                 "sample_rate": cfg.sample_rate,
                 "deadline_seconds": max(0.0, deadline - self.clock()),
                 "checked_in": checkin is not None,
-                "participant": bool(checkin[0]) if checkin is not None else False,
+                "participant": bool(checkin),
             }
 
     def _require_live(self, round_id: str) -> _Live:
         live = self._live
         if live is not None and live.round_id == round_id:
             return live
-        with self.db.read() as conn:
-            row = conn.execute("SELECT phase FROM rounds WHERE round_id = ?", (round_id,)).fetchone()
-        if row is None:
+        phase = self.store.round_phase(round_id)
+        if phase is None:
             raise ApiError(404, f"Unknown round {round_id!r}.")
-        raise ApiError(409, f"Round {round_id!r} is {row[0]}; it accepts no more messages.")
+        raise ApiError(409, f"Round {round_id!r} is {phase}; it accepts no more messages.")
 
     def checkin(self, device_id: int, round_id: str, participate: bool) -> dict[str, Any]:
         """Record a device's sampling outcome (once per round, only while enrolling)."""
@@ -342,28 +368,20 @@ class RoundManager:
             if live.phase != ENROLLING:
                 raise ApiError(409, f"Round {round_id!r} is in stage {live.phase!r}; enrolment has closed.")
             try:
-                with self.db.transaction() as conn:
-                    conn.execute(
-                        "INSERT INTO checkins (round_id, device_id, participate) VALUES (?, ?, ?)",
-                        (round_id, device_id, int(participate)),
-                    )
-                    checked = int(conn.execute("SELECT COUNT(*) FROM checkins WHERE round_id = ?", (round_id,)).fetchone()[0])
-                    registered = int(conn.execute("SELECT COUNT(*) FROM devices").fetchone()[0])
-            except Exception as exc:
-                if "UNIQUE" in str(exc):
-                    raise ApiError(409, f"Device {device_id} already checked in to round {round_id!r} (replay).") from None
-                raise
+                checked, registered = self.store.check_in(round_id, device_id, participate)
+            except DuplicateError:
+                raise ApiError(409, f"Device {device_id} already checked in to round {round_id!r} (replay).") from None
             log_event(self.log, "checked_in", round_id=round_id, device_id=device_id, participate=participate)
             if checked >= registered:
                 self._advance(live)
-            return {"round_id": round_id, "participate": participate, "phase": self._phase(round_id)}
+            answer = {"round_id": round_id, "participate": participate, "phase": self._phase(round_id)}
+        self.publish_pending()
+        return answer
 
     def _phase(self, round_id: str) -> str:
         if self._live is not None and self._live.round_id == round_id:
             return self._live.phase
-        with self.db.read() as conn:
-            row = conn.execute("SELECT phase FROM rounds WHERE round_id = ?", (round_id,)).fetchone()
-        return str(row[0]) if row else "unknown"
+        return self.store.round_phase(round_id) or "unknown"
 
     def request(self, device_id: int, round_id: str) -> dict[str, Any]:
         """What ``device_id`` should do next in ``round_id`` (see :class:`.models.ServerRequest`)."""
@@ -374,94 +392,90 @@ class RoundManager:
                 phase = self._phase(round_id)
                 if phase == "unknown":
                     raise ApiError(404, f"Unknown round {round_id!r}.")
-                action = "done" if phase == ServerStage.COMPLETED else "aborted"
+                action = DeviceAction.DONE if phase == ServerStage.COMPLETED else DeviceAction.ABORTED
                 return {"round_id": round_id, "phase": phase, "action": action}
             base = {"round_id": round_id, "phase": live.phase}
             if live.phase == ENROLLING or live.server is None:
-                return {**base, "action": "wait"}
+                return {**base, "action": DeviceAction.WAIT}
             server = live.server
             stage = server.stage
             if device_id not in server.recipients():
-                return {**base, "action": "excluded", "stage": stage}
+                return {**base, "action": DeviceAction.EXCLUDED, "stage": stage}
             if device_id not in server.pending():
-                return {**base, "action": "wait", "stage": stage}
+                return {**base, "action": DeviceAction.WAIT, "stage": stage}
             message: dict[str, Any]
             if stage == ServerStage.ADVERTISE_KEYS:
-                message = {"type": "round_config", "config": server.config.to_dict(), "params": live.params}
+                if live.params is None:  # pragma: no cover - set when enrolment closed
+                    raise RuntimeError("protocol phase without round parameters")
+                message = {"type": "round_config", "config": server.config.to_dict(), "params": live.params.to_dict()}
             elif stage == ServerStage.SHARE_KEYS:
                 message = server.key_roster(device_id).to_dict()
             elif stage == ServerStage.MASKED_INPUT_COLLECTION:
                 message = server.share_routing(device_id).to_dict()
             else:
                 message = server.unmasking_request(device_id).to_dict()
-            return {**base, "action": "respond", "stage": stage, "message": message}
+            return {**base, "action": DeviceAction.RESPOND, "stage": stage, "message": message}
 
     def submit(self, device_id: int, round_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """Validate one protocol message, make it durable, then acknowledge it."""
         self.tick()
         with self._lock:
-            live = self._require_live(round_id)
-            if live.phase == ENROLLING or live.server is None:
-                raise ApiError(409, f"Round {round_id!r} is enrolling; protocol messages are not accepted yet.")
-            server = live.server
-            try:
-                message = message_from_dict(body)
-            except (TypeError, SecAggMessageError) as exc:
-                raise ApiError(422, f"Malformed message: {exc}") from None
-            if not message.FROM_CLIENT:
-                raise ApiError(422, f"{type(message).__name__} is a server message.")
-            if message.round_id != round_id:
-                raise ApiError(
-                    409, f"The message is for round {message.round_id!r}; the URL names round {round_id!r}."
-                )
-            sender = message.sender  # type: ignore[union-attr]
-            if sender != device_id:
-                raise ApiError(403, f"`sender` must be the authenticated device {device_id}. Found {sender}.")
-            if server.stage != message.STAGE:
-                raise ApiError(
-                    409, f"{type(message).__name__} belongs to stage {message.STAGE!r}; round {round_id!r} is in "
-                    f"stage {server.stage!r}.",
-                )
-            with self.db.read() as conn:
-                dup = conn.execute(
-                    "SELECT 1 FROM messages WHERE round_id = ? AND device_id = ? AND stage = ?",
-                    (round_id, device_id, message.STAGE),
-                ).fetchone()
-            if dup is not None:
-                raise ApiError(409, f"Replay: device {device_id} already sent its {message.STAGE!r} message.")
-            try:
-                server.receive(message)  # type: ignore[arg-type]
-            except SecAggStageError as exc:
-                raise ApiError(409, str(exc)) from None
-            except (SecAggMessageError, SecAggIntegrityError) as exc:
-                raise ApiError(422, str(exc)) from None
-            try:
-                with self.db.transaction() as conn:
-                    stored = None if isinstance(message, MaskedInput) else json.dumps(message.to_dict())
-                    conn.execute(
-                        "INSERT INTO messages (round_id, device_id, stage, body, received) VALUES (?, ?, ?, ?, ?)",
-                        (round_id, device_id, message.STAGE, stored, self.clock()),
-                    )
-                    if isinstance(message, MaskedInput) and server.state.masked_sum is not None:
-                        conn.execute(
-                            "UPDATE rounds SET masked_sum = ? WHERE round_id = ?",
-                            (server.state.masked_sum.astype("<u4").tobytes(), round_id),
-                        )
-            except Exception:
-                self._live = self._load_live()  # memory ran ahead of the database: rebuild
-                raise
-            log_event(self.log, "message_accepted", round_id=round_id, device_id=device_id, stage=message.STAGE)
-            ack = {"accepted": True, "round_id": round_id, "stage": message.STAGE, "phase": live.phase}
-            if not server.pending():
-                self._advance(live)
-            return ack
+            ack = self._submit(device_id, round_id, body)
+        self.publish_pending()
+        return ack
+
+    def _submit(self, device_id: int, round_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        live = self._require_live(round_id)
+        if live.phase == ENROLLING or live.server is None:
+            raise ApiError(409, f"Round {round_id!r} is enrolling; protocol messages are not accepted yet.")
+        server = live.server
+        try:
+            message = message_from_dict(body)
+        except (TypeError, SecAggMessageError) as exc:
+            raise ApiError(422, f"Malformed message: {exc}") from None
+        if not message.FROM_CLIENT:
+            raise ApiError(422, f"{type(message).__name__} is a server message.")
+        if message.round_id != round_id:
+            raise ApiError(409, f"The message is for round {message.round_id!r}; the URL names round {round_id!r}.")
+        sender = message.sender  # type: ignore[union-attr]
+        if sender != device_id:
+            raise ApiError(403, f"`sender` must be the authenticated device {device_id}. Found {sender}.")
+        if server.stage != message.STAGE:
+            raise ApiError(
+                409, f"{type(message).__name__} belongs to stage {message.STAGE!r}; round {round_id!r} is in "
+                f"stage {server.stage!r}.",
+            )
+        if self.store.has_message(round_id, device_id, message.STAGE):
+            raise ApiError(409, f"Replay: device {device_id} already sent its {message.STAGE!r} message.")
+        try:
+            server.receive(message)  # type: ignore[arg-type]
+        except SecAggStageError as exc:
+            raise ApiError(409, str(exc)) from None
+        except (SecAggMessageError, SecAggIntegrityError) as exc:
+            raise ApiError(422, str(exc)) from None
+        masked = isinstance(message, MaskedInput)
+        running = server.state.masked_sum
+        try:
+            self.store.accept_message(
+                round_id, device_id, message.STAGE, None if masked else message.to_dict(),
+                running.astype("<u4").tobytes() if masked and running is not None else None, self.clock(),
+            )
+        except BaseException:
+            self._live = self._load_live()  # memory ran ahead of the database: rebuild
+            raise
+        log_event(self.log, "message_accepted", round_id=round_id, device_id=device_id, stage=message.STAGE)
+        ack = {"accepted": True, "round_id": round_id, "stage": message.STAGE, "phase": live.phase}
+        if not server.pending():
+            self._advance(live)
+        return ack
 
     def advance(self, round_id: str) -> dict[str, Any]:
         """Admin: close the live round's enrolment or current stage now."""
         with self._lock:
             live = self._require_live(round_id)
             self._advance(live)
-            return self.status(round_id)
+        self.publish_pending()
+        return self.status(round_id)
 
     # ------------------------------------------------------------------------------------- transitions
     def _advance(self, live: _Live) -> None:
@@ -481,25 +495,32 @@ class RoundManager:
             return
         live.phase = stage
         live.deadline = self.clock() + self.config.stage_timeout_seconds
-        with self.db.transaction() as conn:
-            conn.execute(
-                "UPDATE rounds SET phase = ?, deadline = ?, snapshot = ?, masked_sum = NULL WHERE round_id = ?",
-                (stage, live.deadline, json.dumps(server.to_dict()), live.round_id),
-            )
+        self.store.next_stage(live.round_id, phase=stage, deadline=live.deadline, snapshot=server.to_dict())
         summary = server.summary()
         log_event(
             self.log, "stage_opened", round_id=live.round_id, stage=stage,
             u1=summary["u1"], u2=summary["u2"], u3=summary["u3"],
         )
 
+    def _round_setup(self, *, threshold: int, registered: int) -> RoundSetup:
+        """The settings of a round whose enrolment closes now (C from adaptive clipping's state)."""
+        cfg, dp = self.config, self.config.dp
+        private = dp.mode != "off"
+        latest = self.store.latest_model()
+        clip = latest.clip_norm if dp.adaptive_clipping and latest.clip_norm is not None else dp.clip_norm
+        population = cfg.population if cfg.population is not None else max(registered, 1)
+        return RoundSetup(
+            dp_mode=dp.mode, noise_multiplier=dp.resolved_update_noise_multiplier if private else 0.0,
+            clip_norm=clip, sample_rate=cfg.sample_rate,
+            denominator=cohort_denominator(sample_rate=cfg.sample_rate, population=population),
+            local_lr=cfg.local_lr, bias_scale=cfg.bias_scale,
+            min_survivors=threshold if dp.mode == "distributed" else 1,
+            count_noise_std=dp.count_noise_std if dp.adaptive_clipping and private else None,
+        )
+
     def _close_enrollment(self, live: _Live) -> None:
         cfg = self.config
-        with self.db.read() as conn:
-            ids = [int(r[0]) for r in conn.execute(
-                "SELECT device_id FROM checkins WHERE round_id = ? AND participate = 1 ORDER BY device_id",
-                (live.round_id,),
-            )]
-            registered = int(conn.execute("SELECT COUNT(*) FROM devices").fetchone()[0])
+        ids = self.store.participants(live.round_id)
         n = len(ids)
         if n < cfg.min_participants:
             self._abort(live, f"Enrolment closed with {n} participants; at least {cfg.min_participants} are needed.")
@@ -510,120 +531,87 @@ class RoundManager:
             warnings.simplefilter("always")
             secagg = SecAggConfig(
                 round_id=live.round_id, participants=tuple(ids), threshold=t,
-                vector_length=cfg.vector_length, neighbours=neighbours, graph_seed=secrets.token_bytes(16),
+                vector_length=self.vector_length, neighbours=neighbours, graph_seed=secrets.token_bytes(16),
             )
         for w in caught:
             log_event(self.log, "secagg_warning", level=logging.WARNING, round_id=live.round_id, warning=str(w.message))
-        dp = cfg.dp
-        z = dp.resolved_update_noise_multiplier
-        device_std = (
-            distributed_noise_std(noise_multiplier=z, clip_norm=dp.clip_norm, expected_devices=t)
-            if dp.mode == "distributed" else 0.0
-        )
-        encoder = FixedPointEncoder(clip_range=dp.clip_norm + _NOISE_SIGMAS * device_std, max_clients=n)
-        params = {
-            "clip_norm": dp.clip_norm,
-            "clip_range": encoder.clip_range,
-            "max_clients": n,
-            "frac_bits": encoder.frac_bits,
-            "dp_mode": dp.mode,
-            "device_noise_std": device_std,
-            "local_lr": cfg.local_lr,
-            "finetune": dataclasses.asdict(cfg.finetune),
-            "model_version": live.model_version,
-            "expected_devices": max(cfg.sample_rate * max(registered, 1), 1.0),
-            "threshold": t,
-        }
+        setup = self._round_setup(threshold=t, registered=self.store.count_devices())
+        params = RoundParams.from_setup(setup, round_id=live.round_id, model_version=live.model_version,
+                                        max_clients=n, layout=self.layout)
         server = SecAggServer(secagg)
-        live.server, live.params, live.phase = server, params, server.stage
+        live.server, live.setup, live.params, live.phase = server, setup, params, server.stage
         live.deadline = self.clock() + cfg.stage_timeout_seconds
-        with self.db.transaction() as conn:
-            conn.execute(
-                "UPDATE rounds SET phase = ?, deadline = ?, secagg_config = ?, params = ?, snapshot = ? WHERE round_id = ?",
-                (live.phase, live.deadline, json.dumps(secagg.to_dict()), json.dumps(params),
-                 json.dumps(server.to_dict()), live.round_id),
-            )
-        log_event(self.log, "enrolment_closed", round_id=live.round_id, participants=n, threshold=t)
-
-    def _close(self, conn: Any, live: _Live, phase: str, outcome: dict[str, Any]) -> None:
-        conn.execute(
-            "UPDATE rounds SET phase = ?, snapshot = NULL, masked_sum = NULL, outcome = ? WHERE round_id = ?",
-            (phase, json.dumps(outcome), live.round_id),
+        self.store.start_protocol(
+            live.round_id, phase=live.phase, deadline=live.deadline, secagg_config=secagg.to_dict(),
+            params={"setup": setup.to_dict(), "round": params.to_dict()}, snapshot=server.to_dict(),
         )
-        conn.execute("DELETE FROM messages WHERE round_id = ?", (live.round_id,))
+        log_event(self.log, "enrolment_closed", round_id=live.round_id, participants=n, threshold=t)
 
     def _abort(self, live: _Live, reason: str) -> None:
         summary = live.server.summary() if live.server is not None else {}
         outcome = {"reason": reason, **{k: summary.get(k, 0) for k in ("participants", "u1", "u2", "u3", "u4")}}
-        with self.db.transaction() as conn:
-            self._close(conn, live, ServerStage.ABORTED, outcome)
+        self.store.abort_round(live.round_id, outcome)
         self._live = None
-        self.db.checkpoint()
+        self.store.checkpoint()
         log_event(self.log, "round_aborted", level=logging.WARNING, round_id=live.round_id, reason=reason)
 
-    def _events(self) -> list[PrivacyEvent]:
-        with self.db.read() as conn:
-            rows = conn.execute(
-                "SELECT l.event FROM ledger l JOIN rounds r ON r.round_id = l.round_id ORDER BY r.seq"
-            ).fetchall()
-        return [event_from_dict(json.loads(r[0])) for r in rows]
+    def _events(self, up_to_version: int | None = None) -> list[PrivacyEvent]:
+        """The ledger's events in round order (up to the round that made ``up_to_version``, when given)."""
+        return [event_from_dict(r) for r in self.store.ledger_events(up_to_version)]
 
     def _finalize(self, live: _Live) -> None:
-        cfg, params, server = self.config, live.params, live.server
-        if params is None or server is None:  # pragma: no cover - set when enrolment closed
+        cfg, setup, params, server = self.config, live.setup, live.params, live.server
+        if setup is None or params is None or server is None:  # pragma: no cover - set when enrolment closed
             raise RuntimeError("completed round without parameters")
-        encoder = FixedPointEncoder(clip_range=params["clip_range"], max_clients=params["max_clients"])
         encoded = server.result()
         if self.aggregate_observer is not None:
             self.aggregate_observer(live.round_id, encoded.copy(), tuple(server.survivors))
-        total = encoder.decode(encoded)
+        total, count_sum = split_aggregate(params.encoder().decode(encoded), adaptive=setup.adaptive)
         survivors = len(server.survivors)
-        if cfg.dp.mode == "central":
-            std = central_noise_std(noise_multiplier=cfg.dp.resolved_update_noise_multiplier, clip_norm=cfg.dp.clip_norm)
-            total = total + self._noise.normal(total.shape[0], std=std)
-        average = total / float(params["expected_devices"])
-        version, weights, _ = self._latest_model()
-        optimizer = self._optimizer()
-        params_vec = flatten(model_from_bytes(weights)).astype(np.float32)
-        optimizer.step(params_vec, average)
-        new_model = unflatten(params_vec, cfg.num_items, cfg.dim)
-        event = round_event(
-            cfg.dp, sample_rate=cfg.sample_rate, expected_devices=int(params["threshold"]), survivors=survivors
-        )
-        ledger = build_ledger(cfg.dp, [*self._events(), event])
-        bundle = pack_bundle(new_model, privacy=ledger.to_manifest())
+        latest = self.store.latest_model()
+        flat = params_from_bytes(latest.weights, self.layout)
+        optimizer = self._optimizer(latest.optimizer)
+        dp = cfg.dp
+        clipper = None
+        if setup.count_noise_std is not None:
+            clipper = AdaptiveClipper(
+                initial_clip_norm=setup.clip_norm, count_noise_std=setup.count_noise_std,
+                expected_devices=setup.denominator, target_unclipped_quantile=dp.target_unclipped_quantile,
+                clip_learning_rate=dp.clip_learning_rate,
+            )
+        outcome_ = finish_round(flat, total, setup=setup, survivors=survivors, optimizer=optimizer,
+                                noise=self._noise, clipper=clipper, count_sum=count_sum)
+        events = self._events()
+        if outcome_.event is not None:
+            events.append(outcome_.event)
+        epsilon = build_ledger(dp, events).to_dict()["epsilon"]
+        version = latest.version + 1
         outcome = {
             "survivors": survivors,
-            "model_version": version + 1,
-            "epsilon": ledger.to_dict()["epsilon"],
+            "model_version": version,
+            "applied": outcome_.applied,
+            "epsilon": epsilon,
             # Lets an auditor check the aggregate against the survivors' encodings without storing it.
             "aggregate_sha256": hashlib.sha256(encoded.astype("<u4").tobytes()).hexdigest(),
             **{k: v for k, v in server.summary().items() if k in ("participants", "u1", "u2", "u3", "u4")},
         }
-        with self.db.transaction() as conn:
-            conn.execute(
-                "INSERT INTO models (version, round_id, weights, bundle, optimizer, created) VALUES (?, ?, ?, ?, ?, ?)",
-                (version + 1, live.round_id, model_to_bytes(new_model), bundle, optimizer_to_bytes(optimizer),
-                 self.clock()),
-            )
-            conn.execute(
-                "INSERT INTO ledger (round_id, event, created) VALUES (?, ?, ?)",
-                (live.round_id, json.dumps(event.to_dict()), self.clock()),
-            )
-            self._close(conn, live, ServerStage.COMPLETED, outcome)
+        self.store.complete_round(
+            live.round_id, outcome=outcome, version=version, weights=params_to_bytes(flat),
+            optimizer=optimizer_to_bytes(optimizer), clip_norm=outcome_.next_clip_norm if clipper is not None else None,
+            event=None if outcome_.event is None else outcome_.event.to_dict(), now=self.clock(),
+        )
         self._live = None
-        self.db.checkpoint()
+        self.store.checkpoint()
         log_event(
             self.log, "round_completed", round_id=live.round_id, survivors=survivors,
-            model_version=version + 1, epsilon=outcome["epsilon"],
+            model_version=version, epsilon=epsilon,
         )
 
     # ------------------------------------------------------------------------------------- reports
     def status(self, round_id: str) -> dict[str, Any]:
         """Counts and outcome of one round."""
         with self._lock:
-            with self.db.read() as conn:
-                row = self._round_row(conn, round_id)
+            row = self.store.round_row(round_id)
             if row is None:
                 raise ApiError(404, f"Unknown round {round_id!r}.")
             live = self._live if self._live is not None and self._live.round_id == round_id else None
@@ -656,5 +644,3 @@ class RoundManager:
             if self._ledger_cache is None or self._ledger_cache[0] != len(events):
                 self._ledger_cache = (len(events), build_ledger(self.config.dp, events).to_dict())
             return self._ledger_cache[1]
-
-

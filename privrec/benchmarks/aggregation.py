@@ -88,7 +88,7 @@ QUICK = AggregationPlan(
 
 def run_aggregation(plan: AggregationPlan) -> dict[str, Any]:
     """Simulate every (n, D, dropout); returns ``{"plan", "rows", "http"}``."""
-    from privrec.sdk.secagg.simulate import simulate_round
+    from privrec.sdk.secagg.local import simulate_round
     from privrec.sdk.secagg.stages import Stage
 
     rows: list[dict[str, Any]] = []
@@ -131,7 +131,7 @@ def run_aggregation(plan: AggregationPlan) -> dict[str, Any]:
 
 
 def _privrec_side(n: int, length: int, neighbours: int | None, threshold: int, dropout: float, seed: int) -> dict[str, Any]:
-    from privrec.sdk.secagg.simulate import simulate_round
+    from privrec.sdk.secagg.local import simulate_round
     from privrec.sdk.secagg.stages import Stage
 
     vectors = np.random.default_rng(seed).uniform(-0.1, 0.1, (n, length))

@@ -34,7 +34,7 @@ class FederatedConfig:
     The defaults are a free item table (d = 32) at ε = 8 (δ = 1e-4), every update clipped to C = 1, FedAvg
     η_s = 0.5 with momentum 0.9: the plain layout the aggregation server runs. The privacy benchmark's
     tuned per-ε settings, which tie the table to public genre features, are
-    :func:`privrec.sdk.federated.privacy_bench.bench_config`.
+    :func:`privrec.benchmarks.privacy.bench_config`.
 
     Attributes:
         rounds: T, the number of rounds planned (> 0).
@@ -198,5 +198,8 @@ class FederatedConfig:
         return cls(**data)
 
     def expected_cohort(self, num_devices: int) -> float:
-        """q·N, the expected number of devices per round (the fixed DP-FedAvg denominator)."""
-        return float(self.sample_rate * num_devices)
+        """q·N, the expected number of devices per round (the fixed DP-FedAvg denominator,
+        :func:`~privrec.sdk.federated.round.cohort_denominator`)."""
+        from .round import cohort_denominator
+
+        return cohort_denominator(sample_rate=self.sample_rate, population=num_devices)

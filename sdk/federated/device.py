@@ -1,88 +1,165 @@
-"""One device's part of a federated round, independent of any transport (DESIGN §5).
+"""One device's part of a federated round: numpy and the exported signatures only (no torch).
 
 Federated Reconstruction (Singhal et al. 2021, "Federated Reconstruction: Partially Local Federated
 Learning", Alg. 1): the device
 
-1. **reconstructs** its user vector ``u`` from its own interactions with the global parameters frozen
-   (:func:`privrec.sdk.reconstruct.reconstruct_batch`, the same steps the exported ``finetune`` graph runs);
-   ``u`` never leaves the device and is discarded after the round;
-2. computes the gradient of its loss ``−Σ_i y_i log softmax(V u + b)_i`` (``y`` its normalised label
-   distribution over the catalog) with respect to the global parameters at that ``u``. With
-   ``g = softmax(V u + b) − y`` ``[n]`` and ``V = E + F W`` (:mod:`.params`)::
+1. **reconstructs** its user vector ``u`` with the global parameters frozen, following the bundle's
+   :class:`~privrec.sdk.recipe.ReconstructionRecipe` through the ``finetune`` signature — the same call an
+   app makes to recommend; ``u`` never leaves the device and is discarded after the round;
+2. **scores** the whole catalog at ``u`` with the ``score`` signature and computes, in numpy, the gradient
+   of its loss ``−Σ_i y_i log softmax(V u + b)_i`` (``y`` its normalised labels) with respect to the global
+   parameters. With ``g = softmax(s) − y`` ``[n]`` and ``V = E + F W`` (:mod:`.params`)::
 
        ∂/∂E = outer(g, u)        ∂/∂W = outer(Fᵀ g, u)        ∂/∂b = g
 
-   so the update ``Δ = −local_lr · (∂E, ∂W, bias_scale·∂b)`` has the closed-form norm
-   ``local_lr · sqrt(‖u‖² (‖g‖²·[E] + ‖Fᵀg‖²·[W]) + bias_scale²‖g‖²·[b])``;
+   so the update is ``Δ = −local_lr · (∂E, ∂W, bias_scale·∂b)``, a rank-1 matrix per block;
 3. **clips** ``Δ`` to L2 norm C (McMahan et al. 2018, Alg. 1 ``ClipFn``; :func:`privrec.sdk.privacy.clip_l2`);
-4. in distributed-DP mode adds its **noise share** ``N(0, σ_share²)`` per coordinate, with
-   ``σ_share = Z·C/sqrt(n)`` (:func:`privrec.sdk.privacy.distributed_noise_std`), before secure aggregation.
+4. in distributed-DP mode adds its **noise share** ``N(0, σ_share²)`` per coordinate before secure
+   aggregation (and, with adaptive clipping, reports ``b − ½`` with its own share of the count noise).
 
-:func:`device_update` is what a real device (the HTTP runtime, a Flower ClientApp) runs.
-:func:`cohort_update_sum` is the same computation for many devices at once, returning only the *sum* of
-their clipped updates (what secure aggregation reveals); it never materialises a per-device update
-(``Σ_j s_j Δ_j`` for rank-1 ``Δ_j`` is one matrix product), and is what the simulation runs. Tests check
-that the two agree.
+:func:`device_update` is what every device runs: the on-device runtime (:class:`privrec.runtime.Device`,
+through onnxruntime or LiteRT), the founding-document facade (through :class:`NumpySignatures`, the
+numpy reference of the same signatures) and a Flower ClientApp. The vectorised simulation batches the
+same maths in torch (:mod:`.batched`); tests check that they agree.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
 
-from ..privacy import NoiseGenerator, clip_l2
+from ..model import ItemModel
 from ..privacy._validate import check_clip_norm, check_nonnegative, check_positive
-from ..reconstruct import FinetuneConfig, reconstruct_batch
-from ..validation import check_finite, check_item_ids
+from ..privacy.clipping import clip_l2
+from ..privacy.noise import NoiseGenerator
+from ..recipe import ReconstructionRecipe
+from ..reconstruct import finetune_reference
+from ..validation import check_finite, check_item_ids, check_positive_int, check_user_vector
 from .params import ParamLayout
 
 __all__ = [
-    "CohortSum",
     "DeviceStats",
     "DeviceUpdate",
+    "NumpySignatures",
     "RoundConfig",
-    "cohort_update_sum",
-    "device_labels",
+    "SignatureModel",
     "device_update",
+    "update_from_scores",
 ]
 
-# Rows are scaled by C·(1 − _CLIP_MARGIN)/‖Δ‖ in the batched sum so that float32 rounding can never push a
-# clipped row above C (the per-device path uses clip_l2, which guarantees ‖row‖ ≤ C exactly).
-_CLIP_MARGIN = 1e-6
+
+class SignatureModel(Protocol):
+    """The two exported signatures a device's update needs (:class:`privrec.runtime.Recommender` has them)."""
+
+    @property
+    def num_items(self) -> int:
+        """n, the catalog size."""
+        ...
+
+    @property
+    def dim(self) -> int:
+        """d, the user vector's length."""
+        ...
+
+    def finetune(
+        self,
+        user: NDArray[np.floating],
+        item_ids: object,
+        labels: NDArray[np.floating] | None = None,
+        lr: float | None = None,
+        l2: float | None = None,
+    ) -> tuple[NDArray[np.float32], float]:
+        """``finetune(user, item_ids, labels, lr, l2) -> (user_out, loss)`` with the exported steps."""
+        ...
+
+    def score(self, user: NDArray[np.floating], item_ids: object | None = None) -> NDArray[np.float32]:
+        """Scores of ``item_ids``, or of the whole catalog in item order when None."""
+        ...
+
+
+@dataclass(frozen=True)
+class NumpySignatures:
+    """The ``score`` and ``finetune`` signatures of an :class:`ItemModel`, in numpy (float64 inside).
+
+    The independent reference every exported artifact is checked against
+    (:func:`privrec.sdk.reconstruct.finetune_reference`); a device without an artifact (the facade's
+    in-process clients) runs its update through it.
+
+    Attributes:
+        model: the global item model.
+        steps: gradient steps per ``finetune`` call (what an artifact bakes in).
+    """
+
+    model: ItemModel
+    steps: int
+
+    def __post_init__(self) -> None:
+        check_positive_int(self.steps, "steps")
+
+    @property
+    def num_items(self) -> int:
+        """n."""
+        return self.model.num_items
+
+    @property
+    def dim(self) -> int:
+        """d."""
+        return self.model.dim
+
+    def finetune(
+        self,
+        user: NDArray[np.floating],
+        item_ids: object,
+        labels: NDArray[np.floating] | None = None,
+        lr: float | None = None,
+        l2: float | None = None,
+    ) -> tuple[NDArray[np.float32], float]:
+        """``steps`` analytic steps; ``lr`` and ``l2`` are required (a bare model has no recipe)."""
+        if lr is None or l2 is None:
+            raise ValueError("`lr` and `l2` must be given: a bare item model carries no reconstruction recipe.")
+        ids = check_item_ids(item_ids, self.num_items)
+        lab = np.ones(ids.size, np.float32) if labels is None else np.asarray(labels, np.float32)
+        return finetune_reference(check_user_vector(user, self.dim), self.model.item_embedding,
+                                  self.model.item_bias, ids, lab, lr=lr, l2=l2, steps=self.steps)
+
+    def score(self, user: NDArray[np.floating], item_ids: object | None = None) -> NDArray[np.float32]:
+        """``V[ids] @ u + b[ids]`` (the whole catalog when ``item_ids`` is None)."""
+        u = check_user_vector(user, self.dim).astype(np.float64)
+        V = self.model.item_embedding.astype(np.float64)
+        s = V @ u + self.model.item_bias
+        if item_ids is None:
+            return s.astype(np.float32)
+        return s[check_item_ids(item_ids, self.num_items)].astype(np.float32)
 
 
 @dataclass(frozen=True, kw_only=True)
 class RoundConfig:
-    """What the server tells every device of a round (public; the same for all devices).
+    """What a device needs to compute its update in one round (public; the same for every device).
 
     Attributes:
         clip_norm: C > 0, the L2 bound of one device's update.
         local_lr: η_local > 0; the update is ``−η_local ·`` the gradient at the reconstructed ``u``.
-        finetune: how the device reconstructs ``u`` (steps × calls, lr, l2).
-        noise_std: σ_share ≥ 0 per coordinate of the device's noise share (distributed DP; 0 otherwise).
-        count_noise_std: std ≥ 0 of the device's share of the noise on the adaptive-clipping count report.
         bias_scale: the bias block's step is ``bias_scale · local_lr`` (a per-block step size, applied
             before clipping: it decides how much of the clip budget C the bias gets).
+        noise_std: σ_share ≥ 0 per coordinate of the device's noise share (distributed DP; 0 otherwise).
+        count_noise_std: std ≥ 0 of the device's share of the noise on the adaptive-clipping count report.
     """
 
     clip_norm: float
     local_lr: float
-    finetune: FinetuneConfig
+    bias_scale: float = 1.0
     noise_std: float = 0.0
     count_noise_std: float = 0.0
-    bias_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "bias_scale", check_positive(self.bias_scale, "bias_scale"))
         object.__setattr__(self, "clip_norm", check_clip_norm(self.clip_norm))
         object.__setattr__(self, "local_lr", check_positive(self.local_lr, "local_lr"))
+        object.__setattr__(self, "bias_scale", check_positive(self.bias_scale, "bias_scale"))
         object.__setattr__(self, "noise_std", check_nonnegative(self.noise_std, "noise_std"))
         object.__setattr__(self, "count_noise_std", check_nonnegative(self.count_noise_std, "count_noise_std"))
-        if not isinstance(self.finetune, FinetuneConfig):
-            raise TypeError(f"`finetune` must be a FinetuneConfig. Found {type(self.finetune).__name__}.")
 
 
 @dataclass(frozen=True)
@@ -116,96 +193,59 @@ class DeviceUpdate:
     stats: DeviceStats
 
 
-def device_labels(item_ids: object, weights: object | None, num_items: int) -> NDArray[np.float32]:
-    """A device's label vector ``float32[num_items]`` from its item ids and optional non-negative weights.
-
-    Repeated items keep their largest weight. Raises ``ValueError`` for ids out of range, negative or
-    non-finite weights, or an all-zero result.
-    """
-    ids = check_item_ids(item_ids, num_items)
-    w = np.ones(ids.size, np.float32) if weights is None else np.asarray(weights, np.float32)
-    if w.shape != ids.shape:
-        raise ValueError(f"`weights` must have shape {ids.shape}. Found {w.shape}.")
-    check_finite(w, "weights")
-    if (w < 0).any():
-        pos = int(np.flatnonzero(w < 0)[0])
-        raise ValueError(f"`weights` must be >= 0. Found {float(w[pos])} at position {pos}.")
-    y = np.zeros(num_items, np.float32)
-    np.maximum.at(y, ids, w)
-    if y.sum() <= 0:
-        raise ValueError("a device needs at least one item with a positive weight to take part in a round.")
+def _check_labels(labels: NDArray[np.floating], num_items: int) -> NDArray[np.float64]:
+    if not isinstance(labels, np.ndarray):
+        raise TypeError(f"`labels` must be a numpy array of shape ({num_items},). Found {type(labels).__name__}.")
+    if labels.shape != (num_items,):
+        raise ValueError(f"`labels` must have shape ({num_items},). Found {labels.shape}.")
+    check_finite(labels, "labels")
+    y = labels.astype(np.float64)
+    if (y < 0).any() or y.sum() <= 0:
+        raise ValueError("`labels` must be non-negative with a positive sum.")
     return y
 
 
-def _gradient_parts(
-    layout: ParamLayout, params: NDArray[np.float32], labels: torch.Tensor, finetune: FinetuneConfig
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """``(U [B, d], G = P − T [B, n], CE [B], G F [B, f] or None)`` at the reconstructed user vectors."""
-    model = layout.item_model(params)
-    U = reconstruct_batch(model, labels, finetune)
-    T = labels / labels.sum(dim=1, keepdim=True)
-    logits = U @ torch.from_numpy(model.item_embedding).T + torch.from_numpy(model.item_bias)
-    log_p = torch.log_softmax(logits, dim=1)
-    G = torch.exp(log_p) - T
-    ce = -(T * log_p).sum(dim=1)
-    GF = None if layout.features is None else G @ torch.from_numpy(layout.features)
-    return U, G, ce, GF
-
-
-def _norms(layout: ParamLayout, U: torch.Tensor, G: torch.Tensor, GF: torch.Tensor | None, lr: float,
-           bias_scale: float) -> torch.Tensor:
-    """Per-device update norms ``float64[B]`` in closed form (module docstring)."""
-    u2 = (U.double() ** 2).sum(dim=1)
-    g2 = (G.double() ** 2).sum(dim=1)
-    sq = torch.zeros_like(u2)
-    if layout.free_embedding:
-        sq += u2 * g2
-    if GF is not None:
-        sq += u2 * (GF.double() ** 2).sum(dim=1)
-    if layout.train_bias:
-        sq += bias_scale**2 * g2
-    return lr * torch.sqrt(sq)
-
-
-@torch.no_grad()
-def device_update(
+def update_from_scores(
     layout: ParamLayout,
-    params: NDArray[np.float32],
-    labels: NDArray[np.float32],
+    user: NDArray[np.floating],
+    scores: NDArray[np.floating],
+    labels: NDArray[np.floating],
     config: RoundConfig,
     *,
     noise: NoiseGenerator | None = None,
 ) -> DeviceUpdate:
-    """Run one device's round: reconstruct ``u``, compute, clip and (distributed DP) noise its update.
+    """Steps 2–4 of the module docstring, from the reconstructed ``user [d]`` and its catalog ``scores [n]``.
 
     Args:
-        layout: the global parameter layout (public).
-        params: the current global parameters ``float32[D]`` (as downloaded).
-        labels: the device's label weights ``float32[num_items]`` (:func:`device_labels`); stays on device.
+        layout: the global parameter layout (public; its ``features`` are the public item features F).
+        user: the reconstructed user vector.
+        scores: ``V u + b`` over the whole catalog, in item order.
+        labels: the device's label weights ``[n]`` (non-negative, positive sum); normalised here.
         config: the round's public settings.
-        noise: the device's noise source; required when ``config.noise_std > 0`` or
-            ``config.count_noise_std > 0``.
+        noise: the device's noise source; required when ``config`` asks for a noise share.
 
     Returns:
         :class:`DeviceUpdate` with ``‖vector − noise share‖₂ ≤ C``.
     """
-    if labels.shape != (layout.num_items,):
-        raise ValueError(f"`labels` must have shape ({layout.num_items},). Found {labels.shape}.")
-    check_finite(labels, "labels")
-    if (labels < 0).any() or labels.sum() <= 0:
-        raise ValueError("`labels` must be non-negative with a positive sum.")
-    needs_noise = config.noise_std > 0 or config.count_noise_std > 0
-    if needs_noise and noise is None:
+    n = layout.num_items
+    y = _check_labels(labels, n)
+    y = y / y.sum()
+    u = check_user_vector(user, layout.dim).astype(np.float64)
+    s = np.asarray(scores, np.float64)
+    if s.shape != (n,):
+        raise ValueError(f"`scores` must have shape ({n},) (the whole catalog). Found {s.shape}.")
+    check_finite(s, "scores")
+    if (config.noise_std > 0 or config.count_noise_std > 0) and noise is None:
         raise ValueError("`noise` must be given when the round asks for a noise share (noise_std > 0).")
-    Y = torch.from_numpy(np.ascontiguousarray(labels, np.float32))[None, :]
-    U, G, ce, GF = _gradient_parts(layout, params, Y, config.finetune)
-    u, g = U[0].numpy().astype(np.float64), G[0].numpy().astype(np.float64)
+    log_p = s - s.max()
+    log_p -= np.log(np.exp(log_p).sum())
+    g = np.exp(log_p) - y
     lr = config.local_lr
     blocks: list[NDArray[np.float64]] = []
     if layout.free_embedding:
         blocks.append(-lr * np.outer(g, u).ravel())
-    if GF is not None:
-        blocks.append(-lr * np.outer(GF[0].numpy().astype(np.float64), u).ravel())
+    if layout.features is not None:
+        blocks.append(-lr * np.outer(layout.features.T.astype(np.float64) @ g, u).ravel())
     if layout.train_bias:
         blocks.append(-lr * config.bias_scale * g)
     raw = np.concatenate(blocks).astype(np.float32)[None, :]
@@ -217,67 +257,36 @@ def device_update(
         vector = (vector.astype(np.float64) + noise.normal(vector.shape, std=config.noise_std)).astype(np.float32)
     if noise is not None and config.count_noise_std > 0:
         count += float(noise.normal((1,), std=config.count_noise_std)[0])
-    return DeviceUpdate(
-        vector=vector,
-        count_report=count,
-        stats=DeviceStats(norm=norm, clipped=norm > config.clip_norm, loss=float(ce[0])),
-    )
+    loss = float(-(y * log_p).sum())
+    return DeviceUpdate(vector=vector, count_report=count,
+                        stats=DeviceStats(norm=norm, clipped=norm > config.clip_norm, loss=loss))
 
 
-@dataclass(frozen=True)
-class CohortSum:
-    """The sum of a cohort's clipped updates (what secure aggregation reveals) and local diagnostics.
-
-    Attributes:
-        total: ``float64[D]`` sum of the clipped updates (no noise).
-        unclipped: number of devices with ``‖Δ‖ ≤ C`` (the noiseless adaptive-clipping count).
-        norms: ``float64[B]`` pre-clip norms (diagnostics only: a real server never sees them).
-        losses: ``float64[B]`` per-device cross-entropy (diagnostics only).
-    """
-
-    total: NDArray[np.float64]
-    unclipped: int
-    norms: NDArray[np.float64]
-    losses: NDArray[np.float64]
-
-
-@torch.no_grad()
-def cohort_update_sum(
-    layout: ParamLayout,
-    params: NDArray[np.float32],
-    labels: torch.Tensor,
+def device_update(
+    model: SignatureModel,
+    labels: NDArray[np.floating],
     *,
-    clip_norm: float,
-    local_lr: float,
-    finetune: FinetuneConfig,
-    bias_scale: float = 1.0,
-) -> CohortSum:
-    """:func:`device_update` (without noise) for every row of ``labels [B, num_items]``, summed.
+    recipe: ReconstructionRecipe,
+    layout: ParamLayout,
+    config: RoundConfig,
+    noise: NoiseGenerator | None = None,
+) -> DeviceUpdate:
+    """One device's round: reconstruct ``u`` with ``recipe`` through ``model.finetune``, score the catalog
+    with ``model.score``, then :func:`update_from_scores`.
 
-    Exactly the sum of the per-device clipped updates, computed as one batch: reconstruction of each
-    row is independent, and ``Σ_j s_j·outer(g_j, u_j) = (s ∘ G)ᵀ U`` with ``s_j = min(1, C/‖Δ_j‖)``.
+    Args:
+        model: the round's global model as signatures (a loaded bundle, or :class:`NumpySignatures`).
+        labels: the device's labels ``[n]`` from :meth:`ReconstructionRecipe.labels`; they stay on device.
+        recipe: how the device rebuilds ``u`` (the bundle manifest's ``finetune`` block).
+        layout: the global parameter layout.
+        config: the round's public settings.
+        noise: the device's noise source; required when the round asks for a noise share.
     """
-    D = layout.size
-    if labels.shape[0] == 0:
-        empty = np.zeros(0, np.float64)
-        return CohortSum(total=np.zeros(D, np.float64), unclipped=0, norms=empty, losses=empty)
-    U, G, ce, GF = _gradient_parts(layout, params, labels, finetune)
-    norms = _norms(layout, U, G, GF, local_lr, bias_scale)
-    scale = torch.clamp(clip_norm * (1.0 - _CLIP_MARGIN) / norms.clamp_min(1e-30), max=1.0)
-    scale = torch.where(norms <= clip_norm, torch.ones_like(scale), scale)
-    Gs = (G.double() * scale[:, None]).float()
-    parts: list[torch.Tensor] = []
-    if layout.free_embedding:
-        parts.append((-local_lr * (Gs.T @ U)).reshape(-1))
-    if GF is not None and layout.features is not None:
-        GFs = (GF.double() * scale[:, None]).float()
-        parts.append((-local_lr * (GFs.T @ U)).reshape(-1))
-    if layout.train_bias:
-        parts.append(-local_lr * bias_scale * Gs.sum(dim=0))
-    total = torch.cat(parts).double().numpy()
-    return CohortSum(
-        total=total,
-        unclipped=int((norms <= clip_norm).sum()),
-        norms=norms.numpy(),
-        losses=ce.double().numpy(),
-    )
+    if (model.num_items, model.dim) != (layout.num_items, layout.dim):
+        raise ValueError(
+            f"the model ({model.num_items} items × {model.dim}) does not match the round's layout "
+            f"({layout.num_items} items × {layout.dim})."
+        )
+    y = _check_labels(labels, layout.num_items).astype(np.float32)
+    u = recipe.fit(model.finetune, y, dim=layout.dim)
+    return update_from_scores(layout, u, model.score(u), y, config, noise=noise)

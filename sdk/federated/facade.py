@@ -9,12 +9,14 @@
     fed.federated_round(["device_000", ...])                # reconstruction, clipping, DP noise, SecAgg
     client.get_recommendations(top_k=10)                    # reconstructs u on the client
 
-What a round runs (DESIGN §5): every participant downloads the global parameters, reconstructs its user
-vector locally, computes its update, clips it to C and adds its share of the Gaussian noise
-(:func:`~privrec.sdk.federated.device.device_update`, the function the HTTP device runs too); the noised
-updates are summed by **secure aggregation** (:func:`privrec.sdk.secagg.simulate_round`: real X25519 key
-agreement, masks, Shamir shares, all in this process), so the server learns only the sum; the server
-divides by the number of participants and applies the result.
+What a round runs: every participant reconstructs its user vector locally with the reconstruction recipe
+(:class:`~privrec.sdk.recipe.ReconstructionRecipe`), computes its update, clips it to C and adds its share
+of the Gaussian noise (:func:`~privrec.sdk.federated.device.device_update`, the function every device
+runs, here through the numpy reference of the exported signatures); the noised updates are summed by
+**secure aggregation** (:func:`privrec.sdk.secagg.local.simulate_round`: real X25519 key agreement, masks,
+Shamir shares, all in this process), so the server learns only the sum; the server's end of the round is
+:func:`~privrec.sdk.federated.round.finish_round`, the step the simulation and the HTTP server run too, with
+the participants as the cohort (q = 1, denominator n).
 
 Privacy (user-level, add-or-remove-one): ``epsilon`` is a **budget**. The noise multiplier Z is
 calibrated with the accountant so that ``max_rounds`` rounds spend at most ``epsilon`` at ``delta``; a
@@ -38,7 +40,6 @@ from numpy.typing import NDArray
 from ..errors import PrivacyBudgetExceededError
 from ..model import ItemModel
 from ..privacy import (
-    DPRoundEvent,
     EpsilonReport,
     NoiseGenerator,
     PrivacyAccountant,
@@ -48,10 +49,12 @@ from ..privacy import (
     make_noise_generator,
 )
 from ..privacy._validate import check_clip_norm, check_delta, check_positive, check_target_epsilon
-from ..reconstruct import FinetuneConfig, reconstruct
+from ..recipe import ReconstructionRecipe
+from ..reconstruct import FinetuneConfig
 from ..validation import check_positive_int
-from .device import DeviceUpdate, RoundConfig, device_labels, device_update
+from .device import NumpySignatures, RoundConfig, device_update
 from .params import ParamLayout
+from .round import RoundSetup, cohort_denominator, finish_round
 from .server_opt import FedAvgM
 
 __all__ = ["FederatedClient", "FederatedRecommendationSystem", "RoundSummary"]
@@ -117,25 +120,26 @@ class FederatedClient:
         r = float(rating)
         if not (math.isfinite(r) and r >= 0.0):
             raise ValueError(f"`rating` must be a finite float >= 0. Found {rating}.")
+        self._ratings.pop(int(item_id), None)  # the history is in order of the latest interaction
         self._ratings[int(item_id)] = r
 
     def _labels(self) -> NDArray[np.float32] | None:
-        ids = [i for i, r in self._ratings.items() if r > 0]
-        if not ids:
+        if not any(r > 0 for r in self._ratings.values()):
             return None
-        return device_labels(np.asarray(ids, np.int64), np.asarray([self._ratings[i] for i in ids], np.float32),
-                             self._system.num_items)
+        ids = np.asarray(list(self._ratings), np.int64)
+        weights = np.asarray(list(self._ratings.values()), np.float64)
+        return self._system.recipe.labels(ids, self._system.num_items, weights=weights)
 
-    def compute_update(
-        self, params: NDArray[np.float32], config: RoundConfig, noise: NoiseGenerator
-    ) -> DeviceUpdate | NDArray[np.float32]:
-        """This client's contribution to a round (runs on the device): a :class:`DeviceUpdate`, or — with
-        no positive interaction yet — just a noise share (a zero update, still private)."""
+    def compute_update(self, config: RoundConfig, noise: NoiseGenerator) -> NDArray[np.float32]:
+        """This client's contribution to a round (runs on the device): its clipped, noise-shared update, or —
+        with no positive interaction yet — just a noise share (a zero update, still private)."""
+        system = self._system
         labels = self._labels()
         if labels is None:
-            share = noise.normal(self._system.layout.size, std=config.noise_std) if config.noise_std > 0 else 0.0
-            return (np.zeros(self._system.layout.size) + share).astype(np.float32)
-        return device_update(self._system.layout, params, labels, config, noise=noise)
+            share = noise.normal(system.layout.size, std=config.noise_std) if config.noise_std > 0 else 0.0
+            return (np.zeros(system.layout.size) + share).astype(np.float32)
+        return device_update(system.signatures, labels, recipe=system.recipe, layout=system.layout, config=config,
+                             noise=noise).vector
 
     def get_recommendations(self, top_k: int = 10) -> list[int]:
         """The ``top_k`` highest-scoring items the client has not interacted with, best first.
@@ -144,13 +148,11 @@ class FederatedClient:
         parameters frozen; without interactions the ranking is the item bias (popularity).
         """
         k = check_positive_int(top_k, "top_k")
-        model = self._system.item_model
+        system = self._system
+        model = system.item_model
         labels = self._labels()
-        if labels is None:
-            u = np.zeros(model.dim, np.float32)
-        else:
-            ids = np.flatnonzero(labels > 0)
-            u = reconstruct(model, ids, self._system.finetune, labels=labels[ids])
+        u = np.zeros(model.dim, np.float32) if labels is None else system.recipe.fit(
+            system.signatures.finetune, labels, dim=model.dim)
         seen = np.asarray(sorted(self._ratings), np.int64)
         top, _ = model.recommend(u, k=k, exclude=seen if seen.size else None)
         return [int(i) for i in top if int(i) not in self._ratings][:k]
@@ -220,6 +222,9 @@ class FederatedRecommendationSystem:
             warnings.warn("secure_aggregation=False: client updates are summed in the clear.", PrivacyWarning,
                           stacklevel=2)
         self.finetune = finetune or FinetuneConfig()
+        #: How clients rebuild their user vector: the facade's ``finetune``, with ratings as label weights.
+        self.recipe = ReconstructionRecipe(steps=self.finetune.steps, lr=self.finetune.lr, l2=self.finetune.l2,
+                                           calls=self.finetune.calls)
         self.layout = ParamLayout(num_items=self.num_items, dim=self.embedding_dim)
         self._params = self.layout.init(init_std=check_positive(init_std, "init_std"), seed=seed)
         self._optimizer = FedAvgM(lr=server_lr, momentum=server_momentum)
@@ -237,6 +242,11 @@ class FederatedRecommendationSystem:
     def item_model(self) -> ItemModel:
         """The current global model (item table and bias)."""
         return self.layout.item_model(self._params)
+
+    @property
+    def signatures(self) -> NumpySignatures:
+        """The current model's ``score`` and ``finetune`` signatures, as a device runs them (numpy reference)."""
+        return NumpySignatures(self.item_model, self.finetune.steps)
 
     @property
     def rounds(self) -> int:
@@ -263,9 +273,6 @@ class FederatedRecommendationSystem:
         self._clients[client_id] = client
         return client
 
-    def _event(self) -> DPRoundEvent:
-        return DPRoundEvent(noise_multiplier=self.noise_multiplier, sample_rate=1.0, clip_norm=self.clip_norm)
-
     def federated_round(self, client_ids: list[str] | tuple[str, ...]) -> RoundSummary:
         """Run one round with the given participants (see the module docstring).
 
@@ -285,42 +292,39 @@ class FederatedRecommendationSystem:
             raise ValueError(f"`client_ids` must be distinct. Found {dup!r} twice.")
         if self.secure_aggregation and len(ids) < 2:
             raise ValueError(f"secure aggregation needs at least 2 participants. Found {len(ids)}.")
-        event = self._event()
-        if self._accountant.would_exceed(budget=self.epsilon, next_event=event):
+        n = len(ids)
+        setup = RoundSetup(
+            dp_mode=self.dp_mode, noise_multiplier=self.noise_multiplier, clip_norm=self.clip_norm, sample_rate=1.0,
+            denominator=cohort_denominator(sample_rate=1.0, population=n), local_lr=self.local_lr,
+            min_survivors=n if self.dp_mode == "distributed" else 1,
+        )
+        if self._accountant.would_exceed(budget=self.epsilon, next_event=setup.event()):
             raise PrivacyBudgetExceededError(
                 f"round {self._round + 1} would take ε past the budget {self.epsilon} (spent "
                 f"{self._accountant.epsilon_rdp():.4f} at δ={self.delta} over {self._round} rounds)."
             )
-        n = len(ids)
-        std_sum = self.noise_multiplier * self.clip_norm
-        share_std = std_sum / math.sqrt(n) if self.dp_mode == "distributed" else 0.0
-        config = RoundConfig(clip_norm=self.clip_norm, local_lr=self.local_lr, finetune=self.finetune,
-                             noise_std=share_std)
+        config = setup.device_config()
         vectors = np.empty((n, self.layout.size), np.float64)
         for row, cid in enumerate(ids):
-            out = self._clients[cid].compute_update(self._params, config, self._noise)
-            vectors[row] = out.vector if isinstance(out, DeviceUpdate) else out
-        total = self._aggregate(vectors, share_std)
-        if self.dp_mode == "central":
-            total = total + self._noise.normal(self.layout.size, std=std_sum)
-        self._optimizer.step(self._params, total / n)
-        self._accountant.compose(event)
+            vectors[row] = self._clients[cid].compute_update(config, self._noise)
+        total = self._aggregate(vectors, setup)
+        outcome = finish_round(self._params, total, setup=setup, survivors=n, optimizer=self._optimizer,
+                               noise=self._noise)
+        if outcome.event is not None:
+            self._accountant.compose(outcome.event)
         self._round += 1
         return RoundSummary(round=self._round, participants=n, noise_multiplier=self.noise_multiplier,
                             epsilon=self._accountant.epsilon_rdp(), delta=self.delta,
                             secure_aggregation=self.secure_aggregation)
 
-    def _aggregate(self, vectors: NDArray[np.float64], share_std: float) -> NDArray[np.float64]:
+    def _aggregate(self, vectors: NDArray[np.float64], setup: RoundSetup) -> NDArray[np.float64]:
         if not self.secure_aggregation:
             clear: NDArray[np.float64] = vectors.sum(axis=0)
             return clear
-        from ..secagg import simulate_round
+        from ..secagg.local import simulate_round
 
         n = vectors.shape[0]
-        # The fixed-point range must hold a clipped coordinate plus its noise share (≤ 9 std with
-        # overwhelming probability; anything beyond is clipped by the encoder, which only lowers it).
-        clip_range = self.clip_norm + 9.0 * share_std
-        total, _ = simulate_round(vectors, threshold=n // 2 + 1, clip_range=clip_range,
+        total, _ = simulate_round(vectors, threshold=n // 2 + 1, clip_range=setup.clip_range,
                                   seed=self._seed * 100_003 + self._round)
         return np.asarray(total, np.float64)
 

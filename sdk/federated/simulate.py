@@ -6,16 +6,17 @@ Alg. 1, with Federated Reconstruction, Singhal et al. 2021):
 1. every training device joins independently with probability q (Poisson sampling — what the
    accountant's amplification by subsampling assumes);
 2. the cohort's devices run :func:`~privrec.sdk.federated.device.device_update` — simulated as one batch
-   by :func:`~privrec.sdk.federated.device.cohort_update_sum`, which returns exactly the sum secure
+   by :func:`~privrec.sdk.federated.batched.cohort_update_sum`, which returns exactly the sum secure
    aggregation would reveal;
 3. noise: ``central`` — the server adds ``N(0, (Z·C)²)`` per coordinate to the sum; ``distributed`` —
    each of the k devices adds ``N(0, (Z·C)²/n)`` with n = ⌊min_cohort_fraction·q·N⌋, simulated as the
    single draw ``N(0, (Z·C)²·k/n)`` their sum is distributed as (rounds with k < n are aborted: nothing is
-   applied, and the round is still accounted); ``off`` — none (warned, recorded);
-4. the server divides by the **expected** cohort size q·N (the fixed denominator of DP-FedAvg, so one
-   device's influence on the average is bounded by C/(qN)) and applies the result with a server optimizer
-   (:mod:`.server_opt`);
-5. the round is composed into a :class:`~privrec.sdk.privacy.PrivacyAccountant`; before each round the
+   released or accounted); ``off`` — none (warned, recorded);
+4. :func:`~privrec.sdk.federated.round.finish_round` — the end-of-round step the HTTP server and the facade
+   run too — adds central noise, divides by the **expected** cohort size q·N (the fixed denominator of
+   DP-FedAvg, so one device's influence on the average is bounded by C/(qN)), applies the result with a
+   server optimizer (:mod:`.server_opt`) and returns the round's privacy event;
+5. the event is composed into a :class:`~privrec.sdk.privacy.PrivacyAccountant`; before each round the
    training stops (or raises :class:`~privrec.sdk.errors.PrivacyBudgetExceededError`) if the round would
    take the stated ε past the budget.
 
@@ -49,11 +50,8 @@ from ..evaluate import EvalProtocol, Metrics
 from ..model import ItemModel
 from ..privacy import (
     AdaptiveClipper,
-    DPRoundEvent,
     NoiseGenerator,
-    NonPrivateRoundEvent,
     PrivacyAccountant,
-    PrivacyEvent,
     PrivacyLedger,
     PrivacyWarning,
     SecureGaussianNoise,
@@ -61,9 +59,10 @@ from ..privacy import (
 )
 from ..run import evaluate_reconstructed
 from ..train import label_matrix
+from .batched import cohort_update_sum
 from .config import FederatedConfig
-from .device import cohort_update_sum
 from .params import ParamLayout
+from .round import RoundSetup, finish_round
 from .server_opt import make_server_optimizer
 
 __all__ = ["FederatedResult", "simulate_federated"]
@@ -185,13 +184,13 @@ def simulate_federated(
     bar = tqdm(range(1, cfg.rounds + 1), desc=f"federated ({dp.mode})", file=sys.stderr, disable=not progress)
     for r in bar:
         clip = clipper.clip_norm if clipper is not None else cfg.clip_norm
-        event: PrivacyEvent
-        if not private:
-            event = NonPrivateRoundEvent(sample_rate=cfg.sample_rate)
-        elif clipper is not None:
-            event = clipper.event(update_noise_multiplier=z_update, sample_rate=cfg.sample_rate)
-        else:
-            event = DPRoundEvent(noise_multiplier=z_update, sample_rate=cfg.sample_rate, clip_norm=clip)
+        setup = RoundSetup(
+            dp_mode=dp.mode, noise_multiplier=z_update if private else 0.0, clip_norm=clip,
+            sample_rate=cfg.sample_rate, denominator=m, local_lr=cfg.local_lr, bias_scale=cfg.bias_scale,
+            min_survivors=n_min if dp.mode == "distributed" else 1,
+            count_noise_std=clipper.count_noise_std if clipper is not None else None,
+        )
+        event = setup.event()
         if budget is not None and acc.would_exceed(budget=budget, next_event=event):
             spent = acc.epsilon_rdp()
             stop_reason = (f"privacy budget reached: round {r} would take ε past {budget} "
@@ -204,29 +203,20 @@ def simulate_federated(
         k = int(cohort.size)
         summed = cohort_update_sum(layout, params, Y[torch.from_numpy(cohort)], clip_norm=clip,
                                    local_lr=cfg.local_lr, finetune=cfg.finetune, bias_scale=cfg.bias_scale)
-        applied = True
+        total = summed.total
         count_sum = summed.unclipped - 0.5 * k
-        if dp.mode == "central":
-            total = summed.total + noise.normal(layout.size, std=z_update * clip)
+        if dp.mode == "distributed" and k >= n_min:
+            # The k devices' shares N(0, σ²) each, drawn as their sum N(0, k·σ²): identical in distribution.
+            total = total + noise.normal(layout.size, std=setup.device_noise_std * math.sqrt(k))
             if clipper is not None:
-                count_sum = clipper.add_count_noise(count_sum, noise=noise)
-        elif dp.mode == "distributed":
-            if k < n_min:
-                applied = False
-                aborted += 1
-                total = np.zeros(layout.size)
-            else:
-                share_scale = math.sqrt(k / n_min)  # Σ of k shares of std Z·C/sqrt(n): std Z·C·sqrt(k/n)
-                total = summed.total + noise.normal(layout.size, std=z_update * clip * share_scale)
-                if clipper is not None:
-                    count_sum += float(noise.normal((1,), std=clipper.count_noise_std * share_scale)[0])
+                count_sum += float(noise.normal((1,), std=setup.device_count_noise_std * math.sqrt(k))[0])
+        outcome = finish_round(params, total, setup=setup, survivors=k, optimizer=opt, noise=noise,
+                               clipper=clipper, count_sum=count_sum)
+        applied = outcome.applied
+        if outcome.event is not None:
+            acc.compose(outcome.event)
         else:
-            total = summed.total
-        if applied:
-            opt.step(params, total / m)
-            if clipper is not None:
-                clipper.update(count_sum)
-        acc.compose(event)
+            aborted += 1
         loss = float(summed.losses.mean()) if k else float("nan")
         row: dict[str, Any] = {
             "round": r, "cohort": k, "applied": applied, "loss": loss, "clip_norm": clip,
@@ -249,7 +239,7 @@ def simulate_federated(
                         "val_sampled_hr@10": met.sampled_hr, "val_sampled_ndcg@10": met.sampled_ndcg}
     if aborted:
         ledger_warnings.append(
-            f"{aborted} distributed-DP round(s) had fewer than {n_min} devices and were aborted (accounted, not applied)."
+            f"{aborted} distributed-DP round(s) had fewer than {n_min} devices and were aborted (nothing released)."
         )
     if dp.mode == "distributed":
         ledger_warnings.append(
@@ -258,7 +248,7 @@ def simulate_federated(
         )
     ledger = PrivacyLedger.from_accountant(acc, mode=dp.mode, secure_noise=noise.secure,
                                            warnings=tuple(ledger_warnings))
-    rounds_run = acc.rounds  # rounds composed = rounds run (aborted distributed rounds included)
+    rounds_run = len(history)
     return FederatedResult(
         layout=layout, params=params, config=cfg, history=history, ledger=ledger,
         noise_multiplier=z_update if private else 0.0, rounds_run=rounds_run, stop_reason=stop_reason,

@@ -31,9 +31,10 @@ import abc
 import copy
 import dataclasses
 import warnings
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from dp_accounting import dp_event
+if TYPE_CHECKING:  # dp-accounting is imported where events are composed, not where they are made
+    from dp_accounting import dp_event
 
 from ._validate import (
     check_clip_norm,
@@ -121,6 +122,8 @@ class PrivacyEvent(abc.ABC):
 
     def to_dp_event(self) -> dp_event.DpEvent:
         """This event as a dp_accounting event (``rounds``-fold self-composition)."""
+        from dp_accounting import dp_event
+
         z = self.effective_noise_multiplier
         if self.mechanism == MECHANISM_NONE or z == 0.0:
             single: dp_event.DpEvent = dp_event.NonPrivateDpEvent()

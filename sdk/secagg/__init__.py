@@ -46,7 +46,6 @@ from .messages import (
     message_from_dict,
 )
 from .server import SecAggServer, ServerState
-from .simulate import SimulationStats, simulate_round
 from .stages import ClientStage, ServerStage, Stage
 
 __all__ = [
@@ -76,10 +75,8 @@ __all__ = [
     "ServerState",
     "ShareKeys",
     "ShareRouting",
-    "SimulationStats",
     "Stage",
     "UnmaskingRequest",
     "UnmaskingResponse",
     "message_from_dict",
-    "simulate_round",
 ]

@@ -18,7 +18,7 @@ from srvkit import ADMIN, small_config
 
 from privrec.runtime.client import ServerClient, ServerError
 from privrec.server_stub import create_app
-from privrec.server_stub.serve import free_port, serve_in_thread
+from privrec.testing.servers import free_port, serve_in_thread
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,16 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server_stub"))
+from safetensors.numpy import load
 from srvkit import ADMIN, small_config
 
 from privrec.runtime.device import Device, RoundReport
 from privrec.runtime.store import StoreIntegrityError
+from privrec.sdk.model import ItemModel
+from privrec.sdk.recipe import ReconstructionRecipe
 from privrec.sdk.reconstruct import FinetuneConfig, reconstruct
 from privrec.server_stub import create_app
-from privrec.server_stub.global_model import model_from_bytes
-from privrec.server_stub.serve import serve_in_thread
+from privrec.testing.servers import serve_in_thread
 
 
 @pytest.fixture()
@@ -30,6 +32,10 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Any]]:
     app.state.captured = captured
     with serve_in_thread(app) as url:
         yield url, app
+
+
+def _server_recipe() -> ReconstructionRecipe:
+    return small_config().recipe
 
 
 def test_history_is_encrypted_at_rest(tmp_path: Path) -> None:
@@ -57,11 +63,16 @@ def test_finetune_runs_the_bundle_and_matches_the_reference(tmp_path: Path, serv
     client = dev.connect(url)
     version, data = client.download_bundle()
     rec = dev.install_bundle(data, version=version)
-    user = dev.finetune(calls=3)
-    model = model_from_bytes(client._call("GET", "/v1/model/weights").content)
+    user = dev.finetune()
+    model = ItemModel(**load(client._call("GET", "/v1/model/weights").content))
     ft = rec.manifest.finetune
-    labels = np.array([1.0, 1.0, 0.5], np.float32)
-    ref = reconstruct(model, [1, 4, 9], FinetuneConfig(steps=ft["steps"], lr=ft["lr"], l2=ft["l2"], calls=3), labels=labels)
+    # The server publishes its recipe (steps, lr, l2, calls, half-life) and the device follows it: the
+    # item r interactions before the latest is labelled rating · 0.5 ** (r / h).
+    assert ft == _server_recipe().to_manifest()
+    h = ft["recency_half_life"]
+    labels = np.array([1.0 * 0.5 ** (2 / h), 1.0 * 0.5 ** (1 / h), 0.5], np.float32)
+    independent = FinetuneConfig(steps=ft["steps"], lr=ft["lr"], l2=ft["l2"], calls=ft["calls"])
+    ref = reconstruct(model, [1, 4, 9], independent, labels=labels)  # the batched torch path
     np.testing.assert_allclose(user, ref, atol=1e-4)
     ids, scores = dev.recommend(k=5)
     assert len(ids) == 5 and not set(ids.tolist()) & {1, 4, 9}

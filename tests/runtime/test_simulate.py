@@ -13,15 +13,17 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server_stub"))
 from srvkit import ADMIN, small_config
 
-from privrec.runtime.simulate import device_histories, simulate_devices
-from privrec.sdk.data import heldout_users, leave_one_out, synthetic_interactions
+from privrec.sdk.data import LeaveOneOutSplit, heldout_users, leave_one_out, synthetic_interactions
 from privrec.sdk.federated.config import FederatedConfig
+from privrec.sdk.federated.params import ParamLayout
 from privrec.sdk.federated.simulate import simulate_federated
 from privrec.sdk.privacy import DPConfig, DPRoundEvent, PrivacyAccountant, PrivacyWarning
+from privrec.sdk.reconstruct import FinetuneConfig
 from privrec.sdk.run import evaluate_reconstructed
 from privrec.server_stub import ServerConfig, create_app
-from privrec.server_stub.global_model import flatten, model_from_bytes
-from privrec.server_stub.serve import serve_in_thread
+from privrec.server_stub.global_model import params_from_bytes
+from privrec.testing.devices import device_histories, simulate_devices
+from privrec.testing.servers import serve_in_thread
 
 
 def test_devices_with_dropout_at_every_stage(tmp_path: Path) -> None:
@@ -47,37 +49,100 @@ def test_devices_with_dropout_at_every_stage(tmp_path: Path) -> None:
     assert out["epsilon"] == pytest.approx(acc.epsilon_rdp(), rel=1e-12)
 
 
-def test_http_run_matches_in_process_simulation(tmp_path: Path) -> None:
+def _http_params(tmp_path: Path, split: LeaveOneOutSplit, fc: FederatedConfig, devices: list[int],
+                 features: np.ndarray | None) -> tuple[np.ndarray, dict[str, object], ParamLayout]:
+    """Run ``fc`` over HTTP with one real device per user; returns the server's flat parameters."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PrivacyWarning)
+        config = ServerConfig.from_federated(
+            fc, num_items=split.num_items, num_devices=len(devices), seed=0, threshold_fraction=0.5,
+            stage_timeout_seconds=120.0, enroll_timeout_seconds=120.0,
+        )
+    app = create_app(tmp_path / "server.db", config, admin_token=ADMIN, tick_seconds=0.05, features=features)
+    with serve_in_thread(app) as url:
+        out = simulate_devices(url, len(devices), 0.0, fc.rounds, split=split, users=np.asarray(devices),
+                               workdir=tmp_path / "dev", progress=False)
+        manager = app.state.manager
+        params = params_from_bytes(manager.store.latest_model().weights, manager.layout)
+    return params, out, manager.layout
+
+
+PARITY = {
+    "plain": {},
+    "tied+bias_scale+adaptive": {"item_features": "genre", "bias_scale": 3.0, "adaptive_clipping": True,
+                                 "count_noise_std": 2.0, "free_embedding": True},
+}
+
+
+@pytest.mark.parametrize("variant", list(PARITY))
+def test_http_run_matches_in_process_simulation(tmp_path: Path, variant: str) -> None:
+    """The same config trains the same parameters in process and over HTTP (real devices, secure aggregation,
+    central DP with seeded noise), for the plain layout and for a table tied to public features with a bias
+    scale and adaptive clipping."""
     split = leave_one_out(synthetic_interactions(30, 200, rank=3, seed=2))
     train, held = heldout_users(split.num_users, fraction=0.1, seed=0)
     fc = FederatedConfig(
         rounds=3, sample_rate=1.0, clip_norm=0.5, local_lr=1.0, server_optimizer="fedavg", server_lr=1.0,
         server_momentum=0.0, dp_mode="central", noise_multiplier=0.3, target_epsilon=None, secure_noise=False,
-        dim=6, eval_every=100, recency_half_life=10.0,
+        dim=6, eval_every=100, recency_half_life=10.0, **PARITY[variant],  # type: ignore[arg-type]
     )
+    features = np.random.default_rng(5).random((split.num_items, 4)).astype(np.float32) if fc.item_features != "none" else None
+    devices = [int(u) for u, ids in zip(train, device_histories(split, train), strict=True) if ids.size]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PrivacyWarning)
-        sim = simulate_federated(split, fc, train_users=train, heldout_users=held, seed=0, progress=False)
-        devices = [u for u, (ids, _) in zip(train, device_histories(split, train), strict=True) if ids.size]
-        config = ServerConfig.from_federated(
-            fc, num_items=split.num_items, num_devices=len(devices), seed=0, threshold_fraction=0.5,
-            stage_timeout_seconds=120.0, enroll_timeout_seconds=120.0,
-        )
-    app = create_app(tmp_path / "server.db", config, admin_token=ADMIN, tick_seconds=0.05)
-    with serve_in_thread(app) as url:
-        out = simulate_devices(
-            url, len(devices), 0.0, fc.rounds, split=split, users=np.asarray(devices), workdir=tmp_path / "dev",
-            recency_half_life=fc.recency_half_life, progress=False,
-        )
-        _, weights = app.state.manager.model_bytes("weights")
-    model = model_from_bytes(weights)
+        sim = simulate_federated(split, fc, train_users=np.asarray(devices), heldout_users=held, seed=0,
+                                 features=features, progress=False)
+    http, out, layout = _http_params(tmp_path, split, fc, devices, features)
+    assert layout.size == sim.layout.size
     # Same seed, same cohort (q = 1), same seeded noise: the parameters agree up to fixed-point rounding.
-    np.testing.assert_allclose(flatten(model), sim.params, atol=1e-4)
+    np.testing.assert_allclose(http, sim.params, atol=1e-4)
+    assert np.abs(sim.params - sim.layout.init(init_std=fc.init_std, seed=0)).max() > 1e-2  # training moved them
+    model = layout.item_model(http)
     hr_http = evaluate_reconstructed(model, split, fc.finetune, recency_half_life=fc.recency_half_life, users=held).full_hr
     hr_sim = evaluate_reconstructed(sim.items, split, fc.finetune, recency_half_life=fc.recency_half_life, users=held).full_hr
     assert hr_http == pytest.approx(hr_sim, abs=1e-9)
     assert out["epsilon"] == pytest.approx(sim.ledger.epsilon, rel=1e-9)
     assert out["ledger"]["rounds"] == sim.rounds_run == fc.rounds
+
+
+def test_facade_simulation_and_http_train_the_same_parameters(tmp_path: Path) -> None:
+    """The founding-document facade, the vectorised simulation and HTTP rounds share one device path and one
+    end-of-round step: the same config (every device in every round, central DP with seeded noise, secure
+    aggregation) gives the same parameters after 3 rounds."""
+    from privrec import FederatedRecommendationSystem
+
+    split = leave_one_out(synthetic_interactions(24, 200, rank=3, seed=4))
+    train = np.arange(split.num_users)
+    histories = device_histories(split, train)
+    devices = [int(u) for u, ids in zip(train, histories, strict=True) if ids.size]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PrivacyWarning)
+        fed = FederatedRecommendationSystem(
+            num_items=split.num_items, embedding_dim=5, epsilon=20.0, num_clients=len(devices), max_rounds=3,
+            clip_norm=0.5, local_lr=1.0, server_lr=1.0, dp_mode="central", secure_noise=False, seed=0,
+            finetune=FinetuneConfig(steps=10, lr=0.05, l2=0.5, calls=4),
+        )
+    for u in devices:
+        client = fed.register_client(f"user-{u}")
+        for item in histories[u]:
+            client.add_interaction(int(item), 1.0)
+    fc = FederatedConfig(
+        rounds=3, sample_rate=1.0, clip_norm=0.5, local_lr=1.0, server_optimizer="fedavg", server_lr=1.0,
+        server_momentum=0.0, dp_mode="central", noise_multiplier=fed.noise_multiplier, target_epsilon=None,
+        secure_noise=False, dim=5, eval_every=100, recency_half_life=None, finetune=fed.finetune, delta=fed.delta,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PrivacyWarning)
+        for _ in range(3):
+            fed.federated_round([f"user-{u}" for u in devices])
+        sim = simulate_federated(split, fc, train_users=np.asarray(devices), heldout_users=np.asarray(devices[:4]),
+                                 seed=0, progress=False)
+    http, _, _ = _http_params(tmp_path, split, fc, devices, None)
+    assert fed.noise_multiplier > 0
+    np.testing.assert_allclose(fed.item_model.item_embedding, sim.items.item_embedding, atol=1e-4)
+    np.testing.assert_allclose(fed.item_model.item_bias, sim.items.item_bias, atol=1e-4)
+    np.testing.assert_allclose(http, sim.params, atol=1e-4)
+    assert fed.privacy_spent().epsilon == pytest.approx(sim.ledger.epsilon, rel=1e-9)
 
 
 def test_simulate_validates_arguments() -> None:

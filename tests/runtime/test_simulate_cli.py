@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from privrec.server_stub import ServerConfig
-from privrec.server_stub.serve import ServerProcess
+from privrec.testing.servers import ServerProcess
 
 
 @pytest.mark.data

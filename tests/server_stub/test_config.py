@@ -13,8 +13,9 @@ from privrec.server_stub import ServerConfig
 
 def test_defaults_are_movielens_sized_and_private() -> None:
     cfg = ServerConfig()
-    assert (cfg.num_items, cfg.dim, cfg.vector_length) == (1682, 32, 1682 * 33)
+    assert (cfg.num_items, cfg.dim, cfg.free_embedding, cfg.train_bias, cfg.item_features) == (1682, 32, True, True, "none")
     assert cfg.dp.mode == "central" and cfg.dp.noise_multiplier == 1.0
+    assert cfg.recipe.to_manifest() == {"steps": 10, "lr": 0.05, "l2": 0.5, "calls": 10, "recency_half_life": 10.0}
 
 
 @pytest.mark.parametrize(
@@ -58,3 +59,18 @@ def test_from_federated_copies_the_run() -> None:
     assert (cfg.num_items, cfg.dim, cfg.sample_rate, cfg.max_rounds, cfg.init_seed) == (300, 16, 0.3, 7, 3)
     assert (cfg.dp.clip_norm, cfg.dp.noise_multiplier, cfg.server_optimizer, cfg.server_lr) == (0.25, 1.1, "fedadam", 0.02)
     assert cfg.stage_timeout_seconds == 9.0 and cfg.finetune == fc.finetune
+
+
+def test_from_federated_carries_what_the_simulation_trains() -> None:
+    fc = FederatedConfig(rounds=5, sample_rate=0.5, clip_norm=0.5, dp_mode="central", noise_multiplier=0.8,
+                         target_epsilon=None, bias_scale=3.0, adaptive_clipping=True, item_features="genre",
+                         count_noise_std=2.0, free_embedding=False, dim=4, recency_half_life=7.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PrivacyWarning)
+        cfg = ServerConfig.from_federated(fc, num_items=30, num_devices=40)
+    assert (cfg.bias_scale, cfg.item_features, cfg.free_embedding, cfg.population) == (3.0, "genre", False, 40)
+    assert cfg.dp.adaptive_clipping and cfg.dp.count_noise_std == 2.0
+    assert cfg.recipe.recency_half_life == 7.0 and cfg.recipe.calls == fc.finetune.calls
+    assert ServerConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="`free_embedding=False` needs `item_features='genre'`"):
+        ServerConfig(free_embedding=False)

@@ -16,7 +16,7 @@ from srvkit import ADMIN, Fleet, db_bytes, small_config
 
 from privrec.sdk.privacy import DPConfig
 from privrec.server_stub import create_app
-from privrec.server_stub.serve import serve_in_thread
+from privrec.testing.servers import serve_in_thread
 
 
 def _app(tmp_path: Path, **overrides: Any) -> Any:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from srvkit import ADMIN, Fleet, db_bytes, small_config
 
-from privrec.server_stub.serve import ServerProcess
+from privrec.testing.servers import ServerProcess
 
 
 def test_sigkill_mid_round_loses_no_accepted_contribution(tmp_path: Path) -> None:

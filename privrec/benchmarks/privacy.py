@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from ..data import heldout_users, leave_one_out, load_movielens100k
-from ..evaluate import EvalProtocol, Metrics, bootstrap_ratio_ci
-from ..reconstruct import FinetuneConfig
-from .config import FederatedConfig
+from privrec.sdk.data import heldout_users, leave_one_out, load_movielens100k
+from privrec.sdk.evaluate import EvalProtocol, Metrics, bootstrap_ratio_ci
+from privrec.sdk.federated.config import FederatedConfig
+from privrec.sdk.reconstruct import FinetuneConfig
 
 __all__ = ["DELTA", "EPSILONS", "bench_config", "run_privacy_bench"]
 
@@ -85,9 +85,9 @@ def _quiet() -> None:
 
 
 def _federated_job(epsilon: float, seed: int, quick: bool) -> dict[str, Any]:
-    from ..run import evaluate_reconstructed
-    from .side_info import movielens100k_item_features
-    from .simulate import simulate_federated
+    from privrec.sdk.federated.side_info import movielens100k_item_features
+    from privrec.sdk.federated.simulate import simulate_federated
+    from privrec.sdk.run import evaluate_reconstructed
 
     _quiet()
     split = leave_one_out(load_movielens100k())
@@ -118,8 +118,8 @@ def _all_users(every: Metrics) -> dict[str, Any]:
 
 
 def _central_job(seed: int, quick: bool) -> dict[str, Any]:
-    from ..run import evaluate_reconstructed
-    from ..train import TrainConfig, train_central
+    from privrec.sdk.run import evaluate_reconstructed
+    from privrec.sdk.train import TrainConfig, train_central
 
     _quiet()
     split = leave_one_out(load_movielens100k())

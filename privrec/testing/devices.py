@@ -6,8 +6,6 @@ client) in its own thread; they talk to the server only over HTTP. Before each r
 independently and for each stage of :attr:`privrec.sdk.secagg.Stage.RUN` in turn, whether it goes silent
 there (probability ``dropout`` per stage, from ``numpy.random.default_rng(seed + round)``); a silent device
 is a dropout the server discovers when the stage's deadline passes.
-
-:func:`benchmark_http` measures round time and bytes per device against a ``privrec serve`` subprocess.
 """
 
 from __future__ import annotations
@@ -24,28 +22,22 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from privrec.runtime.client import ServerClient
+from privrec.runtime.device import Device, RoundReport
 from privrec.sdk.data import LeaveOneOutSplit
 from privrec.sdk.secagg import Stage
 
-from .client import ServerClient
-from .device import Device, RoundReport
-
-__all__ = ["benchmark_http", "device_histories", "simulate_devices"]
+__all__ = ["device_histories", "simulate_devices"]
 
 
-def device_histories(
-    split: LeaveOneOutSplit, users: NDArray[np.int64], *, recency_half_life: float | None = 10.0
-) -> list[tuple[NDArray[np.int64], NDArray[np.float32]]]:
-    """Each user's training items and label weights (the recency weighting of
-    :func:`privrec.sdk.train.label_matrix`, as the in-process simulation uses)."""
-    from privrec.sdk.train import label_matrix
-
-    labels = label_matrix(split, recency_half_life)
-    out = []
-    for u in users:
-        ids = np.flatnonzero(labels[u] > 0).astype(np.int64)
-        out.append((ids, labels[u, ids].astype(np.float32)))
-    return out
+def device_histories(split: LeaveOneOutSplit, users: NDArray[np.int64]) -> list[NDArray[np.int64]]:
+    """Each user's training items, oldest first: the history a device stores. How the history becomes
+    labels is the bundle's reconstruction recipe (its recency half-life), applied on the device."""
+    order = np.argsort(split.train_users, kind="stable")  # grouped by user, time order kept within a user
+    users_sorted, items_sorted = split.train_users[order], split.train_items[order]
+    starts = np.searchsorted(users_sorted, users, side="left")
+    ends = np.searchsorted(users_sorted, users, side="right")
+    return [items_sorted[a:b].astype(np.int64) for a, b in zip(starts, ends, strict=True)]
 
 
 def _movielens_devices(devices: int, seed: int) -> tuple[LeaveOneOutSplit, NDArray[np.int64]]:
@@ -78,7 +70,6 @@ def simulate_devices(
     *,
     split: LeaveOneOutSplit | None = None,
     users: NDArray[np.int64] | None = None,
-    recency_half_life: float | None = 10.0,
     seed: int = 0,
     workdir: Path | None = None,
     poll_seconds: float = 0.05,
@@ -94,7 +85,6 @@ def simulate_devices(
         rounds: rounds to take part in.
         split, users: the data and the user index of each device; default MovieLens-100K (needs
             ``privrec data fetch``) and its first ``devices`` training users (10% held out, seed ``seed``).
-        recency_half_life: label weighting of each device's history (see :func:`device_histories`).
         seed: seeds the dropout plan (sampling itself is drawn on each device with ``secrets``).
         workdir: where the devices keep their stores and bundles (default: a temporary directory).
         poll_seconds, round_timeout_seconds: passed to :meth:`Device.take_part`.
@@ -116,7 +106,7 @@ def simulate_devices(
         users = np.arange(devices, dtype=np.int64)
     if len(users) < devices:
         raise ValueError(f"`users` must name at least {devices} users. Found {len(users)}.")
-    histories = device_histories(split, np.asarray(users[:devices]), recency_half_life=recency_half_life)
+    histories = device_histories(split, np.asarray(users[:devices]))
     tmp = None
     if workdir is None:
         tmp = tempfile.TemporaryDirectory(prefix="privrec-devices-")
@@ -124,10 +114,10 @@ def simulate_devices(
     try:
         fleet: list[Device] = []
         clients: list[ServerClient] = []
-        for i, (ids, weights) in enumerate(histories):
+        for i, ids in enumerate(histories):
             dev = Device(Path(workdir) / f"device-{i}", name=f"sim-{i}")
             if dev.interactions()[0].size == 0:
-                dev.add_interactions(ids, weights)
+                dev.add_interactions(ids)
             fleet.append(dev)
             clients.append(dev.connect(server))
         summary_rounds: list[dict[str, Any]] = []
@@ -186,63 +176,3 @@ def simulate_devices(
     finally:
         if tmp is not None:
             tmp.cleanup()
-
-
-def benchmark_http(
-    *,
-    devices: int = 100,
-    dropouts: tuple[float, ...] = (0.0, 0.3),
-    num_items: int = 1682,
-    dim: int = 32,
-    stage_timeout_seconds: float = 20.0,
-    workdir: Path | None = None,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Round time and bytes per device for ``devices`` devices over HTTP on 127.0.0.1, per dropout rate.
-
-    Starts a fresh ``privrec serve`` subprocess per dropout rate (central DP, q = 1, threshold fraction
-    0.2 so that 30% dropout at every stage survives), with a synthetic data set of ``num_items`` items
-    (the model size is what matters: D = num_items · (dim + 1), 55,506 for MovieLens-100K at d = 32).
-    With dropouts a stage waits for its deadline, so round time includes ``stage_timeout_seconds`` per
-    stage that lost a device.
-    """
-    from privrec.sdk.data import leave_one_out, synthetic_interactions
-    from privrec.sdk.privacy import DPConfig
-    from privrec.server_stub.config import ServerConfig
-    from privrec.server_stub.serve import ServerProcess
-
-    split = leave_one_out(synthetic_interactions(devices, num_items, rank=4, seed=seed))
-    results: dict[str, Any] = {"devices": devices, "vector_length": num_items * (dim + 1), "runs": []}
-    with tempfile.TemporaryDirectory(prefix="privrec-bench-") as tmp_name:
-        base = Path(workdir) if workdir is not None else Path(tmp_name)
-        for dropout in dropouts:
-            run_dir = base / f"dropout-{dropout}"
-            run_dir.mkdir(parents=True, exist_ok=True)
-            config = ServerConfig(
-                num_items=num_items, dim=dim, sample_rate=1.0, threshold_fraction=0.2,
-                dp=DPConfig(mode="central", noise_multiplier=1.0, clip_norm=0.1),
-                enroll_timeout_seconds=120.0, stage_timeout_seconds=stage_timeout_seconds,
-            )
-            with ServerProcess(run_dir / "server.db", config, admin_token="bench-admin") as proc:
-                out = simulate_devices(
-                    proc.url, devices, dropout, 1, split=split, seed=seed, workdir=run_dir / "devices",
-                    progress=False,
-                )
-            rnd = out["rounds"][0]
-            results["runs"].append({
-                "dropout": dropout,
-                "round_seconds": rnd["seconds"],
-                "phase": rnd["phase"],
-                "survivors": rnd["survivors"],
-                "bytes_sent_median": rnd["bytes_sent_median"],
-                "bytes_received_median": rnd["bytes_received_median"],
-                "bytes_sent_max": rnd["bytes_sent_max"],
-                "bytes_received_max": rnd["bytes_received_max"],
-            })
-    return results
-
-
-if __name__ == "__main__":  # pragma: no cover - manual benchmark
-    import json
-
-    print(json.dumps(benchmark_http(), indent=2))

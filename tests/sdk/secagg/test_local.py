@@ -12,8 +12,8 @@ from privrec.sdk.secagg import (
     SecAggAbortedError,
     SecAggClient,
     Stage,
-    simulate_round,
 )
+from privrec.sdk.secagg.local import simulate_round
 
 from .roundkit import make_config, run_round
 

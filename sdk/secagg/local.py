@@ -1,7 +1,9 @@
-"""In-process simulation of one secure-aggregation round with real clients, a real server and real
+"""One secure-aggregation round with every party in this process: real clients, a real server and real
 crypto — every message and (optionally) every state goes through ``to_dict`` → JSON → ``from_dict``.
 
-Used by tests and benchmarks. Client ``i`` (row ``i`` of ``vectors``) has id ``i + 1``. Clients run one
+The founding-document facade sums its in-process clients' updates with it; tests and the aggregation
+benchmark use it too. Not part of the protocol's API (:mod:`privrec.sdk.secagg` re-exports the two sides
+and their messages, not this). Client ``i`` (row ``i`` of ``vectors``) has id ``i + 1``. Clients run one
 after another in this process, so the wall time of a round is the sum of all clients' and the server's
 times; on real devices the clients run in parallel and a round takes about
 ``server_seconds + Σ_stages client_seconds_median[stage]`` plus network time.
@@ -253,36 +255,3 @@ def simulate_round(
         wall_seconds=time.perf_counter() - start,
     )
     return encoder.decode(total), stats
-
-
-def _main(argv: list[str] | None = None) -> None:
-    """``python -m privrec.sdk.secagg.simulate``: one simulated round on random data, JSON on stdout."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Simulate one secure-aggregation round and print its stats.")
-    parser.add_argument("--clients", type=int, default=100)
-    parser.add_argument("--dim", type=int, default=54_000, help="D; the ML-100K model is 1682 * 32 + 1682")
-    parser.add_argument("--threshold", type=int, required=True)
-    parser.add_argument("--neighbours", type=int, default=None, help="k for SecAgg+; omit for the full mesh")
-    parser.add_argument("--dropout", type=float, default=0.0, help="fraction of clients that go silent")
-    parser.add_argument("--dropout-stage", default=Stage.MASKED_INPUT_COLLECTION, choices=Stage.RUN)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    rng = np.random.default_rng(args.seed)
-    vectors = rng.uniform(-1.0, 1.0, size=(args.clients, args.dim)).astype(np.float32)
-    dropout = {args.dropout_stage: args.dropout} if args.dropout else {}
-    _, stats = simulate_round(
-        vectors,
-        threshold=args.threshold,
-        neighbours=args.neighbours,
-        dropout=dropout,
-        clip_range=1.0,
-        seed=args.seed,
-    )
-    summary = {"clients": args.clients, "dim": args.dim, "threshold": args.threshold}
-    summary |= {"neighbours": args.neighbours, "dropout": dropout, **stats.to_dict()}
-    print(json.dumps(summary))
-
-
-if __name__ == "__main__":
-    _main()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from privrec.sdk.federated.privacy_bench import EPSILONS, _plot, _write_markdown, bench_config
+from privrec.benchmarks.privacy import EPSILONS, _plot, _write_markdown, bench_config
 
 
 def test_settings_per_epsilon() -> None:
