@@ -13,7 +13,14 @@ dependencies {
 }
 
 tasks.test {
-    // ./gradlew :core:test -Pprivrec.bundles=/path/to/bundle  (several separated by ':')
-    systemProperty("privrec.bundles", providers.gradleProperty("privrec.bundles").getOrElse(""))
+    // ./gradlew :core:test -Pprivrec.bundles=/path/to/bundle  (several separated by ':'); without the
+    // property the tests read the PRIVREC_BUNDLES environment variable.
+    providers.gradleProperty("privrec.bundles").orNull?.let { systemProperty("privrec.bundles", it) }
+    // The reconstruction recipe's golden fixture, shared with the Python SDK and the iOS package.
+    systemProperty(
+        "privrec.recipe_golden",
+        providers.gradleProperty("privrec.recipe_golden")
+            .getOrElse(rootProject.file("../tests/golden/reconstruction_recipe.json").absolutePath)
+    )
     testLogging { events("passed", "failed"); showStandardStreams = true }
 }

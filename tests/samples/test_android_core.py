@@ -5,7 +5,10 @@ their JUnit4 tests with the Debian ``kotlinc`` (Kotlin 1.3), and runs them again
 Kotlin code must parse ``manifest.json``/``golden.json`` with its own JSON parser, verify every sha256,
 read ``weights.safetensors`` (dequantizing int8) and reproduce ``score``, top-K and ``finetune`` within
 the golden tolerances. A bundle with one flipped byte in ``weights.safetensors`` must make the same run
-fail with a message naming that file.
+fail with a message naming that file. The same run reproduces every case of the reconstruction recipe's
+golden fixture (``tests/golden/reconstruction_recipe.json``: labels from a history, then ``calls``
+``finetune`` calls from zeros) with the Kotlin math. The float32 bundle carries the optional
+``item_features`` field and file, which the Kotlin core must accept, validate and read back.
 
 The compiled jar is cached under ``android_sample/core/build/`` (git-ignored by ``build/``), keyed by a
 hash of the Kotlin sources and the compiler version, so only the first run after an edit pays for
@@ -40,6 +43,8 @@ KOTLIN_STDLIB = JAVA_LIBS / "kotlin-stdlib.jar"
 # (Debian's kotlinc uses -Xmx256M) when other test workers keep the CPUs busy (measured 16-25 s vs 64-84 s).
 FAST_JVM = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
 NUM_ITEMS, DIM = 200, 8
+FEATURE_COLUMNS = 5  # the float32 bundle ships public item features (`item_features`); the int8 one none
+RECIPE_GOLDEN = ROOT / "tests" / "golden" / "reconstruction_recipe.json"
 TITLES = ('Amélie "Le fabuleux destin" (2001)', "Se7en\\Seven (1995)", "Léon: The Professional (1994)")
 
 pytestmark = pytest.mark.xdist_group("kotlin-core")  # one worker compiles; the others never wait on it
@@ -104,13 +109,27 @@ def _test_classes() -> list[str]:
     )
 
 
-def _run_junit(jar: Path, bundles: list[Path], classes: list[str]) -> subprocess.CompletedProcess[str]:
+def _run_junit(
+    jar: Path, bundles: list[Path], classes: list[str], *, via_env: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """JUnitCore over ``classes``; the bundle and fixture paths go in as system properties, or with
+    ``via_env`` as the environment variables the Kotlin tests fall back to when the properties are unset."""
     cp = os.pathsep.join(str(p) for p in (jar, KOTLIN_STDLIB, *JUNIT_JARS))
+    inputs = {"privrec.bundles": os.pathsep.join(str(b) for b in bundles), "privrec.recipe_golden": str(RECIPE_GOLDEN)}
+    env = {k: v for k, v in os.environ.items() if k not in ("PRIVREC_BUNDLES", "PRIVREC_RECIPE_GOLDEN")}
+    if via_env:
+        env.update({name.upper().replace(".", "_"): value for name, value in inputs.items()})
+        props = []
+    else:
+        props = [f"-D{name}={value}" for name, value in inputs.items()]
     return subprocess.run(
-        ["java", *FAST_JVM, f"-Dprivrec.bundles={os.pathsep.join(str(b) for b in bundles)}", "-cp", cp,
-         "org.junit.runner.JUnitCore", *classes],
-        capture_output=True, text=True, timeout=600,
+        ["java", *FAST_JVM, *props, "-cp", cp, "org.junit.runner.JUnitCore", *classes],
+        capture_output=True, text=True, timeout=600, env=env,
     )
+
+
+def _recipe_case_names() -> list[str]:
+    return [case["name"] for case in json.loads(RECIPE_GOLDEN.read_text())["cases"]]
 
 
 def _model(seed: int) -> ItemModel:
@@ -121,6 +140,14 @@ def _model(seed: int) -> ItemModel:
     return ItemModel(item_embedding=v, item_bias=rng.normal(scale=0.3, size=NUM_ITEMS).astype(np.float32))
 
 
+def _item_features() -> np.ndarray:
+    """Genre-like multi-hot rows (1-2 of FEATURE_COLUMNS set per item), as side_info builds for MovieLens."""
+    rng = np.random.default_rng(7)
+    f = (rng.random((NUM_ITEMS, FEATURE_COLUMNS)) < 0.3).astype(np.float32)
+    f[np.arange(NUM_ITEMS), rng.integers(0, FEATURE_COLUMNS, NUM_ITEMS)] = 1.0
+    return f
+
+
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bundles")
@@ -129,7 +156,8 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ]
     return {
         precision: export_bundle(
-            _model(seed), root / precision, formats=("onnx",), precision=precision, items=items  # type: ignore[arg-type]
+            _model(seed), root / precision, formats=("onnx",), precision=precision, items=items,  # type: ignore[arg-type]
+            item_features=_item_features() if precision == "float32" else None,
         )
         for seed, precision in enumerate(("float32", "int8"))
     }
@@ -142,9 +170,10 @@ def core_jar() -> Path:
 
 
 def test_kotlin_core_reproduces_fresh_bundles(core_jar: Path, bundles: dict[str, Path]) -> None:
-    """All JUnit4 tests (JSON parser, safetensors, top-K, fine-tune, golden self-test, tamper checks) pass."""
+    """All JUnit4 tests (JSON parser, safetensors, top-K, fine-tune, golden self-test, tamper checks, the
+    reconstruction recipe's fixture, the optional ``item_features`` field and file) pass."""
     classes = _test_classes()
-    assert "dev.privrec.core.BundleTest" in classes
+    assert {"dev.privrec.core.BundleTest", "dev.privrec.core.ReconstructionTest"} <= set(classes)
     proc = _run_junit(core_jar, [bundles["float32"], bundles["int8"]], classes)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"Kotlin core tests failed:\n{output}"
@@ -154,7 +183,26 @@ def test_kotlin_core_reproduces_fresh_bundles(core_jar: Path, bundles: dict[str,
         golden = json.loads((bundles[precision] / "golden.json").read_text())
         assert f"({precision}, {NUM_ITEMS} items × {DIM})" in proc.stdout
         assert proc.stdout.count("golden.json cases[") >= len(golden["cases"])
+    # ... and one line per case of the recipe fixture.
+    for name in _recipe_case_names():
+        assert f"reconstruction_recipe.json cases[{name}]:" in proc.stdout, proc.stdout
+    # The exporter's item_features.safetensors was read back by the Kotlin core (ItemFeaturesTest).
+    assert json.loads((bundles["float32"] / "manifest.json").read_text())["item_features"] == {
+        "file": "item_features.safetensors", "columns": FEATURE_COLUMNS
+    }
+    assert f"float32: item_features.safetensors {NUM_ITEMS} × {FEATURE_COLUMNS}" in proc.stdout, proc.stdout
     assert "FAILED" not in proc.stdout
+
+
+def test_kotlin_core_reads_its_inputs_from_the_environment(core_jar: Path, bundles: dict[str, Path]) -> None:
+    """Without -D properties the Kotlin tests take PRIVREC_BUNDLES and PRIVREC_RECIPE_GOLDEN (an IDE or CI run)."""
+    proc = _run_junit(
+        core_jar, [bundles["float32"]], ["dev.privrec.core.ReconstructionTest", "dev.privrec.core.BundleTest"], via_env=True
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"Kotlin core tests failed with their inputs in the environment:\n{output}"
+    assert "OK (" in proc.stdout
+    assert all(f"reconstruction_recipe.json cases[{name}]: " in proc.stdout for name in _recipe_case_names())
 
 
 def test_kotlin_core_refuses_a_tampered_weights_file(

@@ -6,11 +6,14 @@ import PrivRecKit
 @MainActor
 final class AppModel: ObservableObject {
     @Published var recommendations: [Recommendation] = []
-    @Published var liked: [String] = []
+    @Published var liked: [LikedItem] = []
     @Published var selfTest: [SelfTestResult] = []
     @Published var manifest: Manifest?
     @Published var lastLoss: Float?
+    /// The app cannot serve at all (no bundle, a refused bundle, a model that fails its self-test).
     @Published var error: String?
+    /// The last like, unlike or "forget" failed (storage, Keychain or Core ML): shown above the list.
+    @Published var notice: String?
     @Published var busy = true
 
     private var session: PrivRecSession?
@@ -39,30 +42,37 @@ final class AppModel: ObservableObject {
     private func refresh() async throws {
         guard let session else { return }
         recommendations = try await session.recommendations()
-        liked = await session.likedTitles
+        liked = await session.liked
     }
 
-    /// Tap to like: fine-tune on the device, then show the refreshed list.
-    func like(_ item: Recommendation) async {
+    /// Runs one change of the user's history; a failure leaves the previous state and shows `notice`.
+    private func change(_ what: String, _ body: (PrivRecSession) async throws -> Void) async {
         guard let session, !busy else { return }
         busy = true
         defer { busy = false }
         do {
-            lastLoss = try await session.like(item.id)
+            try await body(session)
+            notice = nil
             try await refresh()
         } catch {
-            self.error = error.localizedDescription
+            notice = "\(what): \(error.localizedDescription)"
         }
     }
 
+    /// Tap to like: the user vector is rebuilt on the device from the whole history, then the list refreshes.
+    func like(_ item: Recommendation) async {
+        await change("Could not save your like") { lastLoss = try await $0.like(item.id) }
+    }
+
+    /// Tap a liked item to unlike it: removed from the history, the vector rebuilt the same way.
+    func unlike(_ item: LikedItem) async {
+        await change("Could not remove your like") { lastLoss = try await $0.unlike(item.id) }
+    }
+
     func forget() async {
-        guard let session else { return }
-        do {
-            try await session.forget()
+        await change("Could not erase your likes") {
+            try await $0.forget()
             lastLoss = nil
-            try await refresh()
-        } catch {
-            self.error = error.localizedDescription
         }
     }
 }

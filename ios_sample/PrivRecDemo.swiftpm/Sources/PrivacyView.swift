@@ -22,7 +22,8 @@ struct PrivacyView: View {
                     }
                     Section("On this device") {
                         Text("Your likes and taste vector never leave this device. They are stored encrypted (AES-GCM) with a key kept in the Keychain.")
-                        if let loss = model.lastLoss { LabeledContent("Last fine-tune loss", value: String(format: "%.4f", loss)) }
+                        if let loss = model.lastLoss { LabeledContent("Loss of the last reconstruction", value: String(format: "%.4f", loss)) }
+                        if let notice = model.notice { Text(notice).foregroundStyle(.red) }
                         Button("Forget my likes", role: .destructive) { Task { await model.forget() } }
                     }
                     Section("Model") {

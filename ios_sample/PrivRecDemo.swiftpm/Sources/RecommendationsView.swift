@@ -11,6 +11,9 @@ struct RecommendationsView: View {
                     ContentUnavailableCompat(title: "Bundle not usable", message: error)
                 } else {
                     List {
+                        if let notice = model.notice {
+                            Section { Text(notice).foregroundStyle(.red) }
+                        }
                         Section {
                             ForEach(model.recommendations) { rec in
                                 Button {
@@ -25,10 +28,23 @@ struct RecommendationsView: View {
                                 .disabled(model.busy)
                             }
                         } footer: {
-                            Text("Tap a movie you like: the model fine-tunes on this device and the list refreshes.")
+                            Text("Tap a movie you like: your taste vector is rebuilt on this device from everything you liked, and the list refreshes.")
                         }
                         if !model.liked.isEmpty {
-                            Section("Liked") { ForEach(model.liked, id: \.self) { Text($0) } }
+                            Section("Liked (tap to unlike)") {
+                                ForEach(model.liked) { item in
+                                    Button {
+                                        Task { await model.unlike(item) }
+                                    } label: {
+                                        HStack {
+                                            Text(item.title)
+                                            Spacer()
+                                            Image(systemName: "heart.fill")
+                                        }
+                                    }
+                                    .disabled(model.busy)
+                                }
+                            }
                         }
                     }
                     .overlay { if model.busy { ProgressView() } }

@@ -33,6 +33,17 @@ public struct UserState: Codable, Equatable, Sendable {
     /// Items already seen: excluded from recommendations.
     public var seen: Set<Int> { Set(interactions.map(\.item)) }
 
+    /// The history the recipe rebuilds the user vector from: item rows, oldest first.
+    public var history: [Int] { interactions.map(\.item) }
+
+    /// The weight of each `history` entry: its stored label.
+    public var weights: [Float] { interactions.map(\.label) }
+
+    /// Removes every interaction with `item` (an unlike). The user vector is unchanged until it is rebuilt.
+    public mutating func removeInteractions(with item: Int) {
+        interactions.removeAll { $0.item == item }
+    }
+
     enum CodingKeys: String, CodingKey { case version, modelVersion = "model_version", user, interactions }
 }
 

@@ -48,10 +48,65 @@ public struct Manifest: Decodable, Sendable {
         public let details: JSONValue
     }
 
-    public struct Finetune: Codable, Equatable, Sendable {
-        public let steps: Int
-        public let lr: Double
-        public let l2: Double
+    /// The `finetune` block: the reconstruction recipe (`calls` defaults to 1, `recency_half_life` to nil).
+    public typealias Finetune = ReconstructionRecipe
+
+    /// The optional `item_features` field `{"file": "item_features.safetensors", "columns": f}`: public item
+    /// features (genres, ...) of a model whose item table is tied to them. `file` is always
+    /// `item_features.safetensors` and listed in `files` (so `BundleVerifier` checks its SHA-256 like every
+    /// file's); it holds one float32 tensor `item_features` of shape `[numItems, columns]`.
+    public struct ItemFeatures: Equatable, Sendable {
+        public static let fileName = "item_features.safetensors"
+        public static let tensorName = "item_features"
+        public let file: String
+        public let columns: Int
+
+        public init(file: String, columns: Int) {
+            self.file = file
+            self.columns = columns
+        }
+
+        /// Checks the raw field as privrec/export/manifest.py `load_item_features` does: keys exactly `file`
+        /// and `columns`, `file` is `item_features.safetensors` and listed in `files`, `columns` an integer
+        /// >= 1. Returns the reason it is invalid (naming the field), or nil when it is valid.
+        ///
+        /// JSON numbers reach Swift as `Double`, so `"columns": 2.0` reads as 2 here (Python and Kotlin refuse it).
+        static func problem(_ raw: JSONValue, files: [String: FileEntry]) -> String? {
+            guard let object = raw.object else {
+                return "field \"item_features\" must be an object {\"file\", \"columns\"}. Found \(describe(raw))."
+            }
+            let expected: Set<String> = ["file", "columns"]
+            let keys = Set(object.keys)
+            if keys != expected {
+                return "keys at \"item_features\" differ from the schema: unexpected \(keys.subtracting(expected).sorted()), missing \(expected.subtracting(keys).sorted())"
+            }
+            let file = object["file"]!
+            guard let name = file.string, name == fileName, files[name] != nil else {
+                return "field \"item_features.file\" must be \"\(fileName)\", listed in \"files\". Found \(describe(file))."
+            }
+            let columns = object["columns"]!
+            guard let count = integer(columns), count >= 1 else {
+                return "field \"item_features.columns\" must be an integer >= 1. Found \(describe(columns))."
+            }
+            return nil
+        }
+
+        /// The value as an Int when it is a whole JSON number within 32 bits (booleans are not numbers).
+        static func integer(_ value: JSONValue) -> Int? {
+            guard let n = value.double, n.rounded() == n, abs(n) <= Double(Int32.max) else { return nil }
+            return Int(n)
+        }
+
+        private static func describe(_ value: JSONValue) -> String {
+            switch value {
+            case .null: return "null"
+            case let .bool(b): return String(b)
+            case let .number(n): return integer(value).map { String($0) } ?? String(n)
+            case let .string(s): return "\"\(s)\""
+            case let .array(a): return "an array of \(a.count)"
+            case let .object(o): return "an object with keys \(o.keys.sorted())"
+            }
+        }
     }
 
     public let schemaVersion: Int
@@ -69,11 +124,16 @@ public struct Manifest: Decodable, Sendable {
     public let artifacts: [String: Artifact]
     public let files: [String: FileEntry]
     public let privacy: JSONValue
+    /// The optional `item_features` field, checked by `parse`; nil when the bundle ships no item features
+    /// (the field absent or null, as in the Python reader).
+    public private(set) var itemFeatures: ItemFeatures? = nil
+    /// `item_features` as written, before `parse` checks it.
+    private let itemFeaturesField: JSONValue?
 
     enum CodingKeys: String, CodingKey {
         case schemaVersion = "schema_version", modelVersion = "model_version", privrecVersion = "privrec_version"
         case dim, numItems = "num_items", precision, sparsity, topK = "top_k", finetune, items, weights
-        case signatures, artifacts, files, privacy
+        case signatures, artifacts, files, privacy, itemFeaturesField = "item_features"
     }
 
     /// Title of model row `index` (`"#index"` when the catalog has none).
@@ -98,7 +158,7 @@ public struct Manifest: Decodable, Sendable {
     /// The DP ledger entries (one per run of identical rounds).
     public var ledger: [JSONValue] { privacy["ledger"]?.array ?? [] }
 
-    /// The signatures every artifact must expose (DESIGN §7) for this model's size.
+    /// The signatures every artifact must expose (docs/BUNDLE.md) for this model's size.
     func expectedSignatures() -> [String: Signature] {
         func t(_ name: String, _ dtype: String, _ shape: Int) -> TensorSpec { TensorSpec(name: name, dtype: dtype, shape: [shape]) }
         return [
@@ -121,7 +181,7 @@ public struct Manifest: Decodable, Sendable {
         guard version == schemaVersion else {
             throw fail("field \"schema_version\" is \(version.map(String.init) ?? "missing"); this reader knows \(schemaVersion) only")
         }
-        let m: Manifest
+        var m: Manifest
         do {
             m = try JSONDecoder().decode(Manifest.self, from: data)
         } catch let DecodingError.keyNotFound(key, ctx) {
@@ -135,6 +195,7 @@ public struct Manifest: Decodable, Sendable {
         guard m.dim > 0, m.numItems > 0, (1...m.numItems).contains(m.topK) else {
             throw fail("fields \"dim\", \"num_items\", \"top_k\" must be positive with top_k <= num_items")
         }
+        if let problem = m.finetune.problem() { throw fail(problem) }
         guard m.items.isEmpty || m.items.count == m.numItems else {
             throw fail("field \"items\" must be empty or hold \(m.numItems) entries. Found \(m.items.count).")
         }
@@ -152,6 +213,10 @@ public struct Manifest: Decodable, Sendable {
         }
         for required in ["weights.safetensors", Golden.fileName] where m.files[required] == nil {
             throw fail("field \"files\" must list \(required)")
+        }
+        if let raw = m.itemFeaturesField {
+            if let problem = ItemFeatures.problem(raw, files: m.files) { throw fail(problem) }
+            m.itemFeatures = ItemFeatures(file: ItemFeatures.fileName, columns: ItemFeatures.integer(raw["columns"]!)!)
         }
         return m
     }

@@ -8,12 +8,16 @@ public enum PrivRecError: Error, Equatable, LocalizedError {
     case model(signature: String, detail: String)
     /// The encrypted store could not be read or written.
     case store(String)
+    /// An argument is out of range (an item row outside the catalog, an empty history): the constraint,
+    /// then the value found.
+    case invalidInput(String)
 
     public var errorDescription: String? {
         switch self {
         case let .bundle(file, detail): return "\(file): \(detail)"
         case let .model(signature, detail): return "Core ML \(signature): \(detail)"
         case let .store(detail): return "interaction store: \(detail)"
+        case let .invalidInput(detail): return detail
         }
     }
 

@@ -7,8 +7,15 @@ public struct Recommendation: Identifiable, Sendable, Equatable {
     public let score: Float
 }
 
+/// One liked item, oldest first.
+public struct LikedItem: Identifiable, Sendable, Equatable {
+    public let id: Int          // model row
+    public let title: String
+}
+
 /// Everything an app needs, on one actor: the verified bundle, its Core ML models, the self-test, the
-/// encrypted user state, recommendations without seen items, and on-device fine-tuning on a like.
+/// encrypted user state, recommendations without seen items, and the user vector rebuilt on the device
+/// with the reconstruction recipe (`ReconstructionRecipe`) whenever the history changes.
 public actor PrivRecSession {
     public let bundle: PrivRecBundle
     public let selfTest: [SelfTestResult]
@@ -17,9 +24,11 @@ public actor PrivRecSession {
     private var state: UserState
 
     public var manifest: Manifest { bundle.manifest }
-    public var likedTitles: [String] { state.interactions.map { bundle.manifest.title($0.item) } }
+    public var liked: [LikedItem] { state.interactions.map { LikedItem(id: $0.item, title: bundle.manifest.title($0.item)) } }
 
-    /// Loads and verifies the bundle, loads the Core ML models, runs the golden self-test, opens the store.
+    /// Loads and verifies the bundle, loads the Core ML models, runs the golden self-test, opens the store and
+    /// rebuilds the stored history's user vector with the bundle's recipe (the stored vector is only a cache,
+    /// so one written by an older app never serves).
     /// Throws if verification fails or any golden case fails (a model that fails its self-test never serves).
     public init(bundleDirectory: URL, storeURL: URL, keys: StoreKeyProvider = KeychainKeyProvider()) async throws {
         let bundle = try PrivRecBundle.load(from: bundleDirectory)
@@ -37,7 +46,35 @@ public actor PrivRecSession {
         self.models = models
         self.selfTest = results
         self.store = store
-        self.state = (saved?.modelVersion == m.modelVersion && saved?.user.count == m.dim) ? saved! : UserState(modelVersion: m.modelVersion, dim: m.dim)
+        var state = (saved?.modelVersion == m.modelVersion && saved?.user.count == m.dim) ? saved! : UserState(modelVersion: m.modelVersion, dim: m.dim)
+        state.user = try PrivRecSession.rebuiltUser(state, manifest: m, models: models).user
+        self.state = state
+    }
+
+    /// The recipe's user vector for `state`'s whole history, and the last call's loss; zeros (no loss) for an
+    /// empty history.
+    private static func rebuiltUser(_ state: UserState, manifest m: Manifest,
+                                    models: RecommenderSignatures) throws -> (user: [Float], loss: Float?) {
+        if state.interactions.isEmpty { return ([Float](repeating: 0, count: m.dim), nil) }
+        let out = try m.finetune.reconstruct(history: state.history, weights: state.weights, numItems: m.numItems,
+                                             dim: m.dim, using: models)
+        return (out.user, out.loss)
+    }
+
+    private func checkItem(_ item: Int) throws {
+        let n = bundle.manifest.numItems
+        guard (0..<n).contains(item) else { throw PrivRecError.invalidInput("`item` must be in [0, \(n)). Found \(item).") }
+    }
+
+    /// Rebuilds `next`'s user vector, saves it, and only then makes it the session's state: after a failure
+    /// the stored and the in-memory state are both the previous one.
+    private func commit(_ next: UserState) throws -> Float? {
+        var next = next
+        let out = try PrivRecSession.rebuiltUser(next, manifest: bundle.manifest, models: models)
+        next.user = out.user
+        try store.save(next)
+        state = next
+        return out.loss
     }
 
     /// The top `k` items for the user, never one already liked. `k <= top_k` uses the `recommend` model
@@ -59,20 +96,29 @@ public actor PrivRecSession {
         return picks.map { Recommendation(id: $0.0, title: m.title($0.0), score: $0.1) }
     }
 
-    /// Records a like, fine-tunes the user vector on the device (the `finetune` model over the whole
-    /// catalog, labels = the liked items; DESIGN §4), saves the encrypted state. Returns the loss.
+    /// Appends a like of `item` as the latest interaction, rebuilds the user vector with the recipe over the
+    /// whole history (labels with the manifest's recency half-life, `calls` `finetune` calls from zeros) and
+    /// saves the encrypted state. Returns the loss of the last `finetune` call; nil when `item` is already
+    /// liked (nothing changes).
     @discardableResult
-    public func like(_ item: Int) throws -> Float {
-        let m = bundle.manifest
-        precondition((0..<m.numItems).contains(item), "item \(item) is not in [0, \(m.numItems))")
-        state.interactions.append(Interaction(item: item))
-        var labels = [Float](repeating: 0, count: m.numItems)
-        for i in state.interactions { labels[i.item] += i.label }
-        let out = try models.finetune(user: state.user, itemIds: (0..<Int32(m.numItems)).map { $0 }, labels: labels,
-                                      lr: Float(m.finetune.lr), l2: Float(m.finetune.l2))
-        state.user = out.user
-        try store.save(state)
-        return out.loss
+    public func like(_ item: Int) throws -> Float? {
+        try checkItem(item)
+        guard !state.seen.contains(item) else { return nil }
+        var next = state
+        next.interactions.append(Interaction(item: item))
+        return try commit(next)
+    }
+
+    /// Removes every interaction with `item`, rebuilds the user vector the same way (zeros when nothing is
+    /// left) and saves. Returns the loss of the last `finetune` call; nil when nothing is left to fit or
+    /// `item` was not liked.
+    @discardableResult
+    public func unlike(_ item: Int) throws -> Float? {
+        try checkItem(item)
+        guard state.seen.contains(item) else { return nil }
+        var next = state
+        next.removeInteractions(with: item)
+        return try commit(next)
     }
 
     /// Deletes the stored state and its key, and starts over.

@@ -49,18 +49,21 @@ fun PrivRecApp(model: RecommenderViewModel = viewModel()) {
         when {
             state.loading -> Column(modifier.padding(24.dp)) { CircularProgressIndicator() }
             state.error != null -> Text(state.error!!, modifier.padding(24.dp), color = MaterialTheme.colorScheme.error)
-            tab == 0 -> RecommendationsScreen(state, model::like, modifier)
+            tab == 0 -> RecommendationsScreen(state, model::like, model::unlike, modifier)
             else -> PrivacyScreen(state, model::forgetMe, modifier)
         }
     }
 }
 
 @Composable
-fun RecommendationsScreen(state: UiState, onLike: (Int) -> Unit, modifier: Modifier) {
+fun RecommendationsScreen(state: UiState, onLike: (Int) -> Unit, onUnlike: (Int) -> Unit, modifier: Modifier) {
     LazyColumn(modifier) {
+        state.notice?.let { notice ->
+            item { Text(notice, Modifier.padding(16.dp), color = MaterialTheme.colorScheme.error) }
+        }
         item {
             Text(
-                "Tap a movie you like: the model fine-tunes on this phone and the list refreshes.",
+                "Tap a movie you like: your taste vector is rebuilt on this phone from everything you liked, and the list refreshes.",
                 Modifier.padding(16.dp), style = MaterialTheme.typography.bodyMedium
             )
         }
@@ -76,7 +79,14 @@ fun RecommendationsScreen(state: UiState, onLike: (Int) -> Unit, modifier: Modif
             }
         }
         if (state.liked.isNotEmpty()) {
-            item { Text("Liked: ${state.liked.joinToString(", ")}", Modifier.padding(16.dp)) }
+            item { Text("Liked (tap to unlike)", Modifier.padding(16.dp), style = MaterialTheme.typography.titleMedium) }
+            items(state.liked, key = { "liked-${it.item}" }) { liked ->
+                ListItem(
+                    headlineContent = { Text(liked.title) },
+                    trailingContent = { Text("♥") },
+                    modifier = Modifier.clickable { onUnlike(liked.item) }
+                )
+            }
         }
     }
 }
@@ -88,10 +98,11 @@ fun PrivacyScreen(state: UiState, onForget: () -> Unit, modifier: Modifier) {
             // One item holds several texts: stack them (a lazy item would otherwise overlay its children).
             Column {
                 Text("Privacy", style = MaterialTheme.typography.headlineSmall)
+                state.notice?.let { Text(it, Modifier.padding(vertical = 8.dp), color = MaterialTheme.colorScheme.error) }
                 Text(state.privacySummary, Modifier.padding(vertical = 8.dp))
                 Text("Your likes and taste vector stay on this phone, encrypted with an Android Keystore AES-GCM key. Nothing is sent anywhere.")
                 Text("Model ${state.modelVersion} · runs on ${state.backend}", Modifier.padding(vertical = 8.dp))
-                state.lastLoss?.let { Text("Last fine-tune loss: %.4f".format(it)) }
+                state.lastLoss?.let { Text("Loss of the last reconstruction: %.4f".format(it)) }
                 Text("Golden self-test", style = MaterialTheme.typography.titleMedium, modifier = Modifier.padding(top = 16.dp))
             }
         }

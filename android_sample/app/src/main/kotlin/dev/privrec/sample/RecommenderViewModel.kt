@@ -6,8 +6,10 @@ import androidx.lifecycle.viewModelScope
 import dev.privrec.core.Bundle
 import dev.privrec.core.BundleException
 import dev.privrec.core.CaseResult
+import dev.privrec.core.Golden
 import dev.privrec.core.Interaction
 import dev.privrec.core.InteractionLog
+import dev.privrec.core.Reconstruction
 import dev.privrec.core.SelfTest
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.ExperimentalCoroutinesApi
@@ -16,17 +18,26 @@ import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
 import java.io.File
+import java.io.FileNotFoundException
+import java.io.IOException
 import java.security.GeneralSecurityException
+import java.security.ProviderException
 
 /** One row of the list: model row, title from the bundle's item map, score. */
 data class Recommendation(val item: Int, val title: String, val score: Float)
 
+/** One liked item, oldest first: tap it to unlike. */
+data class LikedItem(val item: Int, val title: String)
+
 /** What the screens show. */
 data class UiState(
     val loading: Boolean = true,
+    /** The app cannot serve at all (no bundle, a refused bundle): shown instead of the screens. */
     val error: String? = null,
+    /** The last like, unlike or refresh failed (storage, Keystore or the model): shown above the list. */
+    val notice: String? = null,
     val recommendations: List<Recommendation> = emptyList(),
-    val liked: List<String> = emptyList(),
+    val liked: List<LikedItem> = emptyList(),
     val backend: String = "",
     val selfTest: List<CaseResult> = emptyList(),
     val modelVersion: String = "",
@@ -35,19 +46,26 @@ data class UiState(
     val lastLoss: Double? = null
 )
 
+/** The signatures that serve, how the Privacy screen names them, and the self-test that chose them. */
+private class Backend(val signatures: SelfTest.Signatures, val description: String, val selfTest: List<CaseResult>) {
+    fun close() = (signatures as? LiteRtSignatures)?.close()
+}
+
 /**
  * Loads and verifies the bundle, runs the golden self-test on the backend that will serve (LiteRT when the
- * bundle has `model.tflite` and it passes; the plain-Kotlin math otherwise), and handles likes:
- * like → store (encrypted) → `finetune` over the catalog with the liked items as labels → new top-K
- * without the liked items. Everything runs on one background thread; nothing leaves the device.
+ * bundle has `model.tflite` and it passes every case; the core's Kotlin math otherwise), and keeps the
+ * user vector equal to the reconstruction recipe over the stored history: a like or an unlike edits the
+ * history, then [Reconstruction] rebuilds the vector from zeros (labels from the whole history with the
+ * manifest's recency half-life, `calls` finetune calls), the log is sealed in the store, and `recommend`
+ * refreshes the list without the liked items. Everything runs on one background thread; nothing leaves
+ * the device. Storage, Keystore and backend errors become [UiState.notice], never a crash.
  */
 @OptIn(ExperimentalCoroutinesApi::class)
 class RecommenderViewModel(app: Application) : AndroidViewModel(app) {
     private val worker = Dispatchers.Default.limitedParallelism(1)
     private val store = EncryptedInteractionStore(File(app.noBackupFilesDir, "interactions.bin"))
-    private lateinit var bundle: Bundle
-    private lateinit var signatures: SelfTest.Signatures
-    private var liteRt: LiteRtSignatures? = null
+    private var bundle: Bundle? = null
+    private var backend: Backend? = null
     private lateinit var log: InteractionLog
 
     private val _state = MutableStateFlow(UiState())
@@ -59,86 +77,181 @@ class RecommenderViewModel(app: Application) : AndroidViewModel(app) {
                 withContext(worker) { start() }
             } catch (e: BundleException) {
                 _state.value = UiState(loading = false, error = "Bundle refused: ${e.message}")
-            } catch (e: java.io.FileNotFoundException) {
+            } catch (e: FileNotFoundException) {
                 _state.value = UiState(loading = false, error = "No bundle in assets/bundle/: run `privrec export` and copy it there (README).")
-            } catch (e: Exception) {
+            } catch (e: IOException) {
+                _state.value = UiState(loading = false, error = "Could not install the bundle: $e")
+            } catch (e: RuntimeException) {
+                // The screen's last line of defence: whatever stopped the start is shown, not a crash.
                 _state.value = UiState(loading = false, error = "Could not start: $e")
             }
         }
     }
 
     private fun start() {
-        bundle = BundleInstaller.install(getApplication())
-        val m = bundle.manifest
-        val kotlinMath = SelfTest.KotlinSignatures(bundle.recommender, m.topK, m.finetune.steps)
-        val lite = LiteRtSignatures.open(bundle)
-        val liteResults = lite?.let { bundle.selfTest(it) }
-        val useLite = lite != null && liteResults!!.all { it.passed }
-        if (!useLite) lite?.close()
-        liteRt = if (useLite) lite else null
-        signatures = if (useLite) lite!! else kotlinMath
-        val results = liteResults ?: bundle.selfTest(kotlinMath)
-        // Start over when the log is unreadable (altered file, key invalidated) or from another model
-        // version (its user vector and item rows belong to that model): never guess.
+        val b = BundleInstaller.install(getApplication())
+        val m = b.manifest
+        val chosen = chooseBackend(b)
+        // Start over when the log is unreadable (altered file, Keystore key invalidated or unavailable) or
+        // from another model version (its item rows belong to that model): never guess.
         val saved = try {
             store.read()
         } catch (e: GeneralSecurityException) {
             null
+        } catch (e: ProviderException) {
+            null
+        } catch (e: IOException) {
+            null
         } catch (e: BundleException) {
             null
+        } catch (e: IllegalArgumentException) {
+            null // a truncated file
         }
-        log = saved?.takeIf { it.modelVersion == m.modelVersion && it.user.size == m.dim }
+        val restored = saved?.takeIf { it.modelVersion == m.modelVersion && it.user.size == m.dim }
             ?: InteractionLog.empty(m.modelVersion, m.dim)
+        bundle = b
+        backend = chosen
+        log = restored
         _state.value = UiState(
             loading = false,
-            backend = if (useLite) "LiteRT (model.tflite)" else if (lite != null) "Kotlin math (LiteRT failed its self-test)" else "Kotlin math (no model.tflite)",
-            selfTest = results,
+            backend = chosen.description,
+            selfTest = chosen.selfTest,
             modelVersion = m.modelVersion,
             privacySummary = m.privacy.summary(),
             epsilon = m.privacy.epsilon()
         )
+        // The stored vector is only a cache: rebuild it with this bundle's recipe, so a vector written by an
+        // older app never serves.
+        attempt("Could not rebuild your taste vector") { rebuild(restored) }?.let { (rebuilt, loss) ->
+            log = rebuilt
+            _state.value = _state.value.copy(lastLoss = loss)
+        }
         refresh()
+    }
+
+    /**
+     * LiteRT when `model.tflite` loads and passes every golden case; otherwise the core's Kotlin math, named
+     * with the reason on the Privacy screen. The Kotlin math must pass the golden cases itself: a bundle whose
+     * weights disagree with its own golden file is refused.
+     */
+    private fun chooseBackend(b: Bundle): Backend {
+        val m = b.manifest
+        var lite: LiteRtSignatures? = null
+        val whyNotLiteRt = try {
+            lite = LiteRtSignatures.open(b)
+            val opened = lite
+            if (opened == null) {
+                "no model.tflite in the bundle"
+            } else {
+                val results = b.selfTest(opened)
+                val failed = results.filter { !it.passed }
+                if (failed.isEmpty()) return Backend(opened, "LiteRT (model.tflite)", results)
+                "LiteRT failed ${failed.size} of ${results.size} golden cases; first: ${failed[0]}"
+            }
+        } catch (e: IllegalArgumentException) {
+            "LiteRT could not run model.tflite: ${e.message}" // invalid model, or a signature refused its inputs
+        } catch (e: IllegalStateException) {
+            "LiteRT could not run model.tflite: ${e.message}"
+        } catch (e: IOException) {
+            "could not map model.tflite: ${e.message}"
+        } catch (e: UnsatisfiedLinkError) {
+            "the LiteRT native library is missing for this device: ${e.message}"
+        }
+        lite?.close()
+        val kotlinMath = SelfTest.KotlinSignatures(b.recommender, m.topK, m.finetune.steps)
+        val results = b.selfTest(kotlinMath)
+        val failed = results.filter { !it.passed }
+        if (failed.isNotEmpty()) {
+            throw BundleException(Golden.FILE, "the Kotlin math fails ${failed.size} of ${results.size} cases (first: ${failed[0]}); re-export the bundle")
+        }
+        return Backend(kotlinMath, "Kotlin math ($whyNotLiteRt)", results)
+    }
+
+    /**
+     * [log] with its user vector rebuilt by the recipe on the serving backend, and the last call's loss;
+     * an empty history has the zero vector (no loss).
+     */
+    private fun rebuild(next: InteractionLog): Pair<InteractionLog, Double?> {
+        val b = bundle!!
+        if (next.interactions.isEmpty()) return Pair(next.withUser(FloatArray(b.manifest.dim)), null)
+        val out = Reconstruction.reconstruct(backend!!.signatures, b.manifest, next.history(), next.weights())
+        return Pair(next.withUser(out.user), out.loss)
+    }
+
+    /**
+     * Runs [block]; a storage, Keystore or backend failure is shown as `"$what: reason"` and gives null.
+     * LiteRT reports a failed run as [IllegalArgumentException] or [IllegalStateException]; the Keystore as
+     * a [GeneralSecurityException] (a key invalidated by a lock-screen change included) or a [ProviderException].
+     */
+    private fun <T> attempt(what: String, block: () -> T): T? {
+        val reason = try {
+            return block()
+        } catch (e: GeneralSecurityException) {
+            "the Keystore refused (${e.javaClass.simpleName}: ${e.message}). \"Forget my likes\" starts over with a new key."
+        } catch (e: ProviderException) {
+            "the Keystore failed (${e.message})"
+        } catch (e: IOException) {
+            "storage failed (${e.message})"
+        } catch (e: IllegalArgumentException) {
+            e.message ?: e.toString()
+        } catch (e: IllegalStateException) {
+            e.message ?: e.toString()
+        }
+        _state.value = _state.value.copy(notice = "$what: $reason")
+        return null
     }
 
     /** Top-K without seen items, through the `recommend` signature (mask -inf on seen items). */
     private fun refresh() {
-        val m = bundle.manifest
+        val m = bundle!!.manifest
         val mask = FloatArray(m.numItems)
         for (i in log.seen()) mask[i] = Float.NEGATIVE_INFINITY
-        val top = signatures.recommend(log.user, mask)
+        val top = attempt("Could not refresh recommendations") { backend!!.signatures.recommend(log.user, mask) } ?: return
         val rows = top.ids.indices
             .filter { top.scores[it] != Float.NEGATIVE_INFINITY } // fewer eligible items than K
             .map { Recommendation(top.ids[it], m.title(top.ids[it]), top.scores[it]) }
-        _state.value = _state.value.copy(recommendations = rows, liked = log.interactions.map { m.title(it.item) })
+        val liked = log.interactions.map { LikedItem(it.item, m.title(it.item)) }
+        _state.value = _state.value.copy(recommendations = rows, liked = liked)
     }
 
-    fun like(item: Int) {
+    /**
+     * Applies [edit] to the history (null: nothing to do), rebuilds the vector, seals the log in the store,
+     * and only then shows it: after a failure the stored and the shown state are both the previous one.
+     */
+    private fun change(what: String, edit: (InteractionLog) -> InteractionLog?) {
         viewModelScope.launch(worker) {
-            val m = bundle.manifest
-            if (item in log.seen()) return@launch // a double tap queued behind the first like
-            log = log.with(Interaction(item, 1f, System.currentTimeMillis()))
-            // Reconstruction over the whole catalog (DESIGN §4): labels are the indicator of liked items.
-            val ids = IntArray(m.numItems) { it }
-            val labels = FloatArray(m.numItems)
-            for (i in log.interactions) labels[i.item] += i.label
-            val out = signatures.finetune(log.user, ids, labels, m.finetune.lr.toFloat(), m.finetune.l2.toFloat())
-            log = log.withUser(out.user)
-            store.write(log)
-            _state.value = _state.value.copy(lastLoss = out.loss)
+            if (backend == null) return@launch // the bundle never loaded; the screen says why
+            val next = edit(log) ?: return@launch
+            val (rebuilt, loss) = attempt(what) { rebuild(next).also { store.write(it.first) } } ?: return@launch
+            log = rebuilt
+            _state.value = _state.value.copy(lastLoss = loss, notice = null)
             refresh()
         }
     }
 
+    /** Appends [item] to the history as the latest interaction and rebuilds the vector. */
+    fun like(item: Int) = change("Could not save your like") { current ->
+        // Already liked: a double tap queued behind the first like.
+        if (item in current.seen()) null else current.with(Interaction(item, 1f, System.currentTimeMillis()))
+    }
+
+    /** Removes every interaction with [item] from the history and rebuilds the vector. */
+    fun unlike(item: Int) = change("Could not remove your like") { current ->
+        if (item in current.seen()) current.without(item) else null
+    }
+
+    /** Deletes the stored log and its Keystore key, and starts over from the zero vector. */
     fun forgetMe() {
         viewModelScope.launch(worker) {
-            store.erase()
-            log = InteractionLog.empty(bundle.manifest.modelVersion, bundle.manifest.dim)
-            _state.value = _state.value.copy(lastLoss = null)
+            val b = bundle ?: return@launch
+            attempt("Could not erase your likes") { store.erase() } ?: return@launch
+            log = InteractionLog.empty(b.manifest.modelVersion, b.manifest.dim)
+            _state.value = _state.value.copy(lastLoss = null, notice = null)
             refresh()
         }
     }
 
     override fun onCleared() {
-        liteRt?.close()
+        backend?.close()
     }
 }

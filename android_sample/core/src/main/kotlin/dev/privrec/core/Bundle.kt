@@ -4,13 +4,20 @@ import java.io.File
 
 /**
  * A verified privrec bundle on disk (docs/BUNDLE.md): the parsed manifest, the item table from
- * `weights.safetensors` and the golden cases.
+ * `weights.safetensors`, the golden cases and, when the manifest has an `item_features` field, the public
+ * item features from `item_features.safetensors` ([itemFeatures], null otherwise).
  *
- * [load] refuses a bundle whose manifest schema, file sizes or sha256s, weight dtypes or shapes, or golden
- * file do not match, with a [BundleException] naming the file and field. Nothing is trusted before the
- * hashes are checked.
+ * [load] refuses a bundle whose manifest schema, file sizes or sha256s, weight dtypes or shapes, item
+ * feature dtype or shape, or golden file do not match, with a [BundleException] naming the file and field.
+ * Nothing is trusted before the hashes are checked.
  */
-class Bundle private constructor(val dir: File, val manifest: Manifest, val table: ItemTable, val golden: Golden) {
+class Bundle private constructor(
+    val dir: File,
+    val manifest: Manifest,
+    val table: ItemTable,
+    val golden: Golden,
+    val itemFeatures: ItemFeatureTable?
+) {
 
     /** The plain-Kotlin signatures over this bundle's weights. */
     val recommender: Recommender by lazy { Recommender(table) }
@@ -34,7 +41,8 @@ class Bundle private constructor(val dir: File, val manifest: Manifest, val tabl
             BundleVerifier.verify(dir, manifest)
             val table = WeightsFile.read(File(dir, WeightsFile.FILE).readBytes(), manifest)
             val golden = Golden.parse(File(dir, Golden.FILE).readText(Charsets.UTF_8), manifest)
-            return Bundle(dir, manifest, table, golden)
+            val features = manifest.itemFeatures?.let { ItemFeaturesFile.read(File(dir, it.file).readBytes(), manifest) }
+            return Bundle(dir, manifest, table, golden, features)
         }
     }
 }

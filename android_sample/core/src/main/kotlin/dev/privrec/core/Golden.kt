@@ -24,7 +24,7 @@ class Golden(val precision: String, val cases: List<GoldenCase>) {
             "finetune" to setOf("user_out", "loss")
         )
 
-        /** The largest tolerance the contract allows per precision (DESIGN §7). */
+        /** The largest tolerance the contract allows per precision (docs/BUNDLE.md, "golden.json"). */
         val MAX_TOLERANCE = mapOf("float32" to 1e-4, "int8" to 2e-2)
 
         fun parse(text: String, manifest: Manifest): Golden {

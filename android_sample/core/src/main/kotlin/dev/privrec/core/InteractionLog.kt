@@ -13,7 +13,17 @@ class InteractionLog(val modelVersion: String, val user: FloatArray, val interac
     /** Items the user has already interacted with: excluded from recommendations. */
     fun seen(): Set<Int> = interactions.map { it.item }.toSet()
 
+    /** The history the recipe rebuilds the user vector from ([Reconstruction.labels]): item rows, oldest first. */
+    fun history(): IntArray = IntArray(interactions.size) { interactions[it].item }
+
+    /** The weight of each [history] entry: its stored label. */
+    fun weights(): FloatArray = FloatArray(interactions.size) { interactions[it].label }
+
+    /** This log with [interaction] appended as the latest. The user vector is unchanged until the caller rebuilds it. */
     fun with(interaction: Interaction): InteractionLog = InteractionLog(modelVersion, user, interactions + interaction)
+
+    /** This log without any interaction with [item] (an unlike). The user vector is unchanged until the caller rebuilds it. */
+    fun without(item: Int): InteractionLog = InteractionLog(modelVersion, user, interactions.filter { it.item != item })
 
     fun withUser(newUser: FloatArray): InteractionLog = InteractionLog(modelVersion, newUser.copyOf(), interactions)
 

@@ -23,9 +23,12 @@ class JsonFields(val map: Map<String, Any?>, val file: String, val path: String)
     private fun describe(v: Any?): String = if (v is String) "\"$v\"" else v.toString()
 
     /** Fails naming the unexpected keys unless the object's keys are exactly [expected]. */
-    fun requireKeys(expected: Set<String>) {
-        val extra = map.keys - expected
-        val missing = expected - map.keys
+    fun requireKeys(expected: Set<String>) = requireKeys(expected, emptySet())
+
+    /** Fails naming the offending keys unless the object holds every key of [required] and none outside [required] + [optional]. */
+    fun requireKeys(required: Set<String>, optional: Set<String>) {
+        val extra = map.keys - required - optional
+        val missing = required - map.keys
         if (extra.isNotEmpty() || missing.isNotEmpty()) {
             val at = if (path.length == 0) "top level" else "\"$path\""
             throw BundleException(

@@ -17,15 +17,25 @@ data class CatalogItem(val index: Int, val id: String, val title: String)
 /** sha256 (lowercase hex) and size in bytes of one bundle file. */
 data class FileEntry(val sha256: String, val size: Long)
 
+/**
+ * The manifest's optional `item_features` field `{"file": "item_features.safetensors", "columns": f}`: public
+ * item features (genres, ...) of a model whose item table is tied to them. [file] is always
+ * [ItemFeaturesFile.FILE] and listed in `files` (so its sha256 is checked like every file's); it holds one
+ * F32 tensor `item_features` of shape `[numItems, columns]`, read by [ItemFeaturesFile.read].
+ */
+data class ItemFeatures(val file: String, val columns: Int)
+
 /** One exported format: its files (relative to the bundle), precision and format-specific details. */
 data class Artifact(val files: List<String>, val precision: String, val details: Map<String, Any?>)
 
 /**
- * Fine-tune constants: [steps] are baked into the artifacts; [lr] and [l2] are the recommended inputs;
- * a full reconstruction runs `finetune` [calls] times over the whole catalog, labelling the item `r`
- * interactions before the latest `0.5^(r / recencyHalfLife)` (1 when [recencyHalfLife] is null).
+ * The manifest's `finetune` block: the reconstruction recipe every device follows ([Reconstruction]).
+ * [steps] are baked into the artifacts; [lr] and [l2] are the inputs of every `finetune` call; a full
+ * reconstruction makes [calls] calls over the whole catalog (1 when the manifest has no `calls`),
+ * labelling the item `r` interactions before the latest `0.5^(r / recencyHalfLife)` (1 when
+ * [recencyHalfLife] is null or absent).
  */
-data class FinetuneSpec(val steps: Int, val lr: Double, val l2: Double, val calls: Int, val recencyHalfLife: Double?)
+data class FinetuneSpec(val steps: Int, val lr: Double, val l2: Double, val calls: Int = 1, val recencyHalfLife: Double? = null)
 
 /**
  * The manifest's `privacy` object as the trainer wrote it (sdk/privacy/ledger.py): [mode] (`none` for
@@ -64,7 +74,8 @@ data class Privacy(val mode: String, val ledger: List<Map<String, Any?>>, val ra
  * The reader is deliberately strict: unknown or missing keys, a signature whose names, dtypes or shapes
  * differ from the contract, or weights whose dtype disagrees with [precision] all raise a
  * [BundleException] naming `manifest.json` and the field. A schema change therefore shows up as a failing
- * test here rather than as a silently wrong app.
+ * test here rather than as a silently wrong app. The one optional top-level key is `item_features`
+ * ([ItemFeatures]; null or absent when the bundle ships no item features).
  */
 class Manifest(
     val schemaVersion: Int,
@@ -81,7 +92,9 @@ class Manifest(
     val signatures: Map<String, SignatureSpec>,
     val artifacts: Map<String, Artifact>,
     val files: Map<String, FileEntry>,
-    val privacy: Privacy
+    val privacy: Privacy,
+    /** The optional `item_features` field, or null when the bundle ships no item features. */
+    val itemFeatures: ItemFeatures? = null
 ) {
     /** Title of model row [index], or `"#index"` when the catalog has no entry for it. */
     fun title(index: Int): String {
@@ -99,8 +112,10 @@ class Manifest(
             "schema_version", "model_version", "privrec_version", "dim", "num_items", "precision",
             "sparsity", "top_k", "finetune", "items", "weights", "signatures", "artifacts", "files", "privacy"
         )
+        /** Top-level keys a bundle may omit (privrec/export/manifest.py keeps them in `Manifest.extra`). */
+        val OPTIONAL_TOP_LEVEL_KEYS = setOf("item_features")
 
-        /** The signatures every artifact must expose (DESIGN §7), for a model of this shape. */
+        /** The signatures every artifact must expose (docs/BUNDLE.md), for a model of this shape. */
         fun expectedSignatures(dim: Int, numItems: Int, topK: Int): Map<String, SignatureSpec> {
             fun t(name: String, dtype: String, vararg shape: Int) = TensorSpec(name, dtype, shape.toList())
             return mapOf(
@@ -140,7 +155,7 @@ class Manifest(
             if (version != SCHEMA_VERSION) {
                 root.fail("schema_version", "is $version; this reader knows schema version $SCHEMA_VERSION only.")
             }
-            root.requireKeys(TOP_LEVEL_KEYS)
+            root.requireKeys(TOP_LEVEL_KEYS, OPTIONAL_TOP_LEVEL_KEYS)
             val dim = root.int("dim")
             if (dim <= 0) root.fail("dim", "must be > 0. Found $dim.")
             val numItems = root.int("num_items")
@@ -152,13 +167,7 @@ class Manifest(
             val topK = root.int("top_k")
             if (topK <= 0 || topK > numItems) root.fail("top_k", "must be in [1, $numItems]. Found $topK.")
 
-            val ft = root.obj("finetune")
-            ft.requireKeys(setOf("steps", "lr", "l2", "calls", "recency_half_life"))
-            val halfLife = if (ft.raw("recency_half_life") == null) null else ft.double("recency_half_life")
-            val finetune = FinetuneSpec(ft.int("steps"), ft.double("lr"), ft.double("l2"), ft.int("calls"), halfLife)
-            if (finetune.steps <= 0) ft.fail("steps", "must be > 0. Found ${finetune.steps}.")
-            if (finetune.calls <= 0) ft.fail("calls", "must be > 0. Found ${finetune.calls}.")
-            if (halfLife != null && !(halfLife > 0.0)) ft.fail("recency_half_life", "must be null or > 0. Found $halfLife.")
+            val finetune = finetuneSpec(root.obj("finetune"))
 
             // `items` is empty (no metadata: an item's id is its row) or one entry per row, in row order;
             // entries may carry more metadata than index/id/title (genres, year, ...).
@@ -230,6 +239,8 @@ class Manifest(
                 }
             }
 
+            val itemFeatures = itemFeaturesField(root, files)
+
             // `privacy` is the trainer's ledger object: {"mode": ..., "ledger": [...]} at least when present.
             val p = root.obj("privacy")
             val mode = if (p.has("mode")) p.string("mode") else "unknown"
@@ -237,11 +248,50 @@ class Manifest(
 
             return Manifest(
                 version, root.string("model_version"), root.string("privrec_version"), dim, numItems, precision,
-                sparsity, topK, finetune, items, weights, signatures, artifacts, files, Privacy(mode, ledger, p.map)
+                sparsity, topK, finetune, items, weights, signatures, artifacts, files, Privacy(mode, ledger, p.map),
+                itemFeatures
             )
         }
 
         private val SHA256_HEX = Regex("[0-9a-f]{64}")
+
+        /** `finetune`: `steps`, `lr`, `l2` required; `calls` (default 1) and `recency_half_life` (default null) optional. */
+        private fun finetuneSpec(ft: JsonFields): FinetuneSpec {
+            ft.requireKeys(setOf("steps", "lr", "l2"), setOf("calls", "recency_half_life"))
+            val steps = ft.int("steps")
+            if (steps <= 0) ft.fail("steps", "must be > 0. Found $steps.")
+            val lr = ft.double("lr")
+            if (!(lr > 0.0)) ft.fail("lr", "must be a number > 0. Found $lr.")
+            val l2 = ft.double("l2")
+            if (!(l2 >= 0.0)) ft.fail("l2", "must be a number >= 0. Found $l2.")
+            val calls = if (ft.has("calls")) ft.int("calls") else 1
+            if (calls <= 0) ft.fail("calls", "must be > 0. Found $calls.")
+            val halfLife = if (ft.has("recency_half_life") && ft.raw("recency_half_life") != null) ft.double("recency_half_life") else null
+            if (halfLife != null && !(halfLife > 0.0)) ft.fail("recency_half_life", "must be null or a number > 0. Found $halfLife.")
+            return FinetuneSpec(steps, lr, l2, calls, halfLife)
+        }
+
+        /**
+         * The optional `item_features` field, checked as privrec/export/manifest.py `load_item_features` does:
+         * null or absent means none; otherwise keys exactly `file` and `columns`, `file` is
+         * `"item_features.safetensors"` and listed in `files`, `columns` an integer >= 1.
+         */
+        private fun itemFeaturesField(root: JsonFields, files: Map<String, FileEntry>): ItemFeatures? {
+            if (!root.has("item_features") || root.raw("item_features") == null) return null
+            val f = root.obj("item_features")
+            f.requireKeys(setOf("file", "columns"))
+            val file = f.raw("file")
+            if (file !is String || file != ItemFeaturesFile.FILE || file !in files) {
+                val found = if (file is String) "\"$file\"" else file.toString()
+                f.fail("file", "must be \"${ItemFeaturesFile.FILE}\", listed in \"files\". Found $found.")
+            }
+            val columns = f.raw("columns")
+            if (columns !is Long || columns < 1L || columns > Int.MAX_VALUE) {
+                val found = if (columns is String) "\"$columns\"" else columns.toString()
+                f.fail("columns", "must be an integer >= 1. Found $found.")
+            }
+            return ItemFeatures(ItemFeaturesFile.FILE, columns.toInt())
+        }
 
         private fun tensorSpecs(s: JsonFields, key: String): List<TensorSpec> = s.objects(key).map { t ->
             t.requireKeys(setOf("name", "dtype", "shape"))

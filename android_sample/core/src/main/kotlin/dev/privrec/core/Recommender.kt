@@ -9,7 +9,7 @@ class TopK(val ids: IntArray, val scores: FloatArray)
 class FinetuneResult(val user: FloatArray, val loss: Double)
 
 /**
- * The three signatures (DESIGN §7) as plain Kotlin math over an [ItemTable], for devices without the
+ * The three signatures (docs/BUNDLE.md) as plain Kotlin math over an [ItemTable], for devices without the
  * model and as the check of the LiteRT / Core ML outputs. Sums run in double and round to float32 at the
  * end, so results agree with the numpy reference well inside the 1e-4 float32 tolerance.
  */
@@ -54,7 +54,8 @@ class Recommender(val table: ItemTable) {
     }
 
     /**
-     * `finetune`: [steps] gradient steps on the user vector with the item table frozen (DESIGN §4):
+     * `finetune`: [steps] gradient steps on the user vector with the item table frozen (Singhal et al. 2021,
+     * "Federated Reconstruction", §3):
      * ```
      * s = V[ids] · u + b[ids];  p = softmax(s);  y = labels / max(sum(labels), 1e-12)
      * u = u - lr * (V[ids]^T (p - y) + l2 * u)

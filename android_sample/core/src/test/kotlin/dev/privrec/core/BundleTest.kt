@@ -10,16 +10,16 @@ import java.io.File
 
 /**
  * Runs against bundles exported by `privrec export` in the same test run (tests/samples/test_android_core.py).
- * Bundle directories come from the system property `privrec.bundles` or the env var `PRIVREC_BUNDLES`
- * (separated by the platform path separator); without them the tests fail, they do not skip.
+ * Bundle directories come from the system property `privrec.bundles`, or the env var `PRIVREC_BUNDLES` when
+ * the property is unset or empty (separated by the platform path separator); without them the tests fail,
+ * they do not skip.
  */
 class BundleTest {
     @get:Rule
     val tmp = TemporaryFolder()
 
     private fun bundleDirs(): List<File> {
-        val raw = System.getProperty("privrec.bundles") ?: System.getenv("PRIVREC_BUNDLES")
-            ?: throw AssertionError("set -Dprivrec.bundles=DIR[${File.pathSeparator}DIR...] to bundles written by `privrec export`")
+        val raw = TestInputs.value("privrec.bundles", "PRIVREC_BUNDLES", "DIR[${File.pathSeparator}DIR...], bundles written by `privrec export`")
         val dirs = raw.split(File.pathSeparator).filter { it.isNotEmpty() }.map { File(it) }
         assertTrue("privrec.bundles names no directory", dirs.isNotEmpty())
         return dirs
@@ -35,7 +35,7 @@ class BundleTest {
             val failed = results.filter { !it.passed }
             assertTrue("golden self-test failed for $dir:\n${failed.joinToString("\n")}", failed.isEmpty())
             assertEquals(setOf("score", "recommend", "finetune"), results.map { it.case.signature }.toSet())
-            // Contract tolerances (DESIGN §7): no case may claim a looser one.
+            // Contract tolerances (docs/BUNDLE.md: float32 1e-4, int8 2e-2): no case may claim a looser one.
             val max = Golden.MAX_TOLERANCE.getValue(bundle.manifest.precision)
             assertTrue(results.all { it.case.tolerance <= max })
         }
@@ -195,6 +195,49 @@ class BundleTest {
             files["../outside.bin"] = mapOf("sha256" to "0".repeat(64), "size" to 0)
         }
         assertRefused(escaping, "manifest.json", "not a plain relative path")
+    }
+
+    @Test
+    fun finetuneCallsAndHalfLifeAreOptionalInTheManifest() {
+        val base = bundleDirs().first()
+        val bare = copyOf(base)
+        editManifest(bare) {
+            @Suppress("UNCHECKED_CAST")
+            val ft = it["finetune"] as MutableMap<String, Any?>
+            ft.remove("calls")
+            ft.remove("recency_half_life")
+        }
+        val spec = Bundle.load(bare).manifest.finetune
+        assertEquals(1, spec.calls)
+        assertEquals(null, spec.recencyHalfLife)
+
+        val withHalfLife = tmp.newFolder("half-life")
+        base.copyRecursively(withHalfLife, overwrite = true)
+        editManifest(withHalfLife) {
+            @Suppress("UNCHECKED_CAST")
+            val ft = it["finetune"] as MutableMap<String, Any?>
+            ft["calls"] = 7
+            ft["recency_half_life"] = 2.5
+        }
+        val read = Bundle.load(withHalfLife).manifest.finetune
+        assertEquals(7, read.calls)
+        assertEquals(2.5, read.recencyHalfLife!!, 0.0)
+
+        val zeroCalls = tmp.newFolder("zero-calls")
+        base.copyRecursively(zeroCalls, overwrite = true)
+        editManifest(zeroCalls) {
+            @Suppress("UNCHECKED_CAST")
+            (it["finetune"] as MutableMap<String, Any?>)["calls"] = 0
+        }
+        assertRefused(zeroCalls, "manifest.json", "field \"finetune.calls\" must be > 0. Found 0.")
+
+        val negativeHalfLife = tmp.newFolder("negative-half-life")
+        base.copyRecursively(negativeHalfLife, overwrite = true)
+        editManifest(negativeHalfLife) {
+            @Suppress("UNCHECKED_CAST")
+            (it["finetune"] as MutableMap<String, Any?>)["recency_half_life"] = -1.0
+        }
+        assertRefused(negativeHalfLife, "manifest.json", "field \"finetune.recency_half_life\" must be null or a number > 0")
     }
 
     @Test
