@@ -128,6 +128,11 @@ _BUILTIN_MODULES: dict[str, str] = {
 }
 
 
+# A runner needs less than its exporter (an ONNX runner needs onnxruntime, not the onnx package): built-in
+# runners whose module differs from the exporter's are found here first.
+_BUILTIN_RUNNERS: dict[str, str] = {"onnx": "privrec.export.onnx_runner:load_runner"}
+
+
 def _ensure_loaded(name: str) -> None:
     if name not in _EXPORTERS and name in _BUILTIN_MODULES:
         importlib.import_module(_BUILTIN_MODULES[name])
@@ -162,6 +167,10 @@ def get_exporter(name: str) -> ExporterFn:
 
 def get_runner_factory(name: str) -> RunnerFactory:
     """The runner factory registered for ``name``."""
+    if name not in _RUNNERS and name in _BUILTIN_RUNNERS:
+        module, attr = _BUILTIN_RUNNERS[name].split(":")
+        factory: RunnerFactory = getattr(importlib.import_module(module), attr)
+        return factory
     _ensure_loaded(name)
     try:
         return _RUNNERS[name]

@@ -47,7 +47,6 @@ from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from numpy.typing import NDArray
 from onnx import TensorProto, helper
 
@@ -65,17 +64,13 @@ from .onnx_int8 import (
     int8_rows,
     transposed_table,
 )
+from .onnx_runner import GRAPH_FILES, OnnxRunner, load_runner
 
 __all__ = ["GRAPH_FILES", "OPSET", "WEIGHTS_FILE", "OnnxRunner", "export"]
 
 OPSET = 17
 IR_VERSION = 8  # onnxruntime mobile and every onnxruntime >= 1.10 read IR 8
 WEIGHTS_FILE = "model.onnx.data"
-GRAPH_FILES = {
-    "score": "model.score.onnx",
-    "recommend": "model.recommend.onnx",
-    "finetune": "model.finetune.onnx",
-}
 _ALIGN = 64
 _LABEL_SUM_FLOOR = 1e-12  # sdk/reconstruct.py LABEL_SUM_FLOOR
 
@@ -177,11 +172,7 @@ def _save(g: _Graph, path: Path, signature: str, inputs: Sequence[Any], outputs:
     onnx.checker.check_model(str(path))  # path form: resolves the external data next to the graph
 
 
-def _load_runner(bundle_dir: Path, record: ArtifactRecord) -> OnnxRunner:
-    return OnnxRunner.load(bundle_dir, record)
-
-
-@register_exporter("onnx", _load_runner)
+@register_exporter("onnx", load_runner)
 def export(model: Exportable, bundle_dir: Path, config: ExportConfig) -> ArtifactRecord:
     """Write the ONNX artifact (four files, see the module docstring) into ``bundle_dir``."""
     int8 = isinstance(model, QuantizedItemModel)
@@ -215,73 +206,3 @@ def export(model: Exportable, bundle_dir: Path, config: ExportConfig) -> Artifac
             "finetune_steps": config.finetune_steps,
         },
     )
-
-
-class OnnxRunner:
-    """Runs an exported ONNX artifact with onnxruntime (CPU, one thread per session by default)."""
-
-    def __init__(self, sessions: dict[str, ort.InferenceSession]) -> None:
-        self._sessions = sessions
-
-    @classmethod
-    def load(cls, bundle_dir: Path, record: ArtifactRecord, *, threads: int = 1) -> OnnxRunner:
-        """One ``InferenceSession`` per signature graph; ``threads`` sets intra- and inter-op threads."""
-        graphs = record.details.get("graphs", GRAPH_FILES)
-        if not isinstance(graphs, dict):
-            raise ValueError(f"onnx artifact `details.graphs` must map signature to file. Found {graphs!r}.")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = threads
-        sessions = {
-            name: ort.InferenceSession(str(Path(bundle_dir) / str(graphs[name])), options, providers=["CPUExecutionProvider"])
-            for name in ("score", "recommend", "finetune")
-        }
-        for name, session in sessions.items():
-            _check_io(str(graphs[name]), session, record.signatures[name])
-        return cls(sessions)
-
-    def score(self, user: NDArray[np.float32], item_ids: NDArray[np.int32]) -> NDArray[np.float32]:
-        """``scores f32[N]``."""
-        feeds = {"user": _f32(user), "item_ids": np.ascontiguousarray(item_ids, np.int32)}
-        (scores,) = self._sessions["score"].run(["scores"], feeds)
-        return np.asarray(scores, np.float32)
-
-    def recommend(self, user: NDArray[np.float32], mask: NDArray[np.float32]) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
-        """``(top_ids i32[K], top_scores f32[K])``."""
-        ids, scores = self._sessions["recommend"].run(["top_ids", "top_scores"], {"user": _f32(user), "mask": _f32(mask)})
-        return np.asarray(ids, np.int32), np.asarray(scores, np.float32)
-
-    def finetune(
-        self,
-        user: NDArray[np.float32],
-        item_ids: NDArray[np.int32],
-        labels: NDArray[np.float32],
-        lr: NDArray[np.float32],
-        l2: NDArray[np.float32],
-    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-        """``(user_out f32[d], loss f32[1])``."""
-        feeds = {
-            "user": _f32(user),
-            "item_ids": np.ascontiguousarray(item_ids, np.int32),
-            "labels": _f32(labels),
-            "lr": _f32(lr).reshape(1),
-            "l2": _f32(l2).reshape(1),
-        }
-        out, loss = self._sessions["finetune"].run(["user_out", "loss"], feeds)
-        return np.asarray(out, np.float32), np.asarray(loss, np.float32)
-
-
-_ORT_TYPES = {"float32": "tensor(float)", "int32": "tensor(int32)"}
-
-
-def _check_io(file: str, session: ort.InferenceSession, signature: tuple[Sequence[Any], Sequence[Any]]) -> None:
-    """Refuse a graph whose inputs or outputs differ from the manifest's signature (names, dtypes, fixed dims)."""
-    for kind, specs, args in (("inputs", signature[0], session.get_inputs()), ("outputs", signature[1], session.get_outputs())):
-        found = [(a.name, a.type, [d if isinstance(d, int) else -1 for d in a.shape]) for a in args]
-        want = [(t.name, _ORT_TYPES.get(t.dtype, t.dtype), list(t.shape)) for t in specs]
-        if found != want:
-            raise ValueError(f"{file}: graph {kind} {found} differ from the manifest signature {want}.")
-
-
-def _f32(a: NDArray[Any]) -> NDArray[np.float32]:
-    return np.ascontiguousarray(a, np.float32)

@@ -61,7 +61,7 @@ def recipe_labels(
     """Step 1 of the recipe: the label vector ``float32[num_items]`` of a history (item ids, oldest first).
 
     Raises ``ValueError`` for an empty history, ids outside ``[0, num_items)``, weights of another length,
-    negative or non-finite weights, or labels that are all zero.
+    negative, non-finite or float32-overflowing weights, or labels that are all zero.
     """
     ids = check_item_ids(history, num_items, "history")
     if ids.size == 0:
@@ -79,9 +79,12 @@ def recipe_labels(
     if recency_half_life is not None:
         back = np.arange(ids.size - 1, -1, -1, dtype=np.float64)
         w = w * 0.5 ** (back / float(recency_half_life))
+    if (w > np.finfo(np.float32).max).any():
+        pos = int(np.flatnonzero(w > np.finfo(np.float32).max)[0])
+        raise ValueError(f"`weights` must fit in float32 (at most 3.4e38). Found {float(w[pos])} at position {pos}.")
     labels = np.zeros(num_items, np.float32)
     np.maximum.at(labels, ids, w.astype(np.float32))
-    if float(labels.sum()) <= 0:
+    if not np.isfinite(float(labels.sum(dtype=np.float64))) or float(labels.sum(dtype=np.float64)) <= 0:
         raise ValueError("the history's labels are all zero: at least one item needs a positive weight.")
     return labels
 

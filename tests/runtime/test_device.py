@@ -121,3 +121,86 @@ def test_devices_complete_a_round_over_http(tmp_path: Path, server: tuple[str, A
     assert clients[0].model_info()["version"] == 1
     # Round state (private keys, seeds) is deleted from the store when the round ends.
     assert all("round" not in dev.store for dev in fleet)
+
+
+class _Crash(Exception):
+    """The device process dies (raised from inside its HTTP client)."""
+
+
+def test_device_resumes_a_round_after_a_crash_mid_round(tmp_path: Path, server: tuple[str, Any]) -> None:
+    """A device that dies after computing its Round-1 answer (saved in its encrypted store) but before the
+    server got it resumes in a new process: it resends the saved answer and the round completes with its
+    contribution in the sum."""
+    url, app = server
+    rng = np.random.default_rng(1)
+    fleet = [Device(tmp_path / f"d{i}", name=f"d{i}") for i in range(3)]
+    for dev in fleet:
+        dev.add_interactions(rng.choice(20, size=5, replace=False))
+    clients = [dev.connect(url) for dev in fleet]
+    real_submit = clients[0].submit
+
+    def dying_submit(round_id: str, message: dict[str, Any]) -> dict[str, Any]:
+        if message["type"] == "share_keys":
+            raise _Crash
+        return real_submit(round_id, message)
+
+    clients[0].submit = dying_submit  # type: ignore[method-assign]
+    reports: dict[int, RoundReport] = {}
+    errors: dict[int, BaseException] = {}
+
+    def run(i: int, dev: Device, client: Any) -> None:
+        try:
+            reports[i] = dev.take_part(client, participate=True)
+        except BaseException as exc:  # the crash of device 0
+            errors[i] = exc
+
+    clients[0].current_round()
+    threads = [threading.Thread(target=run, args=(i, fleet[i], clients[i])) for i in range(3)]
+    for t in threads:
+        t.start()
+    threads[0].join(timeout=120)
+    assert isinstance(errors.get(0), _Crash)
+    assert "round" in fleet[0].store  # the round state survived the crash
+    reborn = Device(tmp_path / "d0", name="d0")  # a new process: same directory and stored key
+    run(3, reborn, reborn.connect(url))
+    for t in threads[1:]:
+        t.join(timeout=120)
+    assert [reports[i].outcome for i in (1, 2, 3)] == ["completed"] * 3
+    expected = np.zeros(80, np.uint32)
+    for dev in (reborn, fleet[1], fleet[2]):
+        assert dev.last_encoded_update is not None
+        np.add(expected, dev.last_encoded_update, out=expected)
+    np.testing.assert_array_equal(app.state.captured["total"], expected)
+    assert "round" not in reborn.store
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "litert"])
+def test_update_through_the_exported_signatures_equals_the_reference_and_the_batch(tmp_path: Path, backend: str) -> None:
+    """The device's update computed through the bundle (onnxruntime / LiteRT) equals the numpy reference of the
+    same signatures and the simulation's batched torch path, for a table tied to public features."""
+    import torch
+
+    from privrec.export import export_bundle
+    from privrec.runtime import Recommender
+    from privrec.sdk.federated import NumpySignatures, ParamLayout, RoundConfig, cohort_update_sum, device_update
+
+    rng = np.random.default_rng(3)
+    F = rng.random((40, 3)).astype(np.float32)
+    layout = ParamLayout(num_items=40, dim=5, features=F)
+    params = layout.init(init_std=0.3, seed=4)
+    recipe = ReconstructionRecipe(steps=5, lr=0.1, l2=0.5, calls=4, recency_half_life=3.0)
+    bundle = export_bundle(layout.item_model(params), tmp_path / "b", formats=("onnx", "tflite"), finetune=recipe.finetune,
+                           recency_half_life=recipe.recency_half_life, item_features=F)
+    rec = Recommender.load(bundle, backend=backend)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(rec.item_features, F)
+    labels = rec.recipe.labels([4, 9, 4, 30, 2], 40)
+    cfg = RoundConfig(clip_norm=0.05, local_lr=2.0, bias_scale=2.0)
+    on_device = device_update(rec, labels, recipe=rec.recipe, layout=layout, config=cfg)
+    reference = device_update(NumpySignatures(layout.item_model(params), recipe.steps), labels, recipe=recipe,
+                              layout=layout, config=cfg)
+    batched = cohort_update_sum(layout, params, torch.from_numpy(labels[None, :]), clip_norm=0.05, local_lr=2.0,
+                                finetune=recipe.finetune, bias_scale=2.0)
+    assert on_device.stats.clipped
+    np.testing.assert_allclose(on_device.vector, reference.vector, atol=2e-6)
+    np.testing.assert_allclose(on_device.vector, batched.total, atol=2e-6)
+    assert on_device.stats.norm == pytest.approx(reference.stats.norm, rel=1e-4)

@@ -316,3 +316,43 @@ def test_reconstruct_on_device_equals_sdk_reconstruction(tmp_path: Path, backend
         rec.reconstruct([1, 60])
     with pytest.raises(ValueError, match="no interactions"):
         rec.reconstruct([])
+
+
+GOLDEN_RECIPE = Path(__file__).resolve().parents[1] / "golden" / "reconstruction_recipe.json"
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "litert"])
+def test_reconstruction_recipe_golden(tmp_path: Path, backend: str) -> None:
+    """The pinned recipe (tests/golden/reconstruction_recipe.json; the Kotlin core and the Swift package read
+    the same file): each history's labels and user vector, rebuilt through the exported `finetune`."""
+    from privrec.export.bundle import export_bundle
+    from privrec.sdk.model import ItemModel
+    from privrec.sdk.recipe import ReconstructionRecipe
+
+    golden = json.loads(GOLDEN_RECIPE.read_text())
+    model = ItemModel(np.asarray(golden["item_embedding"], np.float32), np.asarray(golden["item_bias"], np.float32))
+    recipe = ReconstructionRecipe.from_manifest(golden["finetune"])
+    bundle = export_bundle(model, tmp_path / "b", formats=("onnx", "tflite"), finetune=recipe.finetune,
+                           recency_half_life=recipe.recency_half_life, top_k=5)
+    rec = Recommender.load(bundle, backend=backend)  # type: ignore[arg-type]
+    assert rec.recipe == recipe
+    for case in golden["cases"]:
+        np.testing.assert_array_equal(rec.recipe.labels(case["history"], rec.num_items), np.float32(case["labels"]))
+        np.testing.assert_allclose(rec.reconstruct(case["history"]), case["user"], atol=golden["tolerance"], rtol=0)
+
+
+def test_reconstruction_recipe_golden_is_the_reference() -> None:
+    """The golden values are what the float64 reference computes today (a change to the recipe fails here)."""
+    from privrec.sdk.recipe import ReconstructionRecipe
+    from privrec.sdk.reconstruct import finetune_reference
+
+    golden = json.loads(GOLDEN_RECIPE.read_text())
+    V, b = np.asarray(golden["item_embedding"]), np.asarray(golden["item_bias"])
+    recipe = ReconstructionRecipe.from_manifest(golden["finetune"])
+
+    def finetune(u: np.ndarray, ids: np.ndarray, lab: np.ndarray, lr: float, l2: float) -> tuple[np.ndarray, float]:
+        return finetune_reference(u, V, b, ids, lab, lr=lr, l2=l2, steps=recipe.steps)
+
+    for case in golden["cases"]:
+        labels = recipe.labels(case["history"], golden["num_items"])
+        np.testing.assert_allclose(recipe.fit(finetune, labels, dim=golden["dim"]), case["user"], atol=1e-7)
