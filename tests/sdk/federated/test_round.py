@@ -20,7 +20,14 @@ from privrec.sdk.federated import (
     finish_round,
     split_aggregate,
 )
-from privrec.sdk.privacy import AdaptiveClipEvent, AdaptiveClipper, DPRoundEvent, NonPrivateRoundEvent, PrivacyWarning, SeededGaussianNoise
+from privrec.sdk.privacy import (
+    AdaptiveClipEvent,
+    AdaptiveClipper,
+    DPRoundEvent,
+    NonPrivateRoundEvent,
+    PrivacyWarning,
+    SeededGaussianNoise,
+)
 
 
 def _noise(seed: int = 0) -> SeededGaussianNoise:
