@@ -123,7 +123,7 @@ def test_devices_complete_a_round_over_http(tmp_path: Path, server: tuple[str, A
     assert all("round" not in dev.store for dev in fleet)
 
 
-class _Crash(Exception):
+class _DeviceDiedError(Exception):
     """The device process dies (raised from inside its HTTP client)."""
 
 
@@ -141,7 +141,7 @@ def test_device_resumes_a_round_after_a_crash_mid_round(tmp_path: Path, server: 
 
     def dying_submit(round_id: str, message: dict[str, Any]) -> dict[str, Any]:
         if message["type"] == "share_keys":
-            raise _Crash
+            raise _DeviceDiedError
         return real_submit(round_id, message)
 
     clients[0].submit = dying_submit  # type: ignore[method-assign]
@@ -159,7 +159,7 @@ def test_device_resumes_a_round_after_a_crash_mid_round(tmp_path: Path, server: 
     for t in threads:
         t.start()
     threads[0].join(timeout=120)
-    assert isinstance(errors.get(0), _Crash)
+    assert isinstance(errors.get(0), _DeviceDiedError)
     assert "round" in fleet[0].store  # the round state survived the crash
     reborn = Device(tmp_path / "d0", name="d0")  # a new process: same directory and stored key
     run(3, reborn, reborn.connect(url))

@@ -57,7 +57,7 @@ def test_manifest_block_round_trip_and_validation() -> None:
         ReconstructionRecipe(lr=float("inf"))
     with pytest.raises(ValueError, match=r"`recency_half_life` must be a finite float > 0\. Found 0\.0\."):
         ReconstructionRecipe(recency_half_life=0.0)
-    with pytest.raises(TypeError, match="`l2` must be a float. Found str."):
+    with pytest.raises(TypeError, match=r"`l2` must be a float\. Found str\."):
         ReconstructionRecipe(l2="0.5")  # type: ignore[arg-type]
 
 

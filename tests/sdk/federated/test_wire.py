@@ -55,5 +55,5 @@ def test_missing_keys_are_named() -> None:
     del raw["clip_range"]
     with pytest.raises(WireError, match=r"missing keys \['clip_range'\]"):
         RoundParams.from_dict(raw)
-    with pytest.raises(WireError, match="must be a JSON object. Found list"):
+    with pytest.raises(WireError, match=r"must be a JSON object\. Found list"):
         RoundParams.from_dict([])
