@@ -2,7 +2,7 @@
 
 An exporter is ``export(model, bundle_dir, config) -> ArtifactRecord``: it writes its artifact files
 into ``bundle_dir`` and describes them. A runner loads an artifact back and runs the three signatures
-(DESIGN §7) on a desktop runtime, for parity checks and for :mod:`privrec.runtime`:
+(docs/BUNDLE.md) on a desktop runtime, for parity checks and for :mod:`privrec.runtime`:
 
 - ``score(user f32[d], item_ids i32[N]) -> scores f32[N]``
 - ``recommend(user f32[d], mask f32[items]) -> top_ids i32[K], top_scores f32[K]``  (mask 0 or -inf)

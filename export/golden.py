@@ -31,7 +31,7 @@ __all__ = [
     "write_golden",
 ]
 
-# Max absolute error allowed against the reference (DESIGN §7, docs/BUNDLE.md).
+# Max absolute error allowed against the reference (docs/BUNDLE.md).
 TOLERANCE: dict[str, float] = {"float32": 1e-4, "int8": 2e-2}
 MAX_GOLDEN_IDS = 2048
 _USER_SCALE = 0.5

@@ -1,6 +1,6 @@
 """A small numpy interpreter for the MIL programs inside our saved Core ML packages (Linux parity path).
 
-Core ML's own runtime exists only on Apple platforms, so on Linux the parity checks (DESIGN §7) run the
+Core ML's own runtime exists only on Apple platforms, so on Linux the parity checks (docs/BUNDLE.md) run the
 *saved* ML program — the protobuf ``Data/com.apple.CoreML/model.mlmodel`` and the weight blob
 ``Data/com.apple.CoreML/weights/weight.bin`` of an ``.mlpackage`` — with this interpreter. It reads what
 is on disk, not the Python objects the exporter built, so it checks what an app would ship.

@@ -1,4 +1,4 @@
-"""The ONNX int8 fast path: full-catalog scoring that never dequantizes the item table (issue #6).
+"""The ONNX int8 fast path: full-catalog scoring that never dequantizes the item table.
 
 :mod:`privrec.export.onnx` (int8) computes ``V = cast(q) * scale`` over the whole table on every
 ``recommend`` call: a float32 copy of the table (4 bytes per weight written, then read again) before the

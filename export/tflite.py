@@ -1,6 +1,6 @@
 """TFLite exporter and its LiteRT runner: one ``model.tflite`` with three named signatures.
 
-Route (DESIGN §7, "known converter facts"): a ``tf.Module`` with one ``tf.function`` per signature, each
+Route (the one checked to work on this stack): a ``tf.Module`` with one ``tf.function`` per signature, each
 with a fixed input signature, converted by ``tf.lite.TFLiteConverter.from_concrete_functions`` — this
 keeps the signature keys, the dynamic ``N``/``M`` dimension and int8 constants. Only TFLite builtin ops
 are allowed (no Flex/Select TF ops), so the file runs in the plain LiteRT interpreter and in the last
@@ -21,7 +21,7 @@ int8 (``QuantizedItemModel``): the table is stored once, as an int8 constant ``[
 per-row scale as a float32 constant ``[num_items]``. ``score`` and ``finetune`` gather int8 rows and apply
 the scale to the product, ``(cast(q[ids]) @ u) * scale[ids]`` (finetune: ``cast(q[ids]) * scale[ids]``).
 
-The full-catalog ``recommend`` never dequantizes the table (issue #6, the int8 fast path). It runs in
+The full-catalog ``recommend`` never dequantizes the table (the int8 fast path). It runs in
 two stages:
 
 1. **Scan**: one ``FULLY_CONNECTED`` op with int8 weights ``q`` and per-channel (= per-row) scales and a
@@ -48,7 +48,7 @@ float32 table for small tables — seen with 200×8 — which silently ships a f
 depend on an input, so they cannot be folded.) The bias stays float32 and every constant is stored once,
 shared by the three signatures.
 
-File size (issue #3: int8 ≤ 0.30 × float32 at 1682×64): after conversion, :func:`_compact` rewrites the
+File size (target: int8 ≤ 0.30 × float32 at 1682×64): after conversion, :func:`_compact` rewrites the
 bookkeeping only — short names for internal tensors, one empty buffer for all non-constant tensors, no
 empty quantization tables, shared shape/index vectors and strings — about 4–6 KB less per file, with the
 signature keys, their input/output names, the graph and every weight byte unchanged.
@@ -268,7 +268,7 @@ def _use_int8_weights(data: bytes, table: NDArray[Any], scale: NDArray[np.float3
 
 
 def _compact(data: bytes) -> bytes:
-    """Shrink the flatbuffer's bookkeeping without touching the graph or a single weight byte (issue #3).
+    """Shrink the flatbuffer's bookkeeping without touching the graph or a single weight byte.
 
     The converter gives every tensor its own (mostly empty) buffer, an empty quantization table and its
     TensorFlow name (``"GatherV2_1;1"``, ...), per signature subgraph: at 1682×64 that is ~19 KB in the

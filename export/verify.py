@@ -1,4 +1,4 @@
-"""``privrec verify``: every artifact × signature of a bundle against the numpy reference (DESIGN §7).
+"""``privrec verify``: every artifact × signature of a bundle against the numpy reference (docs/BUNDLE.md).
 
 The reference is built from ``weights.safetensors`` + ``manifest.json`` alone
 (:mod:`privrec.export.reference`). Each check runs one signature of one artifact over several users

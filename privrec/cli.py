@@ -1,4 +1,4 @@
-"""The ``privrec`` command line (DESIGN §8; stable: scripts and checks depend on it).
+"""The ``privrec`` command line (stable: scripts and checks depend on it).
 
 ``--json`` prints exactly one JSON object on stdout; progress and logs go to stderr. Heavy imports
 (torch, TensorFlow, coremltools) happen inside the commands, so ``privrec --help`` is instant.

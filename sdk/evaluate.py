@@ -1,4 +1,4 @@
-"""HR@K and NDCG@K under the leave-one-out protocol (DESIGN §3), sampled and full-catalog.
+"""HR@K and NDCG@K under the leave-one-out protocol, sampled and full-catalog.
 
 - **sampled**: the target item is ranked against 99 items the user never interacted with, drawn
   uniformly without replacement from a generator seeded by ``protocol.seed`` (the same negatives for

@@ -1,6 +1,6 @@
 """The compact recommender: global item parameters shared by all devices, a user vector kept on one.
 
-Score (DESIGN §4): ``s(u, i) = u · V[i] + b[i]`` with ``V`` the item table ``[num_items, dim]`` and ``b``
+Score: ``s(u, i) = u · V[i] + b[i]`` with ``V`` the item table ``[num_items, dim]`` and ``b``
 the item bias ``[num_items]``. The user vector ``u`` ``[dim]`` never leaves the device.
 """
 

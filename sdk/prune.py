@@ -1,4 +1,4 @@
-"""Magnitude pruning of the item table, with fine-tuning under the fixed mask (DESIGN §4).
+"""Magnitude pruning of the item table, with fine-tuning under the fixed mask.
 
 Pruning a trained table alone loses much accuracy; so the pruned model is fine-tuned for a few epochs
 with the mask fixed (pruned entries stay exactly zero), then re-quantized. Zeros survive int8

@@ -1,4 +1,4 @@
-"""int8 item table with one symmetric scale per row (DESIGN §4).
+"""int8 item table with one symmetric scale per row.
 
 ``q[i, j] = round(V[i, j] / scale[i])`` clipped to [-127, 127], with ``scale[i] = max_j |V[i, j]| / 127``
 (a zero row, or one whose scale would underflow, gets scale 1.0 and dequantizes to exactly zero).

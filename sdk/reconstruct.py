@@ -1,6 +1,6 @@
 """Reconstruction: fit a user vector on the device with the global parameters frozen.
 
-The loss for one user over ``M`` candidate items (DESIGN §4; Singhal et al. 2021, "Federated
+The loss for one user over ``M`` candidate items (Singhal et al. 2021, "Federated
 Reconstruction", §3) is the softmax cross-entropy of the label distribution plus an L2 term::
 
     s      = V[ids] @ u + b[ids]                    # scores [M]

@@ -1,4 +1,4 @@
-"""Central training of the compact recommender (DESIGN §4): MF with item bias, softmax loss, Adam.
+"""Central training of the compact recommender: MF with item bias, softmax loss, Adam.
 
 The objective is the average over users of the per-user term that reconstruction also minimises
 (:mod:`privrec.sdk.reconstruct`): the cross-entropy between the softmax over the catalog and the

@@ -1,4 +1,4 @@
-"""The founding document's Quick Start (ORIGIN.md), with only the import changed, runs and recommends."""
+"""The Quick Start of the API the project was announced with, with only the import changed, runs and recommends."""
 
 from __future__ import annotations
 

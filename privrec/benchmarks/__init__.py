@@ -1,4 +1,4 @@
-"""``privrec bench`` suites: latency, size, quality and aggregation (issue #6), with same-run baselines."""
+"""``privrec bench`` suites: latency, size, quality and aggregation, with same-run baselines."""
 
 from .latency import LatencyPlan, measure_bandwidth, run_latency, synthetic_model
 from .machine import machine_info, machine_line

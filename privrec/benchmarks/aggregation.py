@@ -9,7 +9,7 @@ server's time; ``round_s_est`` = server time + the sum over stages of the median
 round costs when devices run in parallel (network excluded). Bytes are the JSON bytes each device sends
 and receives (median over devices). Threshold: ``floor(n / 2) + 1``; full mesh (no SecAgg+ graph).
 
-Flower comparison (issue #5): ``result["flower"]`` puts privrec's round next to one round of Flower's
+Flower comparison: ``result["flower"]`` puts privrec's round next to one round of Flower's
 SecAgg+ (``flwr``, the optional bench extra, installed into its own ``.venv-flwr`` by
 ``make bench-flower``) on the same n, D, neighbour count, threshold and dropout, run in the same bench
 run. Flower runs in a subprocess (``privrec/benchmarks/flower_secagg.py``, which imports only flwr and

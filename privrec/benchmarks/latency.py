@@ -1,6 +1,6 @@
 """Latency suite: ``score`` + top-10, ``recommend`` and ``finetune`` per backend × precision × catalog × d.
 
-Protocol (issue #6): one thread everywhere (onnxruntime ``intra_op_num_threads=1``, LiteRT
+Protocol: one thread everywhere (onnxruntime ``intra_op_num_threads=1``, LiteRT
 ``num_threads=1``, ``torch.set_num_threads(1)``, numpy's BLAS limited to 1 thread by threadpoolctl),
 ``warmup`` calls per case first, then ``calls`` visits per case, **interleaved**: each repeat visits
 every case once, in a fresh random order, so load from other processes on a shared machine hits
@@ -33,7 +33,7 @@ users ``N(0, 1)``):
   the runtime's exact :func:`privrec.runtime.top_k`), ``recommend`` (mask all zeros, K = 10), ``finetune``
   (M = 50 interactions, the exported step count);
 - baselines in the same loop: ``numpy`` float32 ``V @ u + b`` then ``argpartition`` top-10 (what a user
-  writes by hand: the issue's baseline); listed as rows for reference, ``numpy-prealloc`` (the same with
+  writes by hand: the baseline the targets are set against); listed as rows for reference, ``numpy-prealloc`` (the same with
   preallocated outputs) and ``numpy-topk`` (``V @ u + b`` then :func:`privrec.runtime.top_k`, which
   separates the selection's share of the gain from the scoring's); and the
   **memory floor**: the table's bytes (``4nd`` float32, ``nd`` int8) divided by the read bandwidth,
@@ -98,7 +98,7 @@ QUICK = LatencyPlan(catalogs=(1_000, 10_000), dims=(32,), calls=30, warmup=3, ba
 
 
 def synthetic_model(num_items: int, dim: int, seed: int) -> ItemModel:
-    """``V ~ N(0, 0.3²)``, ``b ~ N(0, 0.1²)``, float32 (the shapes of the issue, no training)."""
+    """``V ~ N(0, 0.3²)``, ``b ~ N(0, 0.1²)``, float32 (the benchmark's catalog shapes, no training)."""
     rng = np.random.default_rng(seed)
     return ItemModel(
         item_embedding=rng.normal(0.0, 0.3, (num_items, dim)).astype(np.float32),

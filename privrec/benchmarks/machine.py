@@ -1,4 +1,4 @@
-"""What a benchmark ran on: CPU model, cores, runtime versions, BLAS threading, load (issue #6).
+"""What a benchmark ran on: CPU model, cores, runtime versions, BLAS threading, load.
 
 Every figure and report of :mod:`privrec.benchmarks` carries :func:`machine_line`, so a number is never
 separated from the machine it was measured on.

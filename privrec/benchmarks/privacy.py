@@ -275,7 +275,7 @@ def _write_markdown(path: Path, result: dict[str, Any], epsilons: tuple[float, .
                       f"users ({result['heldout_users']} held-out, or all; 2000 resamples of the users, the same users for "
                       "both sides of a ratio). It shows how much that many users can resolve; it does not cover run-to-run "
                       "noise beyond these seeds."]
-    lines += ["", "Goals (issue #4), full HR@10 ratios of the means (held-out users, as the issue states them):", ""]
+    lines += ["", "Goals, full HR@10 ratios of the means (held-out users, as the goals are stated):", ""]
     lines += [f"- {text}" for text in _goal_lines(result, epsilons)]
     if all("full_hr_all" in row for row in result["rows"]):
         lines += ["", "The same goals on all users (more users, narrower intervals):", ""]

@@ -55,7 +55,7 @@ def _pick(rows: list[dict[str, Any]], **match: Any) -> dict[str, Any] | None:
 
 
 def acceptance(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's targets, evaluated at 100k × 32 (or the largest d = 32 catalog measured)."""
+    """The latency targets, evaluated at 100k × 32 (or the largest d = 32 catalog measured)."""
     rows = result["rows"]
     cats = sorted({r["catalog"] for r in rows if r["dim"] == 32})
     if not cats:
@@ -159,7 +159,7 @@ def latency_markdown(result: dict[str, Any], plots: list[str]) -> str:
         "code does); their page faults make it sensitive to machine load, like every other row. "
         "The 100k × 32 float32 table (12.8 MB) fits in this CPU's L3 cache, so warm calls can beat the DRAM floor; "
         "the hot-buffer bandwidth is listed for reference.\n",
-        "\n## Targets (issue #6)\n",
+        "\n## Targets\n",
         table(
             acceptance(result),
             [

@@ -1,4 +1,4 @@
-"""Fetch MovieLens-100K from the PyPI wheel that ships it (DESIGN §3).
+"""Fetch MovieLens-100K from the PyPI wheel that ships it.
 
 The data set's terms forbid redistribution, so privrec never commits it: ``privrec data fetch`` runs
 ``pip download --no-deps recbole==1.2.1``, checks the wheel's sha256, extracts ``ml-100k.inter`` and
@@ -59,7 +59,7 @@ def movielens100k_dir(cache_dir: Path | None = None, *, verify: bool = True) -> 
     """The folder holding the verified ML-100K files.
 
     Raises ``FileNotFoundError`` (with the command to run) when a file is missing and
-    :class:`DataIntegrityError` when a file's sha256 differs from DESIGN §3's.
+    :class:`DataIntegrityError` when a file's sha256 differs from the pinned one.
     """
     folder = data_dir(cache_dir) / "ml-100k"
     for name, digest in ML100K_FILES.items():

@@ -12,7 +12,7 @@ __all__ = ["Interactions"]
 
 @dataclass(frozen=True)
 class Interactions:
-    """Implicit-feedback interactions: every rating counts as one positive (DESIGN §3).
+    """Implicit-feedback interactions: every rating counts as one positive.
 
     Attributes:
         users: ``int64[N]`` user index in ``[0, num_users)``.

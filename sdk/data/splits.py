@@ -1,4 +1,4 @@
-"""Leave-one-out and held-out-user splits (DESIGN §3).
+"""Leave-one-out and held-out-user splits.
 
 Leave-one-out: per user, interactions are ordered by timestamp; **equal timestamps keep their order in
 the source file** (a stable sort), so the split is deterministic. The latest interaction is the test

@@ -45,7 +45,7 @@ class FederatedConfig:
             item bias — popularity, the strongest signal under heavy noise — gets).
         server_optimizer: ``"fedavg"`` (with ``server_momentum``) or ``"fedadam"`` (``beta1``, ``beta2``, ``tau``).
         server_lr: η_s > 0.
-        dp_mode: ``"central"``, ``"distributed"`` or ``"off"`` (DESIGN §5; ``"off"`` warns and is recorded).
+        dp_mode: ``"central"``, ``"distributed"`` or ``"off"`` (``"off"`` warns and is recorded).
         noise_multiplier: Z ≥ 0, or None to calibrate Z to ``target_epsilon`` over ``rounds`` rounds at q.
         target_epsilon: the ε budget (> 0) or None. With ``noise_multiplier`` given it is a pure budget:
             rounds that would exceed it are not run.

@@ -1,4 +1,4 @@
-"""The founding document's Python API (ORIGIN.md, Quick Start) as a thin facade over the real machinery.
+"""The Python API the project was announced with (its Quick Start) as a thin facade over the real machinery.
 
 ::
 

@@ -1,6 +1,6 @@
 """The global (federated) parameters as one flat vector, and how they map to the item model.
 
-The item table is parameterised as ``V = E + F @ W`` (DESIGN §4): ``E`` ``[num_items, d]`` is a free
+The item table is parameterised as ``V = E + F @ W``: ``E`` ``[num_items, d]`` is a free
 embedding per item, ``F`` ``[num_items, f]`` is a fixed matrix of **public** item features (e.g. the
 genres of ``ml-100k.item``, which cost no privacy) and ``W`` ``[f, d]`` their learned weights; ``b``
 ``[num_items]`` is the item bias. Either ``E`` or ``W`` may be absent. Fewer trained coordinates means

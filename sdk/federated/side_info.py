@@ -1,6 +1,6 @@
 """Public item side information: genre and release-period features from ``ml-100k.item``.
 
-The item file is public catalog metadata (DESIGN §3), so features built from it cost no privacy. Tying
+The item file is public catalog metadata, so features built from it cost no privacy. Tying
 the item table to them (``V = E + F W``, :mod:`.params`) gives DP training far fewer coordinates to
 learn (the noise is per coordinate, the clipped signal is not), and gives a cold catalog a sensible
 starting point.

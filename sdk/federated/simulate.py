@@ -1,4 +1,4 @@
-"""Vectorised simulation of federated training with user-level DP (DESIGN §5), one device per user.
+"""Vectorised simulation of federated training with user-level DP, one device per user.
 
 Each round (DP-FedAvg, McMahan et al. 2018, "Learning Differentially Private Recurrent Language Models",
 Alg. 1, with Federated Reconstruction, Singhal et al. 2021):

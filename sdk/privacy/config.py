@@ -1,4 +1,4 @@
-"""The DP configuration of a federated run (DESIGN §5).
+"""The DP configuration of a federated run.
 
 Modes:
 

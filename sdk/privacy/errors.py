@@ -1,7 +1,7 @@
 """Warnings of the privacy package.
 
 Unsafe privacy settings are allowed (simulations need them) but never silent: they raise a
-:class:`PrivacyWarning` when chosen and are recorded in the ledger (STYLE §4). Errors reuse the SDK
+:class:`PrivacyWarning` when chosen and are recorded in the ledger. Errors reuse the SDK
 hierarchy: :class:`privrec.sdk.errors.PrivacyBudgetExceededError` for a spent budget, builtin
 ``TypeError`` / ``ValueError`` for bad arguments.
 """

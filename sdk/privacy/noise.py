@@ -28,7 +28,7 @@ ledger.
 
 How much noise
 --------------
-``central`` mode (DESIGN §5): the trusted server adds ``N(0, (Z·C)²)`` to the *sum* of the clipped updates
+``central`` mode: the trusted server adds ``N(0, (Z·C)²)`` to the *sum* of the clipped updates
 (:func:`central_noise_std`).
 
 ``distributed`` mode: each of ``n`` devices adds ``N(0, (Z·C)²/n)`` to its clipped update before secure

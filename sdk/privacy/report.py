@@ -1,4 +1,4 @@
-"""The function behind ``privrec privacy`` (DESIGN §8).
+"""The function behind ``privrec privacy``.
 
 ``privrec privacy --noise-multiplier Z --sample-rate Q --rounds T --delta D --json`` prints ε of T rounds of
 the Poisson-subsampled Gaussian from both accountants; ``--target-epsilon E`` instead of

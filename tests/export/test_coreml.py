@@ -158,7 +158,7 @@ def test_int8_parity_against_the_dequantized_reference(
     r = _runner(request, "int8_art", variant, backend)
     # The reference of an int8 bundle is the dequantized table (weights.safetensors, docs/BUNDLE.md). The
     # packages hold exactly those weights, so the error is float32 rounding only: far inside the int8
-    # budget of DESIGN §7 (2e-2), which is meant for the int8 *kernels* a device may use.
+    # budget of docs/BUNDLE.md (2e-2), which is meant for the int8 *kernels* a device may use.
     _check_parity(r, quantize_int8(pruned).dequantize(), 1e-4)
 
 

@@ -84,7 +84,7 @@ def test_parity_with_numpy_over_dynamic_n_and_m(tmp_path: Path, small_model: Ite
     ref = small_model if precision == "float32" else quantize_int8(small_model).dequantize()
     r = _runner(model, tmp_path, top_k=10, finetune_steps=7)
     # float32: only float32 rounding. int8: the graph quantizes the user in two int8 levels (error about
-    # |V_i|_1 * max|u| / 254 / 127 < 1e-3 here), far inside the 2e-2 int8 tolerance of DESIGN §7.
+    # |V_i|_1 * max|u| / 254 / 127 < 1e-3 here), far inside the 2e-2 int8 tolerance of docs/BUNDLE.md.
     tol = 1e-5 if precision == "float32" else 1e-3
     rng = np.random.default_rng(1)
     n = ref.num_items

@@ -1,6 +1,6 @@
 """The ONNX int8 fast path, run in onnxruntime, against the numpy reference over the dequantized table.
 
-Tolerance: int8 max abs error ≤ 2e-2 and top-K sets equal up to ties (DESIGN §7); the two-level user
+Tolerance: int8 max abs error ≤ 2e-2 and top-K sets equal up to ties (docs/BUNDLE.md); the two-level user
 quantization actually lands near 1e-4, which the tighter checks below pin down.
 """
 

@@ -1,7 +1,7 @@
 """The TFLite exporter and its LiteRT runner, checked with the real interpreters.
 
 Parity is against the numpy reference over the exported weights (dequantized for int8): float32 max abs
-error ≤ 1e-4, int8 ≤ 2e-2 and equal top-K sets up to ties (DESIGN §7). The last test runs the same
+error ≤ 1e-4, int8 ≤ 2e-2 and equal top-K sets up to ties (docs/BUNDLE.md). The last test runs the same
 files in ``tflite-runtime`` 2.14 from the second environment ``.venv-tflite214``.
 """
 
@@ -520,7 +520,7 @@ def test_int8_recommend_scores_are_exact_after_the_rerank(exported: dict[str, Ex
         assert _max_err(top_scores, ref[top_ids]) <= 1e-5 * max(1.0, scale)
 
 
-# -- compact flatbuffer (issue #3) ---------------------------------------------------------------------------
+# -- compact flatbuffer (int8 file size) ---------------------------------------------------------------------
 
 SIGNATURE_IO: dict[str, dict[str, list[str]]] = {
     "score": {"inputs": ["item_ids", "user"], "outputs": ["scores"]},
@@ -590,7 +590,7 @@ def test_compact_keeps_signatures_graph_weights_and_outputs_bit_exact(tmp_path: 
 
 
 def test_int8_file_is_at_most_0_30_of_float32_at_1682x64(tmp_path: Path) -> None:
-    """Issue #3 at the ML-100K shape (1682 items × d = 64, 5 fine-tune steps): int8 ≤ 0.30 × float32.
+    """The int8 size target at the ML-100K shape (1682 items × d = 64, 5 fine-tune steps): int8 ≤ 0.30 × float32.
 
     Weights alone: int8 121,104 B (table, scale, bias), float32 437,320 B. Measured: 133,456 / 447,152 =
     0.298 (before :func:`_compact`: 139,992 / 451,896 = 0.310).
