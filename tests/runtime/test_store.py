@@ -42,9 +42,10 @@ def test_any_bytes_round_trip(tmp_path_factory: pytest.TempPathFactory, data: by
 def test_key_is_per_device_and_private(tmp_path: Path) -> None:
     a = EncryptedStore(tmp_path / "a", "a")
     b = EncryptedStore(tmp_path / "b", "b")
-    key_a, key_b = (tmp_path / "a" / "store.key").read_bytes(), (tmp_path / "b" / "store.key").read_bytes()
+    key_a, key_b = (tmp_path / "a.keystore" / "store.key").read_bytes(), (tmp_path / "b.keystore" / "store.key").read_bytes()
     assert len(key_a) == 32 and key_a != key_b
-    assert stat.S_IMODE(os.stat(tmp_path / "a" / "store.key").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(tmp_path / "a.keystore" / "store.key").st_mode) == 0o600
+    assert not (tmp_path / "a" / "store.key").exists()  # the key is not beside the records
     a.put("x", b"1")
     assert EncryptedStore(tmp_path / "a", "a").get("x") == b"1"  # reopened with the stored key
     assert b.device_id == "b"
@@ -84,9 +85,8 @@ def test_record_moved_between_ids_or_devices_fails(tmp_path: Path) -> None:
     other._path("a").write_bytes(src.read_bytes())
     with pytest.raises(StoreIntegrityError):
         other.get("a")
-    wrong_key = EncryptedStore(tmp_path / "one", "alice", key=os.urandom(32))
-    with pytest.raises(StoreIntegrityError):
-        wrong_key.get("a")
+    with pytest.raises(StoreIntegrityError, match="version ledger .* failed authentication"):
+        EncryptedStore(tmp_path / "one", "alice", key=os.urandom(32))
 
 
 def test_failed_write_keeps_the_previous_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -114,3 +114,67 @@ def test_bad_arguments(tmp_path: Path) -> None:
         store.put("r", "text")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="`record_id` must be a non-empty str"):
         store.get("")
+
+
+def test_rollback_to_an_older_record_is_refused(tmp_path: Path) -> None:
+    """The attack: copy an old encrypted record back over the current one."""
+    store = EncryptedStore(tmp_path / "s", "dev")
+    store.put("interactions", b"v1: liked 3")
+    old = store._path("interactions").read_bytes()
+    store.put("interactions", b"v2: liked 3, 7")
+    store._path("interactions").write_bytes(old)
+    with pytest.raises(StoreIntegrityError, match=r"is version 1, older than the latest written \(2\): .*rollback"):
+        store.get("interactions")
+    with pytest.raises(StoreIntegrityError, match="rollback"):  # a restarted app sees the same
+        EncryptedStore(tmp_path / "s", "dev").get("interactions")
+
+
+def test_a_record_deleted_behind_the_store_is_refused_and_a_real_delete_is_not(tmp_path: Path) -> None:
+    store = EncryptedStore(tmp_path / "s", "dev")
+    store.put("credentials", b"token")
+    store._path("credentials").unlink()  # the attack: delete the file to reset the device's state
+    with pytest.raises(StoreIntegrityError, match="is missing, but version 1 was written"):
+        EncryptedStore(tmp_path / "s", "dev").get_json("credentials", {})
+    store.put("round", b"state")
+    copy = store._path("round").read_bytes()
+    store.delete("round")
+    assert "round" not in store
+    with pytest.raises(KeyError):
+        store.get("round")
+    store._path("round").write_bytes(copy)  # restoring a deleted record does not bring it back
+    with pytest.raises(KeyError):
+        store.get("round")
+    store.put("round", b"new")  # and a new write continues the version sequence
+    assert store.get("round") == b"new"
+
+
+def test_a_crash_between_record_and_ledger_is_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = EncryptedStore(tmp_path / "s", "dev")
+    store.put("r", b"one")
+
+    def crash() -> None:
+        raise OSError("power loss")
+
+    monkeypatch.setattr(store, "_write_ledger", crash)
+    with pytest.raises(OSError, match="power loss"):
+        store.put("r", b"two")  # the record is written, the ledger is not
+    monkeypatch.undo()
+    reopened = EncryptedStore(tmp_path / "s", "dev")
+    assert reopened.get("r") == b"two"
+    reopened.put("r", b"three")
+    assert EncryptedStore(tmp_path / "s", "dev").get("r") == b"three"
+
+
+def test_a_store_written_before_versions_is_read_and_its_key_moves_out(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    root = tmp_path / "old"
+    root.mkdir()
+    key = os.urandom(32)
+    (root / "store.key").write_bytes(key)
+    store_path = root / (__import__("hashlib").sha256(b"r").hexdigest() + ".rec")
+    nonce = os.urandom(12)
+    store_path.write_bytes(b"PRS1" + nonce + AESGCM(key).encrypt(nonce, b"legacy", b"privrec-store-v1\x00dev\x00r"))
+    store = EncryptedStore(root, "dev")
+    assert store.get("r") == b"legacy"
+    assert (tmp_path / "old.keystore" / "store.key").read_bytes() == key and not (root / "store.key").exists()
