@@ -21,18 +21,22 @@ from .bundle import (
     export_onnx,
     export_run,
     export_tflite,
+    sign_bundle,
 )
-from .errors import BundleError
+from .errors import BundleError, BundleWarning, SignatureError
 from .manifest import Manifest, load_manifest
 from .reference import Reference, load_reference
+from .signing import generate_signing_key, key_id, load_private_key, load_public_key, verify_signature
 from .verify import verify_bundle
 
 __all__ = [
     "ArtifactRecord",
     "BundleError",
+    "BundleWarning",
     "ExportConfig",
     "Manifest",
     "Reference",
+    "SignatureError",
     "SignatureRunner",
     "TensorSpec",
     "available_formats",
@@ -42,10 +46,16 @@ __all__ = [
     "export_onnx",
     "export_run",
     "export_tflite",
+    "generate_signing_key",
     "get_exporter",
     "get_runner_factory",
+    "key_id",
     "load_manifest",
+    "load_private_key",
+    "load_public_key",
     "load_reference",
     "register_exporter",
+    "sign_bundle",
     "verify_bundle",
+    "verify_signature",
 ]

@@ -1,8 +1,9 @@
 """The bundle writer: weights, one artifact per format, golden self-test, then the manifest (docs/BUNDLE.md).
 
 :func:`export_bundle` writes everything into a temporary sibling directory and renames it into place
-only when the manifest is written and re-read cleanly, so a failed export never leaves a half bundle.
-:func:`export_run` is what ``privrec export`` calls. :func:`export_format` (and its shorthands
+only when the manifest is written (and signed, with ``sign_key``) and re-read cleanly, so a failed export
+never leaves a half bundle. :func:`sign_bundle` signs an existing bundle. :func:`export_run` is what
+``privrec export`` calls. :func:`export_format` (and its shorthands
 :func:`export_onnx`, :func:`export_tflite`, :func:`export_coreml`) writes a single artifact without a
 bundle around it, for apps that want only one file.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from numpy.typing import NDArray
 from safetensors.numpy import load_file, save_file
 
@@ -28,23 +30,26 @@ from privrec.sdk.quantize import QuantizedItemModel, quantize_int8
 from privrec.sdk.reconstruct import FinetuneConfig
 
 from .base import ArtifactRecord, Exportable, ExportConfig, Precision, get_exporter
-from .golden import golden_cases, write_golden
+from .files import MANIFEST_NAME, RESERVED_NAMES, parse_json, read_manifest_bytes
+from .golden import golden_cases, load_golden, write_golden
 from .manifest import (
     GOLDEN_NAME,
     ITEM_FEATURES_NAME,
-    MANIFEST_NAME,
     SCHEMA_VERSION,
     WEIGHTS_NAME,
     Manifest,
     bundle_signatures,
+    check_weights_header,
     file_digest,
     files_table,
     load_item_features,
     load_manifest,
+    verify_files,
     weight_specs,
     write_manifest,
 )
 from .reference import Reference
+from .signing import PrivateKeySource, load_private_key, write_signature
 
 __all__ = [
     "DEFAULT_FORMATS",
@@ -54,6 +59,7 @@ __all__ = [
     "export_onnx",
     "export_run",
     "export_tflite",
+    "sign_bundle",
 ]
 
 DEFAULT_FORMATS: tuple[str, ...] = ("onnx", "tflite", "coreml")
@@ -196,6 +202,7 @@ def _write_bundle(
     sparsity: float,
     recency_half_life: float | None = None,
     item_features: NDArray[np.float32] | None = None,
+    sign_key: Ed25519PrivateKey | None = None,
 ) -> None:
     save_file(dict(model.tensors()), str(tmp / WEIGHTS_NAME))
     extra: dict[str, Any] = {}
@@ -210,7 +217,7 @@ def _write_bundle(
         _check_record(record, fmt, precision, model.dim, model.num_items, top_k)
         files = _expand_files(tmp, record)
         for f in files:
-            if f in owner or f in (WEIGHTS_NAME, GOLDEN_NAME, MANIFEST_NAME):
+            if f in owner or f in (WEIGHTS_NAME, GOLDEN_NAME, *RESERVED_NAMES):
                 raise ValueError(f"the {fmt} exporter wrote {f!r}, which {owner.get(f, 'the bundle')} already owns.")
             owner[f] = fmt
         artifacts[fmt] = {"files": files, "precision": precision, "details": _json_safe(record.details)}
@@ -247,7 +254,29 @@ def _write_bundle(
         extra=extra,
     )
     write_manifest(tmp, manifest)
-    load_item_features(tmp, load_manifest(tmp))  # the bundle must pass the reader's own checks before it is published
+    if sign_key is not None:
+        sign_bundle(tmp, sign_key)
+    # The bundle must pass the reader's own checks (with its signature) before it is published.
+    checked = load_manifest(tmp, public_key=None if sign_key is None else sign_key.public_key())
+    load_golden(tmp, checked)
+    load_item_features(tmp, checked)
+
+
+def sign_bundle(bundle_dir: Path | str, private_key: PrivateKeySource) -> Path:
+    """Sign a bundle: write ``manifest.sig``, an Ed25519 signature of the exact bytes of ``manifest.json``.
+
+    The bundle is checked first (schema, paths, limits, every file's size and sha256, the weights
+    header), so a corrupt or tampered bundle is never signed; the bytes checked are the bytes signed.
+    ``private_key`` is a path to a PKCS#8 PEM file, its bytes, or an ``Ed25519PrivateKey``
+    (:func:`~privrec.export.signing.load_private_key`). Replaces an existing ``manifest.sig``. Returns its path.
+    """
+    key = load_private_key(private_key)
+    root = Path(bundle_dir)
+    data = read_manifest_bytes(root)
+    manifest = Manifest.from_dict(parse_json(data, f"{MANIFEST_NAME}:"))
+    verify_files(root, manifest)
+    check_weights_header(root / WEIGHTS_NAME, manifest.weights)
+    return write_signature(root, data, key)
 
 
 def export_bundle(
@@ -264,6 +293,7 @@ def export_bundle(
     overwrite: bool = False,
     recency_half_life: float | None = None,
     item_features: NDArray[np.floating] | None = None,
+    sign_key: PrivateKeySource | None = None,
 ) -> Path:
     """Write a complete bundle (docs/BUNDLE.md) to ``out_dir`` and return its path.
 
@@ -286,9 +316,13 @@ def export_bundle(
         item_features: public item features ``F [num_items, f]`` (e.g. genres) of a table tied to them
             (``V = E + F W``), shipped as ``item_features.safetensors`` so a device can compute its
             federated update of ``W``; None ships none.
+        sign_key: the publisher's Ed25519 private key (a PEM path, its bytes, or the key object): writes
+            ``manifest.sig`` (:func:`sign_bundle`) so apps can verify the bundle with the public key they
+            pin. None writes an unsigned bundle, which readers load only with ``allow_unsigned=True``.
 
-    The bundle appears atomically: it is written to a temporary sibling directory, checked with
-    :func:`~privrec.export.manifest.load_manifest`, and renamed into place.
+    The bundle appears atomically: it is written to a temporary sibling directory, signed, checked with
+    :func:`~privrec.export.manifest.load_manifest` (against the signing key's public half), and renamed
+    into place.
     """
     m, p = _prepare_model(model, precision)
     fmts = _check_formats(formats)
@@ -302,6 +336,7 @@ def export_bundle(
     meta = _check_items(items, m.num_items)
     ledger = _check_privacy(privacy)
     features = _check_item_features(item_features, m.num_items)
+    key = None if sign_key is None else load_private_key(sign_key)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a directory.")
@@ -310,7 +345,7 @@ def export_bundle(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
-        _write_bundle(tmp, m, p, fmts, ft, top_k, meta, ledger, float(sparsity), recency_half_life, features)
+        _write_bundle(tmp, m, p, fmts, ft, top_k, meta, ledger, float(sparsity), recency_half_life, features, key)
         os.chmod(tmp, 0o755)
         old: Path | None = None
         if out.is_dir() and any(out.iterdir()):
@@ -333,6 +368,7 @@ def export_run(
     precision: str = "float32",
     sparsity: float = 0.0,
     overwrite: bool = False,
+    sign_key: PrivateKeySource | None = None,
 ) -> Path:
     """Export a RUN_DIR written by ``privrec train`` (what ``privrec export`` calls).
 
@@ -340,8 +376,10 @@ def export_run(
     ``"finetune"`` object with ``steps``/``lr``/``l2``), ``items.json`` (item metadata, if present) and
     ``privacy_ledger.json`` (the privacy ledger, if present; otherwise ``{"mode": "none"}``). With
     ``sparsity > 0`` the item table is first pruned and fine-tuned by ``privrec.sdk.prune.prune_run``.
+    ``sign_key`` signs the bundle (:func:`export_bundle`).
     """
     run = Path(run_dir)
+    key = None if sign_key is None else load_private_key(sign_key)  # a bad key fails before any work
     trained = TrainedModel.load(run)
     config = _read_json(run / "config.json", default={})
     if not isinstance(config, dict):
@@ -371,6 +409,7 @@ def export_run(
         sparsity=float(sparsity),
         overwrite=overwrite,
         recency_half_life=(config.get("train") or {}).get("recency_half_life"),
+        sign_key=key,
     )
 
 

@@ -10,6 +10,7 @@ file stays small for large catalogs), and ``recommend`` with excluded items that
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,12 @@ from numpy.typing import NDArray
 
 from .base import Precision
 from .errors import BundleError
-from .manifest import GOLDEN_NAME, SCHEMA_VERSION
+from .files import parse_json
+from .manifest import GOLDEN_NAME, SCHEMA_VERSION, Manifest, read_listed_file
 from .reference import Reference
 
 __all__ = [
+    "MAX_GOLDEN_CASES",
     "MAX_GOLDEN_IDS",
     "TOLERANCE",
     "case_arrays",
@@ -34,6 +37,15 @@ __all__ = [
 # Max absolute error allowed against the reference (docs/BUNDLE.md).
 TOLERANCE: dict[str, float] = {"float32": 1e-4, "int8": 2e-2}
 MAX_GOLDEN_IDS = 2048
+# The writer emits 9 cases (three per signature); the cap bounds what a self-test or `privrec verify` runs.
+MAX_GOLDEN_CASES = 64
+_INPUTS = {
+    "score": ("user", "item_ids"),
+    "recommend": ("user", "exclude"),
+    "finetune": ("user", "item_ids", "labels", "lr", "l2"),
+}
+_OUTPUTS = {"score": ("scores",), "recommend": ("top_ids", "top_scores"), "finetune": ("user_out", "loss")}
+_CASE_KEYS = frozenset({"signature", "inputs", "outputs", "tolerance"})
 _USER_SCALE = 0.5
 
 
@@ -131,24 +143,98 @@ def write_golden(bundle_dir: Path, golden: dict[str, Any]) -> Path:
     return path
 
 
-def load_golden(bundle_dir: Path | str) -> dict[str, Any]:
-    """Read ``golden.json`` (call after :func:`~privrec.export.manifest.load_manifest` checked its hash)."""
-    path = Path(bundle_dir) / GOLDEN_NAME
-    try:
-        golden = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BundleError(f"{GOLDEN_NAME}: missing from {bundle_dir}.") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{GOLDEN_NAME}: not valid JSON ({exc}).") from None
-    if not isinstance(golden, dict) or golden.get("schema_version") != SCHEMA_VERSION:
-        raise BundleError(f"{GOLDEN_NAME}: field `schema_version` must be {SCHEMA_VERSION}.")
-    if not isinstance(golden.get("cases"), list):
-        raise BundleError(f"{GOLDEN_NAME}: field `cases` must be a list.")
+def load_golden(bundle_dir: Path | str, manifest: Manifest) -> dict[str, Any]:
+    """Read and validate ``golden.json`` against ``manifest`` (its sha256 is checked on the bytes parsed).
+
+    Every case is checked before any is run: at most :data:`MAX_GOLDEN_CASES` cases, each with exactly
+    the keys of its signature, ``user`` of ``dim`` finite numbers, ids in ``[0, num_items)`` (at most
+    :data:`MAX_GOLDEN_IDS` per case), labels finite, ``>= 0`` with a positive sum, ``lr > 0`` and
+    ``l2 >= 0`` finite, outputs of the signature's shapes, finite, and a tolerance in ``(0, contract]``.
+    Raises :class:`BundleError` naming ``golden.json`` and the field.
+    """
+    golden = parse_json(read_listed_file(bundle_dir, manifest, GOLDEN_NAME), f"{GOLDEN_NAME}:")
+    if not isinstance(golden, dict) or set(golden) != {"schema_version", "precision", "cases"}:
+        found = sorted(golden) if isinstance(golden, dict) else type(golden).__name__
+        raise BundleError(f"{GOLDEN_NAME}: must be an object with keys ['cases', 'precision', 'schema_version']. Found {found}.")
+    if golden["schema_version"] != SCHEMA_VERSION:
+        raise _fail("schema_version", str(SCHEMA_VERSION), golden["schema_version"])
+    if golden["precision"] != manifest.precision:
+        raise _fail("precision", f"{manifest.precision!r} (the manifest's precision)", golden["precision"])
+    cases = golden["cases"]
+    if not isinstance(cases, list) or not 0 < len(cases) <= MAX_GOLDEN_CASES:
+        n = len(cases) if isinstance(cases, list) else type(cases).__name__
+        raise BundleError(f"{GOLDEN_NAME}: field `cases` must be a list of 1 to {MAX_GOLDEN_CASES} cases. Found {n}.")
+    for i, case in enumerate(cases):
+        _check_case(case, f"cases[{i}]", manifest)
     return golden
 
 
+def _fail(where: str, what: str, value: object) -> BundleError:
+    return BundleError(f"{GOLDEN_NAME}: field `{where}` must be {what}. Found {value!r:.80}.")
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _numbers(value: object, where: str, size: int) -> list[float]:
+    if not (isinstance(value, list) and len(value) == size and all(_number(v) for v in value)):
+        raise _fail(where, f"a list of {size} finite numbers", value)
+    return value
+
+
+def _ids(value: object, where: str, num_items: int, *, low: int, high: int) -> list[int]:
+    if not (isinstance(value, list) and low <= len(value) <= high and all(_is_id(v, num_items) for v in value)):
+        raise _fail(where, f"a list of {low} to {high} item ids in [0, {num_items})", value)
+    return value
+
+
+def _is_id(value: object, num_items: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < num_items
+
+
+def _check_case(case: object, where: str, m: Manifest) -> None:
+    if not isinstance(case, dict) or set(case) != _CASE_KEYS:
+        raise _fail(where, f"an object with keys {sorted(_CASE_KEYS)}", sorted(case) if isinstance(case, dict) else case)
+    sig = case["signature"]
+    if sig not in _INPUTS:
+        raise _fail(f"{where}.signature", f"one of {sorted(_INPUTS)}", sig)
+    inputs, outputs, tol = case["inputs"], case["outputs"], case["tolerance"]
+    for kind, value, keys in (("inputs", inputs, _INPUTS[sig]), ("outputs", outputs, _OUTPUTS[sig])):
+        if not isinstance(value, dict) or set(value) != set(keys):
+            found = sorted(value) if isinstance(value, dict) else value
+            raise _fail(f"{where}.{kind}", f"an object with keys {sorted(keys)}", found)
+    if not _number(tol) or not 0 < tol <= TOLERANCE[m.precision]:
+        raise _fail(f"{where}.tolerance", f"a number in (0, {TOLERANCE[m.precision]}] for {m.precision}", tol)
+    _numbers(inputs["user"], f"{where}.inputs.user", m.dim)
+    if sig == "recommend":
+        exclude = _ids(inputs["exclude"], f"{where}.inputs.exclude", m.num_items, low=0, high=m.num_items - m.top_k)
+        if len(set(exclude)) != len(exclude):
+            raise _fail(f"{where}.inputs.exclude", "a list of distinct item ids", exclude)
+        top_ids = _ids(outputs["top_ids"], f"{where}.outputs.top_ids", m.num_items, low=m.top_k, high=m.top_k)
+        if len(set(top_ids)) != m.top_k:
+            raise _fail(f"{where}.outputs.top_ids", f"{m.top_k} distinct item ids", top_ids)
+        _numbers(outputs["top_scores"], f"{where}.outputs.top_scores", m.top_k)
+        return
+    ids = _ids(inputs["item_ids"], f"{where}.inputs.item_ids", m.num_items, low=1, high=MAX_GOLDEN_IDS)
+    if sig == "score":
+        _numbers(outputs["scores"], f"{where}.outputs.scores", len(ids))
+        return
+    labels = _numbers(inputs["labels"], f"{where}.inputs.labels", len(ids))
+    if min(labels) < 0 or sum(labels) <= 0:
+        raise _fail(f"{where}.inputs.labels", "numbers >= 0 with a positive sum", labels)
+    if not _number(inputs["lr"]) or inputs["lr"] <= 0:
+        raise _fail(f"{where}.inputs.lr", "a finite number > 0", inputs["lr"])
+    if not _number(inputs["l2"]) or inputs["l2"] < 0:
+        raise _fail(f"{where}.inputs.l2", "a finite number >= 0", inputs["l2"])
+    _numbers(outputs["user_out"], f"{where}.outputs.user_out", m.dim)
+    if not _number(outputs["loss"]):
+        raise _fail(f"{where}.outputs.loss", "a finite number", outputs["loss"])
+
+
 def case_arrays(case: dict[str, Any], num_items: int) -> dict[str, NDArray[Any]]:
-    """A golden case's inputs as the arrays a :class:`~privrec.export.base.SignatureRunner` takes."""
+    """A golden case's inputs as the arrays a :class:`~privrec.export.base.SignatureRunner` takes
+    (``case`` as :func:`load_golden` returns it, already validated)."""
     inp = case["inputs"]
     arrays: dict[str, NDArray[Any]] = {"user": np.asarray(inp["user"], np.float32)}
     if case["signature"] == "recommend":

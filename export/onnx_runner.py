@@ -15,6 +15,8 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 
 from .base import ArtifactRecord
+from .errors import BundleError
+from .files import bundle_path
 
 __all__ = ["GRAPH_FILES", "OnnxRunner", "load_runner"]
 
@@ -38,16 +40,31 @@ class OnnxRunner:
 
     @classmethod
     def load(cls, bundle_dir: Path, record: ArtifactRecord, *, threads: int = 1) -> OnnxRunner:
-        """One ``InferenceSession`` per signature graph; ``threads`` sets intra- and inter-op threads."""
+        """One ``InferenceSession`` per signature graph; ``threads`` sets intra- and inter-op threads.
+
+        Opens only graph files the record lists, inside ``bundle_dir`` and reached without a symbolic link
+        (:class:`~privrec.export.errors.BundleError` otherwise), whatever ``details.graphs`` says.
+        """
         graphs = record.details.get("graphs", GRAPH_FILES)
-        if not isinstance(graphs, dict):
-            raise ValueError(f"onnx artifact `details.graphs` must map signature to file. Found {graphs!r}.")
+        names = ("score", "recommend", "finetune")
+        if not isinstance(graphs, dict) or not all(isinstance(graphs.get(n), str) for n in names):
+            raise BundleError(
+                f"manifest.json: field `artifacts.onnx.details.graphs` must map {list(names)} to files. Found {graphs!r:.200}."
+            )
+        paths: dict[str, Path] = {}
+        for name in names:
+            rel = str(graphs[name])
+            if rel not in record.files:
+                raise BundleError(
+                    f"manifest.json: field `artifacts.onnx.details.graphs.{name}` names {rel!r}, which is not a file of "
+                    "`artifacts.onnx.files`: a runner opens only listed files."
+                )
+            paths[name] = bundle_path(Path(bundle_dir), rel)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = threads
         sessions = {
-            name: ort.InferenceSession(str(Path(bundle_dir) / str(graphs[name])), options, providers=["CPUExecutionProvider"])
-            for name in ("score", "recommend", "finetune")
+            name: ort.InferenceSession(str(paths[name]), options, providers=["CPUExecutionProvider"]) for name in names
         }
         for name, session in sessions.items():
             _check_io(str(graphs[name]), session, record.signatures[name])

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
-from safetensors.numpy import load_file
 
 from privrec.sdk.reconstruct import finetune_reference
 
-from .manifest import WEIGHTS_NAME, Manifest, load_manifest
+from .manifest import WEIGHTS_NAME, Manifest, load_manifest, load_safetensors
 
 __all__ = ["Reference", "load_reference", "topk_stable"]
 
@@ -107,8 +106,11 @@ class Reference:
 
 
 def load_reference(bundle_dir: Path | str, manifest: Manifest | None = None) -> Reference:
-    """The reference of a bundle; validates the manifest and every file hash unless ``manifest`` is given."""
+    """The reference of a bundle; validates the manifest and every file hash unless ``manifest`` is given.
+
+    ``weights.safetensors`` is read once, and its sha256 and header are checked on the bytes used.
+    """
     root = Path(bundle_dir)
     m = manifest if manifest is not None else load_manifest(root)
-    tensors = load_file(str(root / WEIGHTS_NAME))
+    tensors = load_safetensors(root, m, WEIGHTS_NAME, m.weights)
     return Reference.from_tensors(tensors, top_k=m.top_k, steps=int(m.finetune["steps"]))

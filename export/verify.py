@@ -8,10 +8,16 @@ is within the precision's tolerance (float32 ``1e-4``, int8 ``2e-2``) and, for `
 full-catalog ``score``, the top-K sets are equal up to ties. ``golden.json`` itself is checked against
 the reference too (``format: "golden"``). An artifact whose runner cannot load or run here fails its
 checks with the error recorded; nothing is skipped.
+
+With the publisher's public key, ``manifest.sig`` is checked first; an unsigned or mis-signed bundle
+is reported (``signature.status`` ``"absent"`` or ``"bad"``, ``ok`` false) and none of its files is used.
+The work is bounded by the manifest limits :func:`~privrec.export.manifest.load_manifest` checks up front
+(steps, items, dim) and by the golden limits of :func:`~privrec.export.golden.load_golden`.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from functools import partial
@@ -22,9 +28,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .base import ArtifactRecord, SignatureRunner, get_runner_factory
+from .errors import SignatureError
+from .files import SIGNATURE_NAME
 from .golden import TOLERANCE, case_arrays, load_golden, mask_from_exclude
 from .manifest import load_manifest
 from .reference import Reference, load_reference, topk_stable
+from .signing import PublicKeySource, key_id, load_public_key
 
 __all__ = ["SIGNATURES", "max_abs_err", "topk_equal_up_to_ties", "verify_bundle"]
 
@@ -203,23 +212,43 @@ def _structure_problems(fmt: str, root: Path, record: ArtifactRecord) -> list[st
         return []
     from .coreml import coreml_structure_problems
 
-    return list(coreml_structure_problems(root, record))
+    try:
+        return list(coreml_structure_problems(root, record))
+    except Exception as exc:  # a malformed package fails its checks with the reason, never crashes verify
+        return [f"cannot be read: {type(exc).__name__}: {exc}"]
 
 
-def verify_bundle(bundle_dir: Path | str, *, seed: int = 0) -> dict[str, Any]:
+def verify_bundle(bundle_dir: Path | str, *, seed: int = 0, public_key: PublicKeySource | None = None) -> dict[str, Any]:
     """Check every artifact × signature of a bundle against its numpy reference.
 
-    Returns ``{"ok": bool, "model_version": str, "checks": [{"format", "signature", "precision",
-    "max_abs_err", "tolerance", "topk_equal", "cases", "ok"} (+ "variant", "error")…]}``; ``topk_equal`` is
-    ``None`` for ``finetune``; ``max_abs_err`` is ``None`` when it could not be measured (the check fails).
-    Core ML bundles are checked per variant (iOS16, and iOS18 when present) and structurally.
+    Returns ``{"ok": bool, "model_version": str | None, "signature": {...}, "checks": [{"format",
+    "signature", "precision", "max_abs_err", "tolerance", "topk_equal", "cases", "ok"} (+ "variant",
+    "error")…]}``; ``topk_equal`` is ``None`` for ``finetune``; ``max_abs_err`` is ``None`` when it could
+    not be measured (the check fails). Core ML bundles are checked per variant (iOS16, and iOS18 when
+    present) and structurally.
+
+    ``signature`` is ``{"status", "key_id", "detail"}``: with ``public_key``, ``"ok"``, ``"absent"`` or
+    ``"bad"`` (then ``ok`` is false, ``checks`` is empty and ``model_version`` is None: nothing of an
+    unauthenticated bundle is used); without it, ``"not_checked"``, with ``key_id`` naming the key that
+    ``manifest.sig`` claims (None when there is none).
+
     Raises :class:`~privrec.export.errors.BundleError` when the bundle itself fails its integrity
-    checks (hashes, schema, weight shapes).
+    checks (hashes, schema, paths, limits, weight shapes, golden cases).
     """
     root = Path(bundle_dir)
-    manifest = load_manifest(root)
+    if public_key is None:
+        signature = _unchecked_signature(root)
+        manifest = load_manifest(root)
+    else:
+        key = load_public_key(public_key)
+        try:
+            manifest = load_manifest(root, public_key=key)
+        except SignatureError as exc:
+            signature = {"status": exc.status, "key_id": key_id(key), "detail": str(exc)}
+            return {"ok": False, "model_version": None, "signature": signature, "checks": []}
+        signature = {"status": "ok", "key_id": key_id(key), "detail": f"{SIGNATURE_NAME} verifies manifest.json"}
     ref = load_reference(root, manifest)
-    golden = load_golden(root)
+    golden = load_golden(root, manifest)
     lr, l2 = float(manifest.finetune["lr"]), float(manifest.finetune["l2"])
     cases = _generated_cases(ref, lr, l2, seed)
     for case in golden["cases"]:
@@ -265,4 +294,27 @@ def verify_bundle(bundle_dir: Path | str, *, seed: int = 0) -> dict[str, Any]:
     for c in checks:
         if not math.isfinite(c["max_abs_err"]):
             c["max_abs_err"] = None
-    return {"ok": all(c["ok"] for c in checks), "model_version": manifest.model_version, "checks": checks}
+    return {
+        "ok": all(c["ok"] for c in checks),
+        "model_version": manifest.model_version,
+        "signature": signature,
+        "checks": checks,
+    }
+
+
+def _unchecked_signature(root: Path) -> dict[str, Any]:
+    """What ``manifest.sig`` claims, without a key to check it against (nothing here is trusted)."""
+    path = root / SIGNATURE_NAME
+    claimed: object = None
+    if path.is_file() and not path.is_symlink() and path.stat().st_size <= 4096:
+        try:
+            raw = json.loads(path.read_bytes())
+        except (ValueError, RecursionError):
+            raw = None
+        claimed = raw.get("key_id") if isinstance(raw, dict) else None
+    present = path.exists() or path.is_symlink()
+    detail = (
+        f"not checked: no public key given ({SIGNATURE_NAME} {'present' if present else 'absent'}); pass the "
+        "publisher's key (--public-key) to authenticate the bundle"
+    )
+    return {"status": "not_checked", "key_id": claimed if isinstance(claimed, str) else None, "detail": detail}

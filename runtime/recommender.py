@@ -1,14 +1,18 @@
 """The on-device reference runtime: load a bundle, then score, recommend and fine-tune with its artifacts.
 
 :class:`Recommender` runs the exported artifacts (onnxruntime or LiteRT), never the training code. It
-loads only bundles that pass every integrity check (:func:`~privrec.export.manifest.load_manifest`:
-schema version, each file's size and sha256, weight dtypes and shapes), and validates every input at
-the boundary, with messages that say what was expected and what was found.
+loads only bundles signed by the publisher's pinned Ed25519 key (``manifest.sig``, checked before any
+other file is read; ``allow_unsigned=True`` skips that, loudly) that pass every integrity check
+(:func:`~privrec.export.manifest.load_manifest`: schema version, limits, paths inside the bundle and no
+symbolic links, each file's size and sha256, weight dtypes, shapes and data offsets). It validates every
+input at the boundary and every output of the artifact (a non-finite result is refused, never returned),
+with messages that say what was expected and what was found.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -18,8 +22,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from privrec.export.base import SignatureRunner, get_runner_factory
+from privrec.export.errors import BundleWarning
 from privrec.export.golden import case_arrays, load_golden
 from privrec.export.manifest import Manifest, load_item_features, load_manifest
+from privrec.export.signing import PublicKeySource, load_public_key
 from privrec.export.verify import max_abs_err
 from privrec.sdk.recipe import ReconstructionRecipe
 from privrec.sdk.validation import check_finite, check_item_ids, check_user_vector
@@ -30,6 +36,9 @@ Backend = Literal["onnxruntime", "litert"]
 BACKENDS: dict[str, str] = {"onnxruntime": "onnx", "litert": "tflite"}  # backend -> artifact format
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _check_rate(value: object, name: str, *, positive: bool) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
         raise TypeError(f"`{name}` must be a float. Found {type(value).__name__}.")
@@ -37,7 +46,18 @@ def _check_rate(value: object, name: str, *, positive: bool) -> float:
     ok = math.isfinite(v) and (v > 0 if positive else v >= 0)
     if not ok:
         raise ValueError(f"`{name}` must be a finite float {'> 0' if positive else '>= 0'}. Found {value}.")
+    if v > _FLOAT32_MAX:  # the signature takes float32: a larger value would reach the model as inf
+        raise ValueError(f"`{name}` must be at most {_FLOAT32_MAX:.6g} (the largest float32). Found {value}.")
     return v
+
+
+def _check_output(values: NDArray[Any], signature: str, name: str, hint: str, *, allow_neg_inf: bool = False) -> None:
+    """Refuse a non-finite output of a signature (``-inf`` allowed where the contract allows it)."""
+    a = np.asarray(values, np.float64).reshape(-1)
+    bad = np.isnan(a) | (np.isinf(a) if not allow_neg_inf else np.isposinf(a))
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"`{signature}` output `{name}` must be finite. Found {a[pos]} at position {pos}{hint}.")
 
 
 @dataclass(frozen=True)
@@ -56,17 +76,60 @@ class Recommender:
     _runner: SignatureRunner
 
     @classmethod
-    def load(cls, bundle_dir: Path | str, backend: Backend = "onnxruntime") -> Recommender:
-        """Load a bundle after checking every file's sha256 and size, the schema version and the shapes.
+    def load(
+        cls,
+        bundle_dir: Path | str,
+        backend: Backend = "onnxruntime",
+        *,
+        public_key: PublicKeySource | None = None,
+        allow_unsigned: bool = False,
+    ) -> Recommender:
+        """Load a bundle after checking its signature, then every file's sha256 and size, the schema
+        version, the limits, the paths and the shapes.
 
-        Raises :class:`~privrec.export.errors.BundleError` (a ``ValueError``) naming the file and field
-        when the bundle is corrupt, tampered or of an unknown schema, and ``ValueError`` when it holds
-        no artifact for ``backend``.
+        Args:
+            bundle_dir: the bundle directory.
+            backend: ``"onnxruntime"`` (the ONNX artifact) or ``"litert"`` (the TFLite artifact).
+            public_key: the publisher's Ed25519 public key, pinned by the app (a path to the base64 file
+                ``privrec keys generate`` writes, its bytes, or the key object). ``manifest.sig`` must be a
+                valid signature of ``manifest.json`` by this key; it is checked before any other file is
+                read, and the manifest parsed is the one verified.
+            allow_unsigned: load without checking any signature (development and tests only). Emits a
+                :class:`~privrec.export.errors.BundleWarning`: anyone who can write to the bundle can then
+                change the model, the titles and the privacy ledger it reports. Cannot be combined with
+                ``public_key``.
+
+        Raises :class:`~privrec.export.errors.SignatureError` (a ``BundleError``) naming ``manifest.sig``
+        when the bundle is unsigned or not signed by ``public_key``; :class:`~privrec.export.errors.BundleError`
+        (a ``ValueError``) naming the file and field when it is corrupt, tampered or of an unknown schema;
+        ``ValueError`` when neither a key nor ``allow_unsigned=True`` is given, or the bundle holds no
+        artifact for ``backend``.
         """
         if backend not in BACKENDS:
             raise ValueError(f"`backend` must be one of {sorted(BACKENDS)}. Found {backend!r}.")
+        if not isinstance(allow_unsigned, bool):
+            raise TypeError(f"`allow_unsigned` must be a bool. Found {type(allow_unsigned).__name__}.")
         root = Path(bundle_dir)
-        manifest = load_manifest(root)
+        if public_key is not None:
+            if allow_unsigned:
+                raise ValueError(
+                    "`allow_unsigned=True` cannot be combined with `public_key`: a pinned key means the bundle must be signed."
+                )
+            key = load_public_key(public_key)
+        elif allow_unsigned:
+            key = None
+            warnings.warn(
+                f"loading bundle {root} without checking its signature (allow_unsigned=True): anyone who can write "
+                "to it can change the model, the item titles and the privacy ledger. Pass public_key= in an app.",
+                BundleWarning,
+                stacklevel=2,
+            )
+        else:
+            raise ValueError(
+                "`public_key` is required: pass the publisher's pinned Ed25519 public key (the file `privrec keys "
+                "generate` writes) to authenticate the bundle, or allow_unsigned=True to load it without (tests only)."
+            )
+        manifest = load_manifest(root, public_key=key)
         fmt = BACKENDS[backend]
         if fmt not in manifest.artifacts:
             raise ValueError(
@@ -121,11 +184,14 @@ class Recommender:
         """
         u = check_user_vector(user, self.dim)
         if item_ids is None:
-            return self._runner.score(u, self._all_ids)
-        ids = check_item_ids(item_ids, self.num_items)
-        if ids.size == 0:
-            return np.zeros(0, np.float32)
-        return self._runner.score(u, ids.astype(np.int32))
+            scores = self._runner.score(u, self._all_ids)
+        else:
+            ids = check_item_ids(item_ids, self.num_items)
+            if ids.size == 0:
+                return np.zeros(0, np.float32)
+            scores = self._runner.score(u, ids.astype(np.int32))
+        _check_output(scores, "score", "scores", " (a user vector too large for float32?)")
+        return scores
 
     def recommend(
         self, user: NDArray[np.floating], exclude: object | None = None, k: int | None = None
@@ -146,6 +212,7 @@ class Recommender:
         if exclude is not None:
             mask[check_item_ids(exclude, self.num_items, "exclude")] = -np.inf
         ids, scores = self._runner.recommend(u, mask)
+        _check_output(scores, "recommend", "top_scores", " (a user vector too large for float32?)", allow_neg_inf=True)
         ids, scores = np.asarray(ids)[:k], np.asarray(scores, np.float32)[:k]
         keep = np.isfinite(scores)
         return ids[keep].astype(np.int64), scores[keep]
@@ -194,6 +261,9 @@ class Recommender:
         out, loss = self._runner.finetune(
             u, ids.astype(np.int32), lab, np.array([rate], np.float32), np.array([decay], np.float32)
         )
+        hint = f": the steps diverged; lower `lr` (found {rate:g}) or raise `l2` (found {decay:g})"
+        _check_output(out, "finetune", "user_out", hint)
+        _check_output(loss, "finetune", "loss", hint)
         return np.asarray(out, np.float32), float(np.asarray(loss).reshape(-1)[0])
 
     def reconstruct(
@@ -218,11 +288,14 @@ class Recommender:
     def self_test(self) -> dict[str, Any]:
         """Run every ``golden.json`` case through this backend (what an app does at start-up).
 
+        ``golden.json`` is read once, its sha256 checked against the loaded manifest and every case
+        validated (:func:`~privrec.export.golden.load_golden`) before any case runs.
+
         Returns ``{"ok": bool, "tolerance": float, "max_abs_err": {signature: float}, "cases": int}``;
         ``recommend`` also needs its ``top_ids`` to match the golden ones up to ties (ids whose golden
         or returned score is within the tolerance of the K-th golden score may differ).
         """
-        golden = load_golden(self.bundle_dir)
+        golden = load_golden(self.bundle_dir, self.manifest)
         errs = {"score": 0.0, "recommend": 0.0, "finetune": 0.0}
         ids_ok = True
         tol = 0.0

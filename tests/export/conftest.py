@@ -10,6 +10,8 @@ Fixtures (all function-scoped and cheap, so no test can see another's mutations)
   ``make_bundle(model=None, *, formats=("onnx",), precision="float32", **kw) -> Path``
   writing a full bundle (``export_bundle``) of ``model`` (default ``small_model``) into a fresh tmp dir.
 - ``runnable_formats``: the registered formats whose module imports here (a sorted tuple).
+- ``signing_keys``: ``(private_key_path, public_key_path)`` of an Ed25519 key pair made once per session
+  (``generate_signing_key``); pass ``sign_key=signing_keys[0]`` to ``make_bundle`` for a signed bundle.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from privrec.export import available_formats, export_bundle, get_exporter
+from privrec.export import available_formats, export_bundle, generate_signing_key, get_exporter
 from privrec.sdk.model import ItemModel
 from privrec.sdk.quantize import QuantizedItemModel, quantize_int8
 
@@ -91,3 +93,9 @@ def make_bundle(tmp_path: Path, small_model: ItemModel) -> Callable[..., Path]:
 def runnable_formats() -> tuple[str, ...]:
     """Registered formats whose module imports here."""
     return importable_formats()
+
+
+@pytest.fixture(scope="session")
+def signing_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """``(private_key_path, public_key_path)``: one publisher key pair for the session."""
+    return generate_signing_key(tmp_path_factory.mktemp("signing_keys"))

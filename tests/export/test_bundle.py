@@ -14,6 +14,7 @@ from safetensors.numpy import load_file
 
 from privrec.export import (
     ArtifactRecord,
+    BundleWarning,
     ExportConfig,
     export_bundle,
     export_format,
@@ -142,7 +143,8 @@ def test_metadata_finetune_and_privacy_reach_the_manifest(tmp_path: Path, small_
     assert m.privacy == privacy
     assert m.finetune == {"steps": 3, "lr": 0.5, "l2": 0.01, "calls": 20, "recency_half_life": None}
     assert m.top_k == 5 and m.artifacts["onnx"]["details"]["finetune_steps"] == 3
-    assert Recommender.load(out).items[199]["title"] == "Movie 199"
+    with pytest.warns(BundleWarning, match="without checking its signature"):
+        assert Recommender.load(out, allow_unsigned=True).items[199]["title"] == "Movie 199"
 
 
 @pytest.mark.parametrize(
@@ -245,10 +247,51 @@ def test_cli_export_and_verify(tmp_path: Path, small_model: ItemModel) -> None:
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["ok"] is True and len(report["checks"]) == 6
+    assert report["signature"]["status"] == "not_checked"
     (tmp_path / "b" / "model.onnx.data").write_bytes(b"\0")
     done = subprocess.run([*cli, "verify", str(tmp_path / "b"), "--json"], capture_output=True, text=True, check=False)
     assert done.returncode == 2 and done.stdout == ""
     assert "model.onnx.data: size mismatch" in done.stderr
+
+
+def test_cli_keys_export_signed_and_verify_the_signature(tmp_path: Path, small_model: ItemModel) -> None:
+    _synthetic_run(tmp_path / "run", small_model)
+    cli = [sys.executable, "-m", "privrec"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*cli, *args], capture_output=True, text=True, check=False)
+
+    done = run("keys", "generate", "--out", str(tmp_path / "keys"), "--json")
+    assert done.returncode == 0, done.stderr
+    keys = json.loads(done.stdout)
+    assert set(keys) == {"private_key", "public_key", "key_id"}
+    assert (Path(keys["private_key"]).stat().st_mode & 0o777) == 0o600
+    assert run("keys", "generate", "--out", str(tmp_path / "keys")).returncode == 2  # never overwrites a key
+
+    done = run("export", str(tmp_path / "run"), "--out", str(tmp_path / "b"), "--formats", "onnx",
+               "--sign-key", keys["private_key"])
+    assert done.returncode == 0, done.stderr
+    assert "signed" in done.stderr and (tmp_path / "b" / "manifest.sig").is_file()
+
+    done = run("verify", str(tmp_path / "b"), "--json", "--public-key", keys["public_key"])
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["ok"] is True and report["signature"]["status"] == "ok"
+    assert report["signature"]["key_id"] == keys["key_id"]
+
+    done = run("verify", str(tmp_path / "b"), "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)["signature"]["status"] == "not_checked"
+    assert "the signature was not checked" in done.stderr
+
+    other = run("keys", "generate", "--out", str(tmp_path / "other"), "--json")
+    done = run("verify", str(tmp_path / "b"), "--json", "--public-key", json.loads(other.stdout)["public_key"])
+    assert done.returncode == 1
+    report = json.loads(done.stdout)
+    assert (report["ok"], report["signature"]["status"], report["checks"]) == (False, "bad", [])
+    assert "not the pinned public key" in report["signature"]["detail"]
+
+    done = run("verify", str(tmp_path / "b"), "--public-key", str(tmp_path / "missing.pub"))
+    assert done.returncode == 2 and "missing.pub" in done.stderr
 
 
 @pytest.mark.parametrize("precision", ["float32", "int8"])

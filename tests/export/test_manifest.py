@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from bundle_edits import edit_manifest, rehash
 from safetensors.numpy import save_file
 
 from privrec.export import BundleError, load_manifest
@@ -17,28 +21,10 @@ from privrec.export.manifest import (
     MANIFEST_NAME,
     SCHEMA_VERSION,
     Manifest,
-    file_digest,
     read_safetensors_header,
 )
 from privrec.sdk.errors import DataIntegrityError
 from privrec.sdk.model import ItemModel
-
-
-def _edit_manifest(bundle: Path, edit: Callable[[dict[str, Any]], None]) -> None:
-    path = bundle / MANIFEST_NAME
-    data = json.loads(path.read_text())
-    edit(data)
-    path.write_text(json.dumps(data))
-
-
-def _rehash(bundle: Path, rel: str) -> None:
-    """Make the manifest agree with a modified file (simulating a consistent forgery)."""
-    sha, size = file_digest(bundle / rel)
-
-    def edit(data: dict[str, Any]) -> None:
-        data["files"][rel] = {"sha256": sha, "size": size}
-
-    _edit_manifest(bundle, edit)
 
 
 def test_round_trip(make_bundle: Callable[..., Path]) -> None:
@@ -104,7 +90,7 @@ def test_errors_are_data_integrity_errors_and_value_errors(make_bundle: Callable
 @pytest.mark.parametrize("version", [0, 2, "1", None])
 def test_unknown_schema_version_is_refused(make_bundle: Callable[..., Path], version: object) -> None:
     bundle = make_bundle()
-    _edit_manifest(bundle, lambda d: d.__setitem__("schema_version", version))
+    edit_manifest(bundle, lambda d: d.__setitem__("schema_version", version))
     with pytest.raises(
         BundleError,
         match=rf"manifest\.json: field `schema_version` must be 1 .* Found {re.escape(repr(version))}",
@@ -124,7 +110,7 @@ def test_wrong_dtype_in_weights_is_refused_even_with_a_matching_hash(
         },  # float64 table
         str(bundle / "weights.safetensors"),
     )
-    _rehash(bundle, "weights.safetensors")
+    rehash(bundle, "weights.safetensors")
     with pytest.raises(
         BundleError,
         match=r"^weights\.safetensors: `item_embedding` dtype mismatch \(manifest float32, file float64\)",
@@ -138,14 +124,14 @@ def test_wrong_shape_in_weights_is_refused(make_bundle: Callable[..., Path]) -> 
         {"item_embedding": np.zeros((199, 8), np.float32), "item_bias": np.zeros(200, np.float32)},
         str(bundle / "weights.safetensors"),
     )
-    _rehash(bundle, "weights.safetensors")
+    rehash(bundle, "weights.safetensors")
     with pytest.raises(BundleError, match=r"`item_embedding` shape mismatch \(manifest \[200, 8\], file \[199, 8\]\)"):
         load_manifest(bundle)
 
 
 def test_manifest_weights_must_match_dim_and_precision(make_bundle: Callable[..., Path]) -> None:
     bundle = make_bundle()
-    _edit_manifest(bundle, lambda d: d["weights"]["item_embedding"].__setitem__("dtype", "int8"))
+    edit_manifest(bundle, lambda d: d["weights"]["item_embedding"].__setitem__("dtype", "int8"))
     with pytest.raises(BundleError, match=r"manifest\.json: field `weights` must be .* for a float32 model of 200 items × 8"):
         load_manifest(bundle)
 
@@ -153,13 +139,13 @@ def test_manifest_weights_must_match_dim_and_precision(make_bundle: Callable[...
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("dim", 0, r"field `dim` must be an int > 0\. Found 0\."),
+        ("dim", 0, r"field `dim` must be an int in \[1, 4096\]\. Found 0\."),
         ("precision", "int4", r"field `precision` must be 'float32' or 'int8'\. Found 'int4'\."),
-        ("top_k", True, r"field `top_k` must be an int > 0\. Found True\."),
+        ("top_k", True, r"field `top_k` must be an int in \[1, 200\]\. Found True\."),
         (
             "finetune",
             {"steps": 0, "lr": 1.0, "l2": 0.0},
-            r"field `finetune\.steps` must be an int > 0\. Found 0\.",
+            r"field `finetune\.steps` must be an int in \[1, 1000\]\. Found 0\.",
         ),
         (
             "items",
@@ -167,19 +153,23 @@ def test_manifest_weights_must_match_dim_and_precision(make_bundle: Callable[...
             r"field `items` must be empty or hold one entry per item \(200\)",
         ),
         ("artifacts", {}, r"field `artifacts` must be a non-empty object"),
-        ("files", {"../evil": {"sha256": "0" * 64, "size": 1}}, r"invalid path '\.\./evil'"),
+        (
+            "files",
+            {"../evil": {"sha256": "0" * 64, "size": 1}},
+            r"field `files` holds '\.\./evil', a path that is not normalised",
+        ),
     ],
 )
 def test_schema_violations_name_the_field(make_bundle: Callable[..., Path], field: str, value: object, message: str) -> None:
     bundle = make_bundle()
-    _edit_manifest(bundle, lambda d: d.__setitem__(field, value))
+    edit_manifest(bundle, lambda d: d.__setitem__(field, value))
     with pytest.raises(BundleError, match=message):
         load_manifest(bundle)
 
 
 def test_missing_field_and_missing_or_broken_manifest(make_bundle: Callable[..., Path], tmp_path: Path) -> None:
     bundle = make_bundle()
-    _edit_manifest(bundle, lambda d: d.pop("privacy"))
+    edit_manifest(bundle, lambda d: d.pop("privacy"))
     with pytest.raises(BundleError, match=r"manifest\.json: missing field\(s\) \['privacy'\]"):
         load_manifest(bundle)
     (bundle / MANIFEST_NAME).write_text("{not json")
@@ -191,7 +181,7 @@ def test_missing_field_and_missing_or_broken_manifest(make_bundle: Callable[...,
 
 def test_signatures_must_be_the_contract(make_bundle: Callable[..., Path]) -> None:
     bundle = make_bundle()
-    _edit_manifest(bundle, lambda d: d["signatures"]["score"]["inputs"][1].__setitem__("dtype", "int64"))
+    edit_manifest(bundle, lambda d: d["signatures"]["score"]["inputs"][1].__setitem__("dtype", "int64"))
     with pytest.raises(BundleError, match=r"field `signatures` must be the docs/BUNDLE\.md signatures"):
         load_manifest(bundle)
 
@@ -208,3 +198,187 @@ def test_safetensors_header_reader(tmp_path: Path, small_model: ItemModel) -> No
     (tmp_path / "bad").write_bytes((5).to_bytes(8, "little") + b"nope!")
     with pytest.raises(BundleError, match=r"^bad: header is not valid JSON"):
         read_safetensors_header(tmp_path / "bad")
+
+
+# ----------------------------------------------------------------- paths: every path is a listed file inside
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda d, out: d["artifacts"]["onnx"]["details"]["graphs"].__setitem__("score", str(out)),
+            r"field `artifacts\.onnx\.details\.graphs\.score` holds '/.*evil\.onnx', an absolute path",
+        ),
+        (
+            lambda d, out: d["artifacts"]["onnx"]["details"]["graphs"].__setitem__("score", "golden.json"),
+            r"field `artifacts\.onnx\.details\.graphs\.score` names 'golden\.json', which is not a file .* of "
+            r"`artifacts\.onnx\.files`",
+        ),
+        (
+            lambda d, out: d["artifacts"]["onnx"]["details"]["graphs"].__setitem__("score", "unlisted.onnx"),
+            r"field `artifacts\.onnx\.details\.graphs\.score` names 'unlisted\.onnx', which is not a file",
+        ),
+        (
+            lambda d, out: d["artifacts"]["onnx"]["details"]["graphs"].__setitem__("score", 5),
+            r"field `artifacts\.onnx\.details\.graphs\.score` holds 5, a int, not a path string",
+        ),
+        (
+            lambda d, out: d["artifacts"]["onnx"]["details"].__setitem__("external_data", "../model.onnx.data"),
+            r"field `artifacts\.onnx\.details\.external_data` holds '\.\./model\.onnx\.data', a path that is not normalised",
+        ),
+        (
+            lambda d, out: d["artifacts"]["onnx"]["details"].update(variants={"x": {"packages": {"score": "Other.mlpackage"}}}),
+            r"field `artifacts\.onnx\.details\.variants\.x\.packages\.score` names 'Other\.mlpackage', which is not a file",
+        ),
+        (
+            lambda d, out: d["artifacts"]["onnx"]["files"].append("C:\\model.onnx"),
+            r"field `artifacts\.onnx\.files\[4\]` holds 'C:\\\\model\.onnx', a path with a backslash, colon",
+        ),
+        (
+            lambda d, out: d["files"].__setitem__("manifest.sig", {"sha256": "0" * 64, "size": 0}),
+            r"field `files` lists 'manifest\.sig', which is never listed",
+        ),
+        (
+            lambda d, out: d["files"]["golden.json"].__setitem__("sha256", "A" * 64),
+            r"field `files\['golden\.json'\]` must be \{'sha256': 64 lowercase hex",
+        ),
+        (
+            lambda d, out: d.__setitem__("item_features", {"file": "/tmp/item_features.safetensors", "columns": 2}),
+            r"field `item_features\.file` must be 'item_features\.safetensors', listed in `files`",
+        ),
+    ],
+)
+def test_paths_in_the_manifest_must_be_listed_files_inside_the_bundle(
+    make_bundle: Callable[..., Path], tmp_path: Path, edit: Callable[[dict[str, Any], Path], None], message: str
+) -> None:
+    bundle = make_bundle()
+    outside = tmp_path / "outside" / "evil.onnx"
+    edit_manifest(bundle, lambda d: edit(d, outside))
+    with pytest.raises(BundleError, match=rf"^manifest\.json: {message}"):
+        load_manifest(bundle)
+
+
+def test_a_symlink_to_a_file_outside_the_bundle_is_refused_even_rehashed(
+    make_bundle: Callable[..., Path], tmp_path: Path
+) -> None:
+    bundle = make_bundle()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "model.score.onnx"
+    shutil.copy(bundle / "model.score.onnx", secret)
+    (bundle / "model.score.onnx").unlink()
+    os.symlink(secret, bundle / "model.score.onnx")
+    rehash(bundle, "model.score.onnx")  # the link's target has the listed bytes: only the path rule can tell
+    message = r"^model\.score\.onnx: 'model\.score\.onnx' is a symbolic link; a bundle holds regular files only"
+    with pytest.raises(BundleError, match=message):
+        load_manifest(bundle)
+
+
+def test_a_file_under_a_symlinked_directory_is_refused(make_bundle: Callable[..., Path], tmp_path: Path) -> None:
+    bundle = make_bundle()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "model.onnx.data").write_bytes((bundle / "model.onnx.data").read_bytes())
+    os.symlink(outside, bundle / "shared")
+
+    def edit(d: dict[str, Any]) -> None:
+        d["files"]["shared/model.onnx.data"] = d["files"]["model.onnx.data"]
+        d["artifacts"]["onnx"]["files"].append("shared/model.onnx.data")
+
+    edit_manifest(bundle, edit)
+    with pytest.raises(BundleError, match=r"^shared/model\.onnx\.data: 'shared' is a symbolic link"):
+        load_manifest(bundle)
+
+
+def test_a_symlinked_manifest_is_refused(make_bundle: Callable[..., Path], tmp_path: Path) -> None:
+    bundle = make_bundle()
+    (bundle / MANIFEST_NAME).rename(tmp_path / "elsewhere.json")
+    os.symlink(tmp_path / "elsewhere.json", bundle / MANIFEST_NAME)
+    with pytest.raises(BundleError, match=r"^manifest\.json: 'manifest\.json' is a symbolic link"):
+        load_manifest(bundle)
+
+
+# --------------------------------------------------------------- parse errors are BundleErrors, never crashes
+def test_a_deeply_nested_manifest_is_a_bundle_error(make_bundle: Callable[..., Path]) -> None:
+    bundle = make_bundle()
+    text = (bundle / MANIFEST_NAME).read_text()
+    deep = "[" * 200_000 + "]" * 200_000  # far beyond Python's recursion limit
+    (bundle / MANIFEST_NAME).write_text(text.replace('"ledger": []', f'"ledger": {deep}', 1))
+    with pytest.raises(BundleError, match=r"^manifest\.json: not valid JSON \(nesting deeper than 64 levels\)"):
+        load_manifest(bundle)
+    (bundle / MANIFEST_NAME).write_text(text.replace('"ledger": []', '"ledger": ' + "[" * 80 + "]" * 80, 1))
+    with pytest.raises(BundleError, match=r"^manifest\.json: not valid JSON \(nesting deeper than 64 levels\)"):
+        load_manifest(bundle)
+
+
+def _safetensors(header: object, data: bytes) -> bytes:
+    blob = json.dumps(header).encode()
+    return len(blob).to_bytes(8, "little") + blob + data
+
+
+def _entry(dtype: object = "F32", shape: object = (1,), offsets: object = (0, 4)) -> dict[str, object]:
+    return {"dtype": dtype, "shape": list(shape) if isinstance(shape, tuple) else shape,
+            "data_offsets": list(offsets) if isinstance(offsets, tuple) else offsets}
+
+
+@pytest.mark.parametrize(
+    ("header", "data", "message"),
+    [
+        ({"item_embedding": ["F32", [200, 8], [0, 6400]]}, b"", r"header field `item_embedding` must be an object with keys"),
+        ({"item_embedding": {"dtype": "F32", "shape": [2]}}, b"", r"header field `item_embedding` must be an object with keys"),
+        ({"item_embedding": _entry(dtype=7)}, bytes(4), r"header field `item_embedding\.dtype` must be one of .*Found 7\."),
+        ({"item_embedding": _entry(shape="200")}, bytes(4), r"header field `item_embedding\.shape` must be a list of ints"),
+        ({"item_embedding": _entry(shape=[True])}, bytes(4), r"header field `item_embedding\.shape` must be a list of ints"),
+        ({"w": _entry(offsets=(4, 0))}, bytes(4), r"header field `w\.data_offsets` must be \[begin, end\]"),
+        ({"item_embedding": _entry(offsets={"a": 1})}, bytes(4), r"header field `item_embedding\.data_offsets` must be"),
+        ({"w": _entry(shape=(2,))}, bytes(4), r"header field `w\.data_offsets` spans 4 bytes, but F32\[2\] needs 8"),
+        ({"a": _entry(), "b": _entry()}, bytes(4), r"header field `b\.data_offsets` starts at byte 0; the data before it"),
+        ({"a": _entry()}, bytes(8), r"the tensors end at data byte 4, but the file holds 8 data bytes"),
+        ({"__metadata__": {"k": ["v"]}}, b"", r"header field `__metadata__` must map strings to strings"),
+        ([1, 2], b"", r"header must be a JSON object\. Found list\."),
+    ],
+)
+def test_safetensors_header_entries_of_the_wrong_type_are_bundle_errors(
+    make_bundle: Callable[..., Path], header: object, data: bytes, message: str
+) -> None:
+    bundle = make_bundle()
+    (bundle / "weights.safetensors").write_bytes(_safetensors(header, data))
+    rehash(bundle, "weights.safetensors")
+    with pytest.raises(BundleError, match=rf"^weights\.safetensors: {message}"):
+        load_manifest(bundle)
+
+
+def test_truncated_but_rehashed_weights_are_refused_at_load(make_bundle: Callable[..., Path]) -> None:
+    bundle = make_bundle()
+    data = (bundle / "weights.safetensors").read_bytes()
+    (bundle / "weights.safetensors").write_bytes(data[:-100])
+    rehash(bundle, "weights.safetensors")
+    message = r"^weights\.safetensors: the tensors end at data byte \d+, but the file holds \d+ data bytes: the file is truncated"
+    with pytest.raises(BundleError, match=message):
+        load_manifest(bundle)
+    (bundle / "weights.safetensors").write_bytes(data[:20])  # even the header is cut
+    rehash(bundle, "weights.safetensors")
+    with pytest.raises(BundleError, match=r"^weights\.safetensors: header length \d+ does not fit a file of 20 bytes"):
+        load_manifest(bundle)
+
+
+# ------------------------------------------------------------------ limits that bound every reader's work
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["finetune"].update(steps=10**9), r"field `finetune\.steps` must be an int in \[1, 1000\]\. Found 10+\."),
+        (lambda d: d["finetune"].update(calls=10**9), r"field `finetune\.calls` must be an int in \[1, 1000\]\. Found 10+\."),
+        (lambda d: d.update(num_items=10**8), r"field `num_items` must be an int in \[1, 10000000\]\. Found 100000000\."),
+        (lambda d: d.__setitem__("dim", 4097), r"field `dim` must be an int in \[1, 4096\]\. Found 4097\."),
+        (lambda d: d.update(num_items=10_000_000, dim=4096), r"fields `num_items` × `dim` must be at most 2147483647"),
+        (lambda d: d.__setitem__("top_k", 201), r"field `top_k` must be an int in \[1, 200\]\. Found 201\."),
+    ],
+)
+def test_manifest_limits_are_checked_up_front(
+    make_bundle: Callable[..., Path], edit: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    bundle = make_bundle()
+    edit_manifest(bundle, edit)
+    start = time.perf_counter()
+    with pytest.raises(BundleError, match=rf"^manifest\.json: {message}"):
+        load_manifest(bundle)
+    assert time.perf_counter() - start < 5.0

@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from privrec.export import load_reference
+from privrec.export import load_manifest, load_reference
 from privrec.export.golden import MAX_GOLDEN_IDS, TOLERANCE, case_arrays, load_golden
 from privrec.export.reference import topk_stable
 from privrec.export.verify import max_abs_err
@@ -65,7 +65,7 @@ def test_golden_cases_pass_against_the_reference(make_bundle: Callable[..., Path
     for precision in ("float32", "int8"):
         bundle = make_bundle(precision=precision)
         ref = load_reference(bundle)
-        golden = load_golden(bundle)
+        golden = load_golden(bundle, load_manifest(bundle))
         assert golden["precision"] == precision
         sigs = [c["signature"] for c in golden["cases"]]
         assert sigs.count("score") == sigs.count("recommend") == sigs.count("finetune") == 3
@@ -102,7 +102,8 @@ def test_golden_covers_n_and_m_of_one_and_the_full_catalog(make_bundle: Callable
 
 
 def test_golden_caps_large_catalogs(make_bundle: Callable[..., Path], make_model: Callable[..., ItemModel]) -> None:
-    golden = load_golden(make_bundle(make_model(5000, 4)))
+    bundle = make_bundle(make_model(5000, 4))
+    golden = load_golden(bundle, load_manifest(bundle))
     full = max(len(c["inputs"]["item_ids"]) for c in golden["cases"] if c["signature"] == "score")
     assert full == MAX_GOLDEN_IDS
     ids = next(c["inputs"]["item_ids"] for c in golden["cases"] if len(c["inputs"].get("item_ids", [])) == full)

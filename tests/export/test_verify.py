@@ -4,29 +4,20 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from bundle_edits import edit_manifest, rehash_all
 
-from privrec.export import BundleError, verify_bundle
-from privrec.export.manifest import MANIFEST_NAME, file_digest
+from privrec.export import BundleError, key_id, verify_bundle
 from privrec.export.verify import max_abs_err, topk_equal_up_to_ties
 from privrec.sdk.model import ItemModel
 
 _FIELDS = {"format", "signature", "precision", "max_abs_err", "tolerance", "topk_equal", "ok", "cases"}
-
-
-def _rehash_all(bundle: Path) -> None:
-    """Rewrite every `files` entry to match the files on disk (a consistent but wrong bundle)."""
-    path = bundle / MANIFEST_NAME
-    data = json.loads(path.read_text())
-    for rel in data["files"]:
-        sha, size = file_digest(bundle / rel)
-        data["files"][rel] = {"sha256": sha, "size": size}
-    path.write_text(json.dumps(data))
 
 
 @pytest.mark.parametrize("precision", ["float32", "int8"])
@@ -54,7 +45,7 @@ def test_artifact_with_other_weights_fails(make_bundle: Callable[..., Path], mak
     good = make_bundle(make_model(200, 8, seed=0))
     other = make_bundle(make_model(200, 8, seed=1))
     shutil.copy(other / "model.onnx.data", good / "model.onnx.data")  # an exporter that wrote other weights
-    _rehash_all(good)
+    rehash_all(good)
     report = verify_bundle(good)
     assert report["ok"] is False
     by = {(c["format"], c["signature"]): c for c in report["checks"]}
@@ -70,7 +61,7 @@ def test_artifact_with_wrong_step_count_fails_only_finetune(make_bundle: Callabl
     good = make_bundle(finetune=FinetuneConfig(steps=5))
     other = make_bundle(finetune=FinetuneConfig(steps=6))
     shutil.copy(other / "model.finetune.onnx", good / "model.finetune.onnx")
-    _rehash_all(good)
+    rehash_all(good)
     report = verify_bundle(good)
     assert report["ok"] is False
     failed = {(c["format"], c["signature"]) for c in report["checks"] if not c["ok"]}
@@ -82,7 +73,7 @@ def test_edited_golden_file_fails_its_check(make_bundle: Callable[..., Path]) ->
     golden = json.loads((bundle / "golden.json").read_text())
     golden["cases"][0]["outputs"]["scores"][0] += 0.5
     (bundle / "golden.json").write_text(json.dumps(golden))
-    _rehash_all(bundle)
+    rehash_all(bundle)
     report = verify_bundle(bundle)
     failed = [(c["format"], c["signature"]) for c in report["checks"] if not c["ok"]]
     assert failed == [("golden", "score")]
@@ -91,7 +82,7 @@ def test_edited_golden_file_fails_its_check(make_bundle: Callable[..., Path]) ->
 def test_unrunnable_artifact_fails_loudly(make_bundle: Callable[..., Path]) -> None:
     bundle = make_bundle()
     (bundle / "model.score.onnx").write_bytes(b"not an onnx model")
-    _rehash_all(bundle)
+    rehash_all(bundle)
     report = verify_bundle(bundle)
     assert report["ok"] is False
     onnx = [c for c in report["checks"] if c["format"] == "onnx"]
@@ -130,3 +121,79 @@ def test_topk_equality_allows_only_ties() -> None:
 def test_report_is_json_serialisable(make_bundle: Callable[..., Path]) -> None:
     report: dict[str, Any] = verify_bundle(make_bundle(precision="int8"))
     assert json.loads(json.dumps(report))["ok"] is True
+
+
+# ------------------------------------------------------------------------------------- signatures
+def test_signature_is_reported_ok_not_checked_absent_or_bad(
+    make_bundle: Callable[..., Path], signing_keys: tuple[Path, Path]
+) -> None:
+    bundle = make_bundle(sign_key=signing_keys[0])
+    report = verify_bundle(bundle, public_key=signing_keys[1])
+    assert report["ok"] is True and report["signature"]["status"] == "ok"
+    assert report["signature"]["key_id"] == key_id(signing_keys[1]) and len(report["checks"]) == 6
+
+    unchecked = verify_bundle(bundle)
+    assert unchecked["ok"] is True and unchecked["signature"]["status"] == "not_checked"
+    assert unchecked["signature"]["key_id"] == key_id(signing_keys[1])  # what manifest.sig claims, unverified
+    assert "not checked: no public key given" in unchecked["signature"]["detail"]
+
+    edit_manifest(bundle, lambda d: d["privacy"].update(epsilon=0.01))
+    bad = verify_bundle(bundle, public_key=signing_keys[1])
+    assert (bad["ok"], bad["signature"]["status"], bad["checks"], bad["model_version"]) == (False, "bad", [], None)
+    assert bad["signature"]["detail"].startswith("manifest.sig: the signature does not verify manifest.json")
+    assert json.loads(json.dumps(bad)) == bad
+
+    unsigned = make_bundle()
+    absent = verify_bundle(unsigned, public_key=signing_keys[1])
+    assert (absent["ok"], absent["signature"]["status"], absent["checks"]) == (False, "absent", [])
+    assert verify_bundle(unsigned)["signature"] == {
+        "status": "not_checked",
+        "key_id": None,
+        "detail": "not checked: no public key given (manifest.sig absent); pass the publisher's key (--public-key) to "
+        "authenticate the bundle",
+    }
+
+
+def test_swapped_artifacts_with_consistent_hashes_fail_verify_with_the_key(
+    make_bundle: Callable[..., Path], make_model: Callable[..., ItemModel], signing_keys: tuple[Path, Path]
+) -> None:
+    """The attack: the evil model's weights, golden file and artifacts, with every hash updated. Without the
+    key it passes every parity check (the bundle is consistent); with it, nothing is even run."""
+    good = make_bundle(make_model(200, 8, seed=0), sign_key=signing_keys[0])
+    evil = make_bundle(make_model(200, 8, seed=5))
+    for rel in json.loads((good / "manifest.json").read_text())["files"]:
+        shutil.copy(evil / rel, good / rel)
+    rehash_all(good)
+    assert verify_bundle(good)["ok"] is True
+    report = verify_bundle(good, public_key=signing_keys[1])
+    assert (report["ok"], report["signature"]["status"], report["checks"]) == (False, "bad", [])
+
+
+# ------------------------------------------------------------- parse errors and bounded work in verify
+def test_a_golden_case_with_missing_keys_is_a_bundle_error(make_bundle: Callable[..., Path]) -> None:
+    bundle = make_bundle()
+    golden = json.loads((bundle / "golden.json").read_text())
+    del golden["cases"][4]["inputs"]["exclude"]
+    (bundle / "golden.json").write_text(json.dumps(golden))
+    rehash_all(bundle)
+    message = r"^golden\.json: field `cases\[4\]\.inputs` must be an object with keys \['exclude', 'user'\]"
+    with pytest.raises(BundleError, match=message):
+        verify_bundle(bundle)
+
+
+def test_huge_finetune_steps_are_refused_before_any_work(make_bundle: Callable[..., Path]) -> None:
+    bundle = make_bundle()
+    edit_manifest(bundle, lambda d: d["finetune"].update(steps=10**9))
+    start = time.perf_counter()
+    with pytest.raises(BundleError, match=r"^manifest\.json: field `finetune\.steps` must be an int in \[1, 1000\]"):
+        verify_bundle(bundle)
+    assert time.perf_counter() - start < 5.0
+
+
+def test_truncated_but_rehashed_weights_are_refused_not_crashed_on(make_bundle: Callable[..., Path]) -> None:
+    bundle = make_bundle()
+    data = (bundle / "weights.safetensors").read_bytes()
+    (bundle / "weights.safetensors").write_bytes(data[: len(data) // 2])
+    rehash_all(bundle)
+    with pytest.raises(BundleError, match=r"^weights\.safetensors: the tensors end at data byte \d+, but the file holds"):
+        verify_bundle(bundle)

@@ -1,8 +1,11 @@
 """The pure-Kotlin core of the Android sample (android_sample/core), compiled and tested on the JVM.
 
-Exports two small bundles (float32 and int8) with the real exporter, compiles the Kotlin sources and
-their JUnit4 tests with the Debian ``kotlinc`` (Kotlin 1.3), and runs them against the bundles: the
-Kotlin code must parse ``manifest.json``/``golden.json`` with its own JSON parser, verify every sha256,
+Exports two small bundles (float32 and int8) with the real exporter, signed with an Ed25519 key made for
+the run, compiles the Kotlin sources and their JUnit4 tests with the Debian ``kotlinc`` (Kotlin 1.3), and
+runs them against the bundles with the key's public half pinned (``privrec.public_key``): the Kotlin code
+must verify ``manifest.sig`` with java.security's Ed25519 before reading any other file (and refuse a wrong
+key, a manifest edited after signing, and an unsigned bundle unless explicitly allowed), enforce the path
+rules, parse ``manifest.json``/``golden.json`` with its own JSON parser, verify every sha256,
 read ``weights.safetensors`` (dequantizing int8) and reproduce ``score``, top-K and ``finetune`` within
 the golden tolerances. A bundle with one flipped byte in ``weights.safetensors`` must make the same run
 fail with a message naming that file. The same run reproduces every case of the reconstruction recipe's
@@ -31,6 +34,7 @@ import numpy as np
 import pytest
 
 from privrec.export.bundle import export_bundle
+from privrec.export.signing import generate_signing_key, write_signature
 from privrec.sdk.model import ItemModel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,13 +114,17 @@ def _test_classes() -> list[str]:
 
 
 def _run_junit(
-    jar: Path, bundles: list[Path], classes: list[str], *, via_env: bool = False
+    jar: Path, bundles: list[Path], classes: list[str], *, public_key: Path, via_env: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    """JUnitCore over ``classes``; the bundle and fixture paths go in as system properties, or with
+    """JUnitCore over ``classes``; the bundle, key and fixture paths go in as system properties, or with
     ``via_env`` as the environment variables the Kotlin tests fall back to when the properties are unset."""
     cp = os.pathsep.join(str(p) for p in (jar, KOTLIN_STDLIB, *JUNIT_JARS))
-    inputs = {"privrec.bundles": os.pathsep.join(str(b) for b in bundles), "privrec.recipe_golden": str(RECIPE_GOLDEN)}
-    env = {k: v for k, v in os.environ.items() if k not in ("PRIVREC_BUNDLES", "PRIVREC_RECIPE_GOLDEN")}
+    inputs = {
+        "privrec.bundles": os.pathsep.join(str(b) for b in bundles),
+        "privrec.recipe_golden": str(RECIPE_GOLDEN),
+        "privrec.public_key": str(public_key),
+    }
+    env = {k: v for k, v in os.environ.items() if k not in ("PRIVREC_BUNDLES", "PRIVREC_RECIPE_GOLDEN", "PRIVREC_PUBLIC_KEY")}
     if via_env:
         env.update({name.upper().replace(".", "_"): value for name, value in inputs.items()})
         props = []
@@ -149,7 +157,13 @@ def _item_features() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """``(private_key_path, public_key_path)``: the publisher key the bundles are signed with."""
+    return generate_signing_key(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory: pytest.TempPathFactory, keys: tuple[Path, Path]) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bundles")
     items = [
         {"index": i, "id": str(1000 + i), "title": f"{TITLES[i % 3]} #{i}"} for i in range(NUM_ITEMS)
@@ -157,7 +171,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         precision: export_bundle(
             _model(seed), root / precision, formats=("onnx",), precision=precision, items=items,  # type: ignore[arg-type]
-            item_features=_item_features() if precision == "float32" else None,
+            item_features=_item_features() if precision == "float32" else None, sign_key=keys[0],
         )
         for seed, precision in enumerate(("float32", "int8"))
     }
@@ -169,12 +183,14 @@ def core_jar() -> Path:
     return jar
 
 
-def test_kotlin_core_reproduces_fresh_bundles(core_jar: Path, bundles: dict[str, Path]) -> None:
-    """All JUnit4 tests (JSON parser, safetensors, top-K, fine-tune, golden self-test, tamper checks, the
-    reconstruction recipe's fixture, the optional ``item_features`` field and file) pass."""
+def test_kotlin_core_reproduces_fresh_bundles(core_jar: Path, bundles: dict[str, Path], keys: tuple[Path, Path]) -> None:
+    """All JUnit4 tests (signatures, path rules, limits, JSON parser, safetensors, top-K, fine-tune, golden
+    self-test, tamper checks, the reconstruction recipe's fixture, the optional ``item_features`` field and
+    file) pass."""
     classes = _test_classes()
-    assert {"dev.privrec.core.BundleTest", "dev.privrec.core.ReconstructionTest"} <= set(classes)
-    proc = _run_junit(core_jar, [bundles["float32"], bundles["int8"]], classes)
+    expected = {"dev.privrec.core.BundleTest", "dev.privrec.core.ReconstructionTest", "dev.privrec.core.SignatureTest"}
+    assert expected <= set(classes)
+    proc = _run_junit(core_jar, [bundles["float32"], bundles["int8"]], classes, public_key=keys[1])
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"Kotlin core tests failed:\n{output}"
     assert "OK (" in proc.stdout
@@ -191,13 +207,21 @@ def test_kotlin_core_reproduces_fresh_bundles(core_jar: Path, bundles: dict[str,
         "file": "item_features.safetensors", "columns": FEATURE_COLUMNS
     }
     assert f"float32: item_features.safetensors {NUM_ITEMS} × {FEATURE_COLUMNS}" in proc.stdout, proc.stdout
+    # Each bundle's signature was verified with the pinned key (SignatureTest).
+    key_id = json.loads((bundles["int8"] / "manifest.sig").read_text())["key_id"]
+    for precision in ("float32", "int8"):
+        assert f"{precision}: manifest.sig verifies with pinned key {key_id}" in proc.stdout, proc.stdout
     assert "FAILED" not in proc.stdout
 
 
-def test_kotlin_core_reads_its_inputs_from_the_environment(core_jar: Path, bundles: dict[str, Path]) -> None:
-    """Without -D properties the Kotlin tests take PRIVREC_BUNDLES and PRIVREC_RECIPE_GOLDEN (an IDE or CI run)."""
+def test_kotlin_core_reads_its_inputs_from_the_environment(
+    core_jar: Path, bundles: dict[str, Path], keys: tuple[Path, Path]
+) -> None:
+    """Without -D properties the Kotlin tests take PRIVREC_BUNDLES, PRIVREC_PUBLIC_KEY and PRIVREC_RECIPE_GOLDEN
+    (an IDE or CI run)."""
     proc = _run_junit(
-        core_jar, [bundles["float32"]], ["dev.privrec.core.ReconstructionTest", "dev.privrec.core.BundleTest"], via_env=True
+        core_jar, [bundles["float32"]], ["dev.privrec.core.ReconstructionTest", "dev.privrec.core.BundleTest"],
+        public_key=keys[1], via_env=True,
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"Kotlin core tests failed with their inputs in the environment:\n{output}"
@@ -206,7 +230,7 @@ def test_kotlin_core_reads_its_inputs_from_the_environment(core_jar: Path, bundl
 
 
 def test_kotlin_core_refuses_a_tampered_weights_file(
-    core_jar: Path, bundles: dict[str, Path], tmp_path: Path
+    core_jar: Path, bundles: dict[str, Path], keys: tuple[Path, Path], tmp_path: Path
 ) -> None:
     """One flipped byte in weights.safetensors: the run fails and the message names the file."""
     tampered = tmp_path / "tampered"
@@ -215,22 +239,41 @@ def test_kotlin_core_refuses_a_tampered_weights_file(
     data = bytearray(weights.read_bytes())
     data[len(data) - 5] ^= 0x01  # inside the tensor data, so only the hash can tell
     weights.write_bytes(bytes(data))
-    proc = _run_junit(core_jar, [tampered], ["dev.privrec.core.BundleTest"])
+    proc = _run_junit(core_jar, [tampered], ["dev.privrec.core.BundleTest"], public_key=keys[1])
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0, f"the Kotlin tests accepted a tampered bundle:\n{output}"
     assert "dev.privrec.core.BundleException: weights.safetensors: sha256" in output, output
 
 
 def test_kotlin_core_refuses_a_schema_change(
-    core_jar: Path, bundles: dict[str, Path], tmp_path: Path
+    core_jar: Path, bundles: dict[str, Path], keys: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    """A manifest with a field docs/BUNDLE.md does not define breaks the Kotlin test, naming the field."""
+    """A manifest with a field docs/BUNDLE.md does not define breaks the Kotlin test, naming the field, even when
+    the publisher signed it (the signature says who wrote it, not that it is valid)."""
     changed = tmp_path / "changed"
     shutil.copytree(bundles["float32"], changed)
     manifest = json.loads((changed / "manifest.json").read_text())
     manifest["signatures"]["score"]["inputs"][1]["dtype"] = "int64"
-    (changed / "manifest.json").write_text(json.dumps(manifest))
-    proc = _run_junit(core_jar, [changed], ["dev.privrec.core.BundleTest"])
+    data = json.dumps(manifest).encode()
+    (changed / "manifest.json").write_bytes(data)
+    write_signature(changed, data, keys[0])  # the low-level signer: sign_bundle would refuse this manifest
+    proc = _run_junit(core_jar, [changed], ["dev.privrec.core.BundleTest"], public_key=keys[1])
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0, f"the Kotlin tests accepted a changed schema:\n{output}"
     assert 'manifest.json: field "signatures.score" must be' in output, output
+
+
+def test_kotlin_core_refuses_a_manifest_edited_after_signing(
+    core_jar: Path, bundles: dict[str, Path], keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The privacy ledger an app shows, changed without touching any listed file: only the signature can tell,
+    and the Kotlin run fails naming manifest.sig."""
+    edited = tmp_path / "edited"
+    shutil.copytree(bundles["int8"], edited)
+    manifest = json.loads((edited / "manifest.json").read_text())
+    manifest["privacy"] = {"mode": "central", "ledger": [], "epsilon": 0.1, "delta": 1e-6}
+    (edited / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    proc = _run_junit(core_jar, [edited], ["dev.privrec.core.BundleTest"], public_key=keys[1])
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, f"the Kotlin tests accepted a manifest edited after signing:\n{output}"
+    assert "dev.privrec.core.BundleException: manifest.sig: the signature does not verify manifest.json" in output, output

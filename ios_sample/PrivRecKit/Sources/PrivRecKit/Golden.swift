@@ -3,6 +3,8 @@ import Foundation
 /// `golden.json`: inputs and the numpy reference's outputs for every signature (the on-device self-test).
 public struct Golden: Decodable, Sendable {
     public static let fileName = "golden.json"
+    /// At most this many cases (docs/BUNDLE.md, "Limits": the writer emits 9), so the self-test's work is bounded.
+    public static let maxCases = 64
 
     public struct Inputs: Decodable, Sendable {
         public let user: [Float]
@@ -45,6 +47,9 @@ public struct Golden: Decodable, Sendable {
             golden = try JSONDecoder().decode(Golden.self, from: data)
         } catch {
             throw PrivRecError.bundle(file: fileName, detail: "is not valid (\(error))")
+        }
+        guard (1...maxCases).contains(golden.cases.count) else {
+            throw PrivRecError.bundle(file: fileName, detail: "field \"cases\" must hold 1 to \(maxCases) cases. Found \(golden.cases.count).")
         }
         guard golden.schemaVersion == Manifest.schemaVersion else {
             throw PrivRecError.bundle(file: fileName, detail: "field \"schema_version\" is \(golden.schemaVersion); this reader knows \(Manifest.schemaVersion)")

@@ -4,6 +4,13 @@ import Foundation
 public struct Manifest: Decodable, Sendable {
     public static let fileName = "manifest.json"
     public static let schemaVersion = 1
+    // Limits checked before anything is computed (docs/BUNDLE.md, "Limits"; the same in Python and Kotlin).
+    public static let maxDim = 4096
+    public static let maxNumItems = 10_000_000
+    public static let maxFinetuneSteps = 1000
+    public static let maxFinetuneCalls = 1000
+    /// Keys of an artifact's `details` whose values (at any depth) are bundle paths a runner may open.
+    static let detailPathKeys: Set<String> = ["external_data", "file", "files", "graphs", "packages", "path", "paths"]
 
     public struct TensorSpec: Codable, Equatable, Sendable {
         public let name: String
@@ -172,9 +179,22 @@ public struct Manifest: Decodable, Sendable {
         ]
     }
 
+    /// Every leaf under a key of `detailPathKeys` in `value`, with its field path.
+    static func detailPaths(_ value: JSONValue, at field: String, underPathKey: Bool = false) -> [(String, JSONValue)] {
+        switch value {
+        case let .object(o):
+            return o.keys.sorted().flatMap { detailPaths(o[$0]!, at: "\(field).\($0)", underPathKey: underPathKey || detailPathKeys.contains($0)) }
+        case let .array(a):
+            return a.enumerated().flatMap { detailPaths($0.element, at: "\(field)[\($0.offset)]", underPathKey: underPathKey) }
+        default:
+            return underPathKey ? [(field, value)] : []
+        }
+    }
+
     /// Decodes and checks the manifest; errors name `manifest.json` and the field.
     public static func parse(_ data: Data) throws -> Manifest {
         func fail(_ detail: String) -> PrivRecError { .bundle(file: fileName, detail: detail) }
+        if let problem = BundleFiles.nestingProblem(data) { throw fail("is not valid: \(problem)") }
         // Check the version before the rest, so a newer schema gets a clear message, not a decoding error.
         struct Version: Decodable { let schema_version: Int? }
         let version = (try? JSONDecoder().decode(Version.self, from: data))?.schema_version
@@ -192,10 +212,16 @@ public struct Manifest: Decodable, Sendable {
             throw fail("is not a valid manifest (\(error))")
         }
         guard ["float32", "int8"].contains(m.precision) else { throw fail("field \"precision\" must be float32 or int8. Found \(m.precision).") }
-        guard m.dim > 0, m.numItems > 0, (1...m.numItems).contains(m.topK) else {
-            throw fail("fields \"dim\", \"num_items\", \"top_k\" must be positive with top_k <= num_items")
+        guard (1...maxDim).contains(m.dim), (1...maxNumItems).contains(m.numItems), (1...m.numItems).contains(m.topK) else {
+            throw fail("fields \"dim\" in [1, \(maxDim)], \"num_items\" in [1, \(maxNumItems)] and \"top_k\" in [1, num_items]. Found \(m.dim), \(m.numItems), \(m.topK).")
+        }
+        guard Int64(m.dim) * Int64(m.numItems) <= Int64(Int32.max) else {
+            throw fail("fields \"num_items\" × \"dim\" must be at most \(Int32.max) (the table is one array). Found \(m.numItems) × \(m.dim).")
         }
         if let problem = m.finetune.problem() { throw fail(problem) }
+        guard m.finetune.steps <= maxFinetuneSteps, m.finetune.calls <= maxFinetuneCalls else {
+            throw fail("fields \"finetune.steps\" and \"finetune.calls\" must be at most \(maxFinetuneSteps) and \(maxFinetuneCalls). Found \(m.finetune.steps), \(m.finetune.calls).")
+        }
         guard m.items.isEmpty || m.items.count == m.numItems else {
             throw fail("field \"items\" must be empty or hold \(m.numItems) entries. Found \(m.items.count).")
         }
@@ -205,10 +231,31 @@ public struct Manifest: Decodable, Sendable {
         for (name, expected) in m.expectedSignatures() where m.signatures[name] != expected {
             throw fail("field \"signatures.\(name)\" differs from docs/BUNDLE.md")
         }
-        for path in m.files.keys {
-            let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-            guard !path.hasPrefix("/"), !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
-                throw fail("field \"files\" holds \"\(path)\", which is not a relative path inside the bundle")
+        for path in m.files.keys.sorted() {
+            if let problem = BundleFiles.pathProblem(path) {
+                throw fail("field \"files\" holds \"\(path)\", which is not a relative path inside the bundle: \(problem)")
+            }
+            if BundleFiles.reserved.contains(path) {
+                throw fail("field \"files\" lists \"\(path)\", which is never listed (manifest.json and manifest.sig cannot hash themselves)")
+            }
+            guard m.files[path]!.sha256.range(of: "^[0-9a-f]{64}$", options: .regularExpression) != nil, m.files[path]!.size >= 0 else {
+                throw fail("field \"files\" entry \"\(path)\" must be {\"sha256\": 64 lowercase hex, \"size\": >= 0}")
+            }
+        }
+        for name in m.artifacts.keys.sorted() {
+            let artifact = m.artifacts[name]!
+            for (i, path) in artifact.files.enumerated() {
+                if let problem = BundleFiles.pathProblem(path) { throw fail("field \"artifacts.\(name).files[\(i)]\" holds \"\(path)\", \(problem)") }
+                guard m.files[path] != nil else { throw fail("field \"artifacts.\(name).files\" lists \"\(path)\", which \"files\" does not") }
+            }
+            // Every path a runner may open (ONNX graphs, Core ML packages and their files) is a listed file of
+            // this artifact, or a directory holding some of them.
+            for (field, value) in detailPaths(artifact.details, at: "artifacts.\(name).details") {
+                guard let path = value.string else { throw fail("field \"\(field)\" must be a path string") }
+                if let problem = BundleFiles.pathProblem(path) { throw fail("field \"\(field)\" holds \"\(path)\", \(problem)") }
+                guard artifact.files.contains(path) || artifact.files.contains(where: { $0.hasPrefix(path + "/") }) else {
+                    throw fail("field \"\(field)\" names \"\(path)\", which is not a file (or a directory of files) of \"artifacts.\(name).files\"")
+                }
             }
         }
         for required in ["weights.safetensors", Golden.fileName] where m.files[required] == nil {

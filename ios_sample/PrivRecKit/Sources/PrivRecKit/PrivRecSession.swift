@@ -1,3 +1,4 @@
+import CryptoKit
 import Foundation
 
 /// One recommended item.
@@ -26,12 +27,16 @@ public actor PrivRecSession {
     public var manifest: Manifest { bundle.manifest }
     public var liked: [LikedItem] { state.interactions.map { LikedItem(id: $0.item, title: bundle.manifest.title($0.item)) } }
 
-    /// Loads and verifies the bundle, loads the Core ML models, runs the golden self-test, opens the store and
-    /// rebuilds the stored history's user vector with the bundle's recipe (the stored vector is only a cache,
-    /// so one written by an older app never serves).
-    /// Throws if verification fails or any golden case fails (a model that fails its self-test never serves).
-    public init(bundleDirectory: URL, storeURL: URL, keys: StoreKeyProvider = KeychainKeyProvider()) async throws {
-        let bundle = try PrivRecBundle.load(from: bundleDirectory)
+    /// Loads and verifies the bundle against `publicKey` — the publisher's Ed25519 key, pinned in the app
+    /// (`BundleSignature.publicKey(base64:)` of the `privrec_signing_key.pub` text shipped with the app, never
+    /// with the bundle) — loads the Core ML models, runs the golden self-test, opens the store and rebuilds the
+    /// stored history's user vector with the bundle's recipe (the stored vector is only a cache, so one written
+    /// by an older app never serves).
+    /// Throws if the signature or any other check fails, or any golden case fails (a model that fails its
+    /// self-test never serves).
+    public init(bundleDirectory: URL, publicKey: Curve25519.Signing.PublicKey, storeURL: URL,
+                keys: StoreKeyProvider = KeychainKeyProvider()) async throws {
+        let bundle = try PrivRecBundle.load(from: bundleDirectory, publicKey: publicKey)
         let models = try await CoreMLSignatures.load(bundle: bundle)
         let results = SelfTest.run(bundle.golden, manifest: bundle.manifest, on: models)
         if let failed = results.first(where: { !$0.passed }) {

@@ -2,16 +2,30 @@ import CryptoKit
 import XCTest
 @testable import PrivRecKit
 
-/// Verification and the golden self-test against a real bundle.
+/// Verification and the golden self-test against a real, signed bundle.
 ///
-/// Export one first (needs the Core ML artifact; see ios_sample/README.md), then:
-/// `PRIVREC_TEST_BUNDLE=/path/to/bundle swift test` (macOS 13+; Core ML runs the packages on the CPU).
+/// Export one first (needs the Core ML artifact; see ios_sample/README.md), signed with
+/// `privrec export ... --sign-key KEY`, then:
+/// `PRIVREC_TEST_BUNDLE=/path/to/bundle PRIVREC_TEST_PUBLIC_KEY=/path/to/privrec_signing_key.pub swift test`
+/// (macOS 13+; Core ML runs the packages on the CPU).
 final class BundleTests: XCTestCase {
     private func bundleDirectory() throws -> URL {
         guard let path = ProcessInfo.processInfo.environment["PRIVREC_TEST_BUNDLE"] else {
-            throw XCTSkip("set PRIVREC_TEST_BUNDLE to a bundle written by `privrec export --formats coreml`")
+            throw XCTSkip("set PRIVREC_TEST_BUNDLE to a bundle written by `privrec export --formats coreml --sign-key KEY`")
         }
         return URL(fileURLWithPath: path)
+    }
+
+    /// The publisher key the bundle was signed with, pinned as an app pins it.
+    private func publicKey() throws -> Curve25519.Signing.PublicKey {
+        guard let path = ProcessInfo.processInfo.environment["PRIVREC_TEST_PUBLIC_KEY"] else {
+            throw XCTSkip("set PRIVREC_TEST_PUBLIC_KEY to the privrec_signing_key.pub the bundle was signed with")
+        }
+        return try BundleSignature.publicKey(base64: String(contentsOfFile: path, encoding: .utf8))
+    }
+
+    private func loadSigned(_ dir: URL) throws -> PrivRecBundle {
+        try PrivRecBundle.load(from: dir, publicKey: try publicKey())
     }
 
     private func copy(_ dir: URL) throws -> URL {
@@ -22,7 +36,7 @@ final class BundleTests: XCTestCase {
     }
 
     func testGoldenSelfTestPassesOnCoreML() async throws {
-        let bundle = try PrivRecBundle.load(from: try bundleDirectory())
+        let bundle = try loadSigned(try bundleDirectory())
         let cache = FileManager.default.temporaryDirectory.appendingPathComponent("privrec-compiled-\(UUID().uuidString)")
         let models = try await CoreMLSignatures.load(bundle: bundle, cacheDirectory: cache)
         let results = SelfTest.run(bundle.golden, manifest: bundle.manifest, on: models)
@@ -44,7 +58,7 @@ final class BundleTests: XCTestCase {
                 return (out.user, out.loss + delta)
             }
         }
-        let bundle = try PrivRecBundle.load(from: try bundleDirectory())
+        let bundle = try loadSigned(try bundleDirectory())
         let cache = FileManager.default.temporaryDirectory.appendingPathComponent("privrec-compiled-\(UUID().uuidString)")
         let models = try await CoreMLSignatures.load(bundle: bundle, cacheDirectory: cache)
         let tol = Float(bundle.golden.cases[0].tolerance)
@@ -60,7 +74,7 @@ final class BundleTests: XCTestCase {
         var data = try Data(contentsOf: url)
         data[data.count - 5] ^= 0x01
         try data.write(to: url)
-        XCTAssertThrowsError(try PrivRecBundle.load(from: dir)) { error in
+        XCTAssertThrowsError(try loadSigned(dir)) { error in
             XCTAssertEqual((error as? PrivRecError)?.file, "weights.safetensors")
             XCTAssertTrue(error.localizedDescription.contains("sha256"))
         }
@@ -72,7 +86,11 @@ final class BundleTests: XCTestCase {
         var json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
         json["schema_version"] = 2
         try JSONSerialization.data(withJSONObject: json).write(to: url)
-        XCTAssertThrowsError(try PrivRecBundle.load(from: dir)) { error in
+        // With the pinned key the edit never gets past the signature; without one, the schema check names the field.
+        XCTAssertThrowsError(try loadSigned(dir)) { error in
+            XCTAssertEqual((error as? PrivRecError)?.file, "manifest.sig")
+        }
+        XCTAssertThrowsError(try PrivRecBundle.load(from: dir, publicKey: nil, allowUnsigned: true)) { error in
             XCTAssertEqual((error as? PrivRecError)?.file, "manifest.json")
         }
     }

@@ -26,6 +26,42 @@ class Golden(val precision: String, val cases: List<GoldenCase>) {
 
         /** The largest tolerance the contract allows per precision (docs/BUNDLE.md, "golden.json"). */
         val MAX_TOLERANCE = mapOf("float32" to 1e-4, "int8" to 2e-2)
+        /** Limits that bound the self-test's work (docs/BUNDLE.md, "Limits"): the writer emits 9 cases, <= 2048 ids each. */
+        const val MAX_CASES = 64
+        const val MAX_IDS = 2048
+
+        /** [key] of [f] as [min]..[max] ids in `[0, numItems)`. */
+        private fun ids(f: JsonFields, key: String, numItems: Int, min: Int, max: Int): IntArray {
+            val ids = f.ints(key)
+            if (ids.size < min || ids.size > max) f.fail(key, "must hold $min to $max item ids. Found ${ids.size}.")
+            for (i in ids.indices) {
+                if (ids[i] < 0 || ids[i] >= numItems) f.fail("$key[$i]", "must be an item id in [0, $numItems). Found ${ids[i]}.")
+            }
+            return ids
+        }
+
+        /** [key] of [f] as exactly [size] numbers. */
+        private fun sized(f: JsonFields, key: String, size: Int) {
+            val n = f.doubles(key).size
+            if (n != size) f.fail(key, "must hold $size numbers. Found $n.")
+        }
+
+        /** Shapes and id ranges of one case, checked before any case runs (so a bad case is a BundleException, not a crash). */
+        private fun checkShapes(sig: String, inputs: JsonFields, outputs: JsonFields, m: Manifest) {
+            sized(inputs, "user", m.dim)
+            when (sig) {
+                "score" -> sized(outputs, "scores", ids(inputs, "item_ids", m.numItems, 1, MAX_IDS).size)
+                "recommend" -> {
+                    ids(inputs, "exclude", m.numItems, 0, m.numItems - m.topK)
+                    ids(outputs, "top_ids", m.numItems, m.topK, m.topK)
+                    sized(outputs, "top_scores", m.topK)
+                }
+                else -> {
+                    sized(inputs, "labels", ids(inputs, "item_ids", m.numItems, 1, MAX_IDS).size)
+                    sized(outputs, "user_out", m.dim)
+                }
+            }
+        }
 
         fun parse(text: String, manifest: Manifest): Golden {
             val root = JsonFields.parse(text, FILE)
@@ -38,6 +74,8 @@ class Golden(val precision: String, val cases: List<GoldenCase>) {
             if (precision != manifest.precision) {
                 root.fail("precision", "is \"$precision\" but manifest.json says \"${manifest.precision}\".")
             }
+            val count = root.list("cases").size
+            if (count < 1 || count > MAX_CASES) root.fail("cases", "must hold 1 to $MAX_CASES cases. Found $count.")
             val cases = root.objects("cases").mapIndexed { i, c ->
                 c.requireKeys(setOf("signature", "inputs", "outputs", "tolerance"))
                 val sig = c.string("signature")
@@ -47,6 +85,7 @@ class Golden(val precision: String, val cases: List<GoldenCase>) {
                 val tol = c.double("tolerance")
                 val max = MAX_TOLERANCE.getValue(precision)
                 if (!(tol > 0.0 && tol <= max)) c.fail("tolerance", "must be in (0, $max] for $precision. Found $tol.")
+                checkShapes(sig, inputs, outputs, manifest)
                 GoldenCase(i, sig, inputs, outputs, tol)
             }
             val missing = INPUT_KEYS.keys - cases.map { it.signature }.toSet()

@@ -9,8 +9,11 @@ package dev.privrec.core
  * and [write] refuses non-finite numbers. Errors are [JsonException]s that give the character offset.
  */
 object Json {
-    /** Nesting deeper than this is refused, so hostile input cannot overflow the stack. */
-    const val MAX_DEPTH = 256
+    /**
+     * Arrays and objects nested deeper than this are refused, so hostile input cannot overflow the stack;
+     * the same bound as the Python reader (docs/BUNDLE.md, "Limits": the deepest field written is about 5).
+     */
+    const val MAX_DEPTH = 64
 
     /** Parses one JSON document; anything but whitespace after it is an error. */
     fun parse(text: String): Any? = JsonParser(text).parseDocument()
@@ -108,10 +111,12 @@ private class JsonParser(private val s: String) {
         }
     }
 
+    /** [depth] is the number of arrays and objects around the value (0 for the document itself). */
     private fun parseValue(depth: Int): Any? {
-        if (depth > Json.MAX_DEPTH) fail("nesting deeper than ${Json.MAX_DEPTH}")
         if (pos >= s.length) fail("expected a value")
-        return when (s[pos]) {
+        val c = s[pos]
+        if ((c == '{' || c == '[') && depth >= Json.MAX_DEPTH) fail("nesting deeper than ${Json.MAX_DEPTH} levels")
+        return when (c) {
             '{' -> parseObject(depth)
             '[' -> parseArray(depth)
             '"' -> parseString()

@@ -107,6 +107,11 @@ class Manifest(
     companion object {
         const val FILE = "manifest.json"
         const val SCHEMA_VERSION = 1
+        // Limits checked before anything is computed (docs/BUNDLE.md, "Limits"; privrec/export/manifest.py).
+        const val MAX_DIM = 4096
+        const val MAX_NUM_ITEMS = 10000000
+        const val MAX_FINETUNE_STEPS = 1000
+        const val MAX_FINETUNE_CALLS = 1000
         val PRECISIONS = setOf("float32", "int8")
         val TOP_LEVEL_KEYS = setOf(
             "schema_version", "model_version", "privrec_version", "dim", "num_items", "precision",
@@ -157,9 +162,12 @@ class Manifest(
             }
             root.requireKeys(TOP_LEVEL_KEYS, OPTIONAL_TOP_LEVEL_KEYS)
             val dim = root.int("dim")
-            if (dim <= 0) root.fail("dim", "must be > 0. Found $dim.")
+            if (dim <= 0 || dim > MAX_DIM) root.fail("dim", "must be in [1, $MAX_DIM]. Found $dim.")
             val numItems = root.int("num_items")
-            if (numItems <= 0) root.fail("num_items", "must be > 0. Found $numItems.")
+            if (numItems <= 0 || numItems > MAX_NUM_ITEMS) root.fail("num_items", "must be in [1, $MAX_NUM_ITEMS]. Found $numItems.")
+            if (dim.toLong() * numItems > Int.MAX_VALUE) {
+                root.fail("num_items", "× dim must be at most ${Int.MAX_VALUE} (the table is one array). Found $numItems × $dim.")
+            }
             val precision = root.string("precision")
             if (precision !in PRECISIONS) root.fail("precision", "must be one of ${PRECISIONS.sorted()}. Found \"$precision\".")
             val sparsity = root.double("sparsity")
@@ -227,16 +235,20 @@ class Manifest(
                 if (!SHA256_HEX.matches(sha)) f.fail("sha256", "must be 64 lowercase hex digits. Found \"$sha\".")
                 val size = f.long("size")
                 if (size < 0) f.fail("size", "must be >= 0. Found $size.")
-                if (!isSafeRelativePath(path)) filesObj.fail(path, "is not a plain relative path inside the bundle.")
+                if (!isSafeRelativePath(path)) filesObj.fail(path, "is not a plain relative path inside the bundle: ${BundleFiles.pathProblem(path)}.")
+                if (path in BundleFiles.RESERVED) filesObj.fail(path, "is never listed (manifest.json and manifest.sig cannot hash themselves).")
                 files[path] = FileEntry(sha, size)
             }
             for (required in listOf(WeightsFile.FILE, Golden.FILE)) {
                 if (required !in files) filesObj.fail(required, "is missing: every bundle lists its weights and golden file.")
             }
             for ((name, art) in artifacts) {
-                for (f in art.files) {
+                for ((i, f) in art.files.withIndex()) {
+                    val problem = BundleFiles.pathProblem(f)
+                    if (problem != null) artObj.fail("$name.files[$i]", "holds \"$f\", $problem.")
                     if (f !in files) artObj.fail(name, "lists \"$f\", which \"files\" does not.")
                 }
+                checkDetailPaths(name, art)
             }
 
             val itemFeatures = itemFeaturesField(root, files)
@@ -255,17 +267,50 @@ class Manifest(
 
         private val SHA256_HEX = Regex("[0-9a-f]{64}")
 
+        /** Keys of an artifact's `details` whose values (at any depth) are bundle paths a runner may open. */
+        private val DETAIL_PATH_KEYS = setOf("external_data", "file", "files", "graphs", "packages", "path", "paths")
+
+        /**
+         * Every leaf under a key of [DETAIL_PATH_KEYS] in `artifacts.<name>.details` (ONNX `graphs`, `external_data`;
+         * Core ML `variants.*.packages`, `variants.*.files`) must be a valid path naming a file of the artifact,
+         * or a directory holding some of them (a Core ML package): a runner opens only listed files.
+         */
+        private fun checkDetailPaths(name: String, art: Artifact) {
+            val found = ArrayList<Pair<String, Any?>>()
+            collectDetailPaths(art.details, "artifacts.$name.details", false, found)
+            for ((where, value) in found) {
+                if (value !is String) throw BundleException(FILE, "field \"$where\" must be a path string. Found $value.")
+                val problem = BundleFiles.pathProblem(value)
+                if (problem != null) {
+                    throw BundleException(FILE, "field \"$where\" holds \"$value\", $problem: every path in a bundle is relative, normalised and inside it.")
+                }
+                if (value !in art.files && art.files.none { it.startsWith("$value/") }) {
+                    throw BundleException(FILE, "field \"$where\" names \"$value\", which is not a file (or a directory of files) of \"artifacts.$name.files\".")
+                }
+            }
+        }
+
+        private fun collectDetailPaths(node: Any?, where: String, underPathKey: Boolean, out: MutableList<Pair<String, Any?>>) {
+            when (node) {
+                is Map<*, *> -> for ((k, v) in node) {
+                    collectDetailPaths(v, "$where.$k", underPathKey || (k is String && k in DETAIL_PATH_KEYS), out)
+                }
+                is List<*> -> for ((i, v) in node.withIndex()) collectDetailPaths(v, "$where[$i]", underPathKey, out)
+                else -> if (underPathKey) out.add(Pair(where, node))
+            }
+        }
+
         /** `finetune`: `steps`, `lr`, `l2` required; `calls` (default 1) and `recency_half_life` (default null) optional. */
         private fun finetuneSpec(ft: JsonFields): FinetuneSpec {
             ft.requireKeys(setOf("steps", "lr", "l2"), setOf("calls", "recency_half_life"))
             val steps = ft.int("steps")
-            if (steps <= 0) ft.fail("steps", "must be > 0. Found $steps.")
+            if (steps <= 0 || steps > MAX_FINETUNE_STEPS) ft.fail("steps", "must be in [1, $MAX_FINETUNE_STEPS]. Found $steps.")
             val lr = ft.double("lr")
             if (!(lr > 0.0)) ft.fail("lr", "must be a number > 0. Found $lr.")
             val l2 = ft.double("l2")
             if (!(l2 >= 0.0)) ft.fail("l2", "must be a number >= 0. Found $l2.")
             val calls = if (ft.has("calls")) ft.int("calls") else 1
-            if (calls <= 0) ft.fail("calls", "must be > 0. Found $calls.")
+            if (calls <= 0 || calls > MAX_FINETUNE_CALLS) ft.fail("calls", "must be in [1, $MAX_FINETUNE_CALLS]. Found $calls.")
             val halfLife = if (ft.has("recency_half_life") && ft.raw("recency_half_life") != null) ft.double("recency_half_life") else null
             if (halfLife != null && !(halfLife > 0.0)) ft.fail("recency_half_life", "must be null or a number > 0. Found $halfLife.")
             return FinetuneSpec(steps, lr, l2, calls, halfLife)
@@ -298,10 +343,7 @@ class Manifest(
             TensorSpec(t.string("name"), t.string("dtype"), t.ints("shape").toList())
         }
 
-        /** Relative, `/`-separated, no `..`, no absolute path: a listed file cannot point outside the bundle. */
-        fun isSafeRelativePath(path: String): Boolean {
-            if (path.length == 0 || path.startsWith("/") || path.contains('\\') || path.contains('\u0000')) return false
-            return path.split('/').none { it.length == 0 || it == "." || it == ".." }
-        }
+        /** The path rules of [BundleFiles.pathProblem]: a listed file cannot point outside the bundle. */
+        fun isSafeRelativePath(path: String): Boolean = BundleFiles.pathProblem(path) == null
     }
 }

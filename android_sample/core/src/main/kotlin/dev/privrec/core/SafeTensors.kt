@@ -46,9 +46,15 @@ object SafeTensors {
         val dataStart = 8 + n.toInt()
         val dataSize = bytes.size - dataStart
         val out = LinkedHashMap<String, RawTensor>()
+        val spans = ArrayList<Triple<Long, Long, String>>()
         for (name in header.map.keys) {
-            if (name == "__metadata__") continue
+            if (name == "__metadata__") {
+                val meta = header.obj(name)
+                for (k in meta.map.keys) meta.string(k)
+                continue
+            }
             val t = header.obj(name)
+            t.requireKeys(setOf("dtype", "shape", "data_offsets"))
             val dtype = t.string("dtype")
             val size = DTYPE_SIZE[dtype] ?: t.fail("dtype", "is not a known safetensors dtype. Found \"$dtype\".")
             val shape = t.ints("shape")
@@ -63,7 +69,19 @@ object SafeTensors {
             if (end - begin != numel * size) {
                 t.fail("data_offsets", "span ${end - begin} bytes, but $dtype${shape.toList()} needs ${numel * size}.")
             }
+            spans.add(Triple(begin, end, name))
             out[name] = RawTensor(name, dtype, shape, bytes, dataStart + begin.toInt(), (end - begin).toInt())
+        }
+        // The tensors fill the data section exactly: no gap, overlap, missing or extra byte (docs/BUNDLE.md).
+        var at = 0L
+        for (span in spans.sortedWith(compareBy<Triple<Long, Long, String>>({ it.first }, { it.second }))) {
+            if (span.first != at) {
+                header.obj(span.third).fail("data_offsets", "starts at byte ${span.first}; the data before it ends at $at (tensors must fill the data without gaps or overlaps).")
+            }
+            at = span.second
+        }
+        if (at != dataSize.toLong()) {
+            throw BundleException(file, "the tensors end at data byte $at, but the file holds $dataSize data bytes: the file is truncated or padded")
         }
         return out
     }

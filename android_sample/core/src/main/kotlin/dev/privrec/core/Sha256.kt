@@ -2,6 +2,7 @@ package dev.privrec.core
 
 import java.io.File
 import java.io.FileInputStream
+import java.io.InputStream
 import java.security.MessageDigest
 
 /** SHA-256 of files and bytes as lowercase hex (java.security, available on every JVM and Android). */
@@ -9,15 +10,16 @@ object Sha256 {
     fun hex(bytes: ByteArray): String = toHex(MessageDigest.getInstance("SHA-256").digest(bytes))
 
     /** Streams [file] through SHA-256 in 64 KiB chunks (an app's model files can be large). */
-    fun hex(file: File): String {
+    fun hex(file: File): String = FileInputStream(file).use { hex(it) }
+
+    /** Streams [input] (to its end) through SHA-256 in 64 KiB chunks. */
+    fun hex(input: InputStream): String {
         val md = MessageDigest.getInstance("SHA-256")
-        FileInputStream(file).use { input ->
-            val buffer = ByteArray(1 shl 16)
-            while (true) {
-                val n = input.read(buffer)
-                if (n < 0) break
-                md.update(buffer, 0, n)
-            }
+        val buffer = ByteArray(1 shl 16)
+        while (true) {
+            val n = input.read(buffer)
+            if (n < 0) break
+            md.update(buffer, 0, n)
         }
         return toHex(md.digest())
     }
@@ -33,7 +35,10 @@ object Sha256 {
     }
 }
 
-/** Checks every file the manifest lists: present, same size, same sha256 (docs/BUNDLE.md). */
+/**
+ * Checks every file the manifest lists: a regular file inside the bundle reached without a symbolic link
+ * ([BundleFiles.resolve]), same size, same sha256 (docs/BUNDLE.md).
+ */
 object BundleVerifier {
     /**
      * Throws a [BundleException] naming the first file that is missing or differs; checks them in the
@@ -41,13 +46,12 @@ object BundleVerifier {
      */
     fun verify(dir: File, manifest: Manifest) {
         for ((path, entry) in manifest.files) {
-            val f = File(dir, path)
-            if (!f.isFile) throw BundleException(path, "is listed in manifest.json \"files\" but missing from $dir")
+            val f = BundleFiles.resolve(dir, path)
             val size = f.length()
             if (size != entry.size) {
                 throw BundleException(path, "size $size bytes differs from manifest.json files[\"$path\"].size ${entry.size}")
             }
-            val sha = Sha256.hex(f)
+            val sha = BundleFiles.openFile(dir, path).use { Sha256.hex(it) }
             if (sha != entry.sha256) {
                 throw BundleException(path, "sha256 $sha differs from manifest.json files[\"$path\"].sha256 ${entry.sha256}: the file was modified or corrupted")
             }

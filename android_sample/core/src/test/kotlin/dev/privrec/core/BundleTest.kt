@@ -9,26 +9,27 @@ import org.junit.rules.TemporaryFolder
 import java.io.File
 
 /**
- * Runs against bundles exported by `privrec export` in the same test run (tests/samples/test_android_core.py).
- * Bundle directories come from the system property `privrec.bundles`, or the env var `PRIVREC_BUNDLES` when
- * the property is unset or empty (separated by the platform path separator); without them the tests fail,
- * they do not skip.
+ * Runs against bundles exported and signed by `privrec export` in the same test run
+ * (tests/samples/test_android_core.py). Bundle directories come from the system property `privrec.bundles`,
+ * or the env var `PRIVREC_BUNDLES` when the property is unset or empty (separated by the platform path
+ * separator), and the signing key's public half from `privrec.public_key` / `PRIVREC_PUBLIC_KEY`; without them
+ * the tests fail, they do not skip. Unedited bundles load with the pinned key, as an app loads them; a test
+ * that edits a manifest on purpose (which breaks the signature) loads it with `allowUnsigned = true`.
  */
 class BundleTest {
     @get:Rule
     val tmp = TemporaryFolder()
 
-    private fun bundleDirs(): List<File> {
-        val raw = TestInputs.value("privrec.bundles", "PRIVREC_BUNDLES", "DIR[${File.pathSeparator}DIR...], bundles written by `privrec export`")
-        val dirs = raw.split(File.pathSeparator).filter { it.isNotEmpty() }.map { File(it) }
-        assertTrue("privrec.bundles names no directory", dirs.isNotEmpty())
-        return dirs
-    }
+    private fun bundleDirs(): List<File> = TestInputs.bundleDirs()
+
+    private fun loadSigned(dir: File): Bundle = Bundle.load(dir, TestInputs.publicKey())
+
+    private fun loadUnsigned(dir: File): Bundle = Bundle.load(dir, null, allowUnsigned = true)
 
     @Test
     fun goldenSelfTestPassesForEveryBundle() {
         for (dir in bundleDirs()) {
-            val bundle = Bundle.load(dir)
+            val bundle = loadSigned(dir)
             val results = bundle.selfTest()
             println("${dir.name} (${bundle.manifest.precision}, ${bundle.manifest.numItems} items × ${bundle.manifest.dim}):")
             for (r in results) println("  $r")
@@ -45,7 +46,7 @@ class BundleTest {
     @Test
     fun theSelfTestCatchesWrongOutputs() {
         for (dir in bundleDirs()) {
-            val bundle = Bundle.load(dir)
+            val bundle = loadSigned(dir)
             val m = bundle.manifest
             val exact = SelfTest.KotlinSignatures(bundle.recommender, m.topK, m.finetune.steps)
             val delta = 3 * Golden.MAX_TOLERANCE.getValue(m.precision).toFloat()
@@ -88,7 +89,7 @@ class BundleTest {
     @Test
     fun manifestDescribesTheWeights() {
         for (dir in bundleDirs()) {
-            val bundle = Bundle.load(dir)
+            val bundle = loadSigned(dir)
             val m = bundle.manifest
             assertEquals(m.numItems, bundle.table.numItems)
             assertEquals(m.dim, bundle.table.dim)
@@ -107,7 +108,7 @@ class BundleTest {
     @Test
     fun recommendationsNeverContainSeenItems() {
         for (dir in bundleDirs()) {
-            val bundle = Bundle.load(dir)
+            val bundle = loadSigned(dir)
             val user = bundle.golden.cases.first { it.signature == "recommend" }.inputs.floats("user")
             val first = bundle.recommender.recommend(user, bundle.manifest.topK, emptySet())
             val seen = first.ids.take(3).toSet()
@@ -124,9 +125,10 @@ class BundleTest {
         return copy
     }
 
-    private fun assertRefused(dir: File, file: String, fragment: String) {
+    /** [dir] is refused naming [file]; loaded with the pinned key, or without any key when [signed] is false. */
+    private fun assertRefused(dir: File, file: String, fragment: String, signed: Boolean = true) {
         try {
-            Bundle.load(dir)
+            if (signed) loadSigned(dir) else loadUnsigned(dir)
             fail("expected the bundle in $dir to be refused")
         } catch (e: BundleException) {
             assertEquals("file named in <${e.message}>", file, e.file)
@@ -171,12 +173,13 @@ class BundleTest {
         val base = bundleDirs().first()
         val newer = copyOf(base)
         editManifest(newer) { it["schema_version"] = 2 }
-        assertRefused(newer, "manifest.json", "schema_version")
+        assertRefused(newer, "manifest.sig", "does not verify manifest.json")  // an app never gets past the signature
+        assertRefused(newer, "manifest.json", "schema_version", signed = false)
 
         val extra = tmp.newFolder("extra")
         base.copyRecursively(extra, overwrite = true)
         editManifest(extra) { it["new_field"] = 1 }
-        assertRefused(extra, "manifest.json", "unexpected [new_field]")
+        assertRefused(extra, "manifest.json", "unexpected [new_field]", signed = false)
 
         val renamed = tmp.newFolder("renamed")
         base.copyRecursively(renamed, overwrite = true)
@@ -185,7 +188,7 @@ class BundleTest {
             val sigs = it["signatures"] as MutableMap<String, Any?>
             sigs["rank"] = sigs.remove("recommend")
         }
-        assertRefused(renamed, "manifest.json", "signatures.recommend")
+        assertRefused(renamed, "manifest.json", "signatures.recommend", signed = false)
 
         val escaping = tmp.newFolder("escaping")
         base.copyRecursively(escaping, overwrite = true)
@@ -194,7 +197,7 @@ class BundleTest {
             val files = it["files"] as MutableMap<String, Any?>
             files["../outside.bin"] = mapOf("sha256" to "0".repeat(64), "size" to 0)
         }
-        assertRefused(escaping, "manifest.json", "not a plain relative path")
+        assertRefused(escaping, "manifest.json", "not a plain relative path", signed = false)
     }
 
     @Test
@@ -207,7 +210,7 @@ class BundleTest {
             ft.remove("calls")
             ft.remove("recency_half_life")
         }
-        val spec = Bundle.load(bare).manifest.finetune
+        val spec = loadUnsigned(bare).manifest.finetune
         assertEquals(1, spec.calls)
         assertEquals(null, spec.recencyHalfLife)
 
@@ -219,7 +222,7 @@ class BundleTest {
             ft["calls"] = 7
             ft["recency_half_life"] = 2.5
         }
-        val read = Bundle.load(withHalfLife).manifest.finetune
+        val read = loadUnsigned(withHalfLife).manifest.finetune
         assertEquals(7, read.calls)
         assertEquals(2.5, read.recencyHalfLife!!, 0.0)
 
@@ -229,7 +232,7 @@ class BundleTest {
             @Suppress("UNCHECKED_CAST")
             (it["finetune"] as MutableMap<String, Any?>)["calls"] = 0
         }
-        assertRefused(zeroCalls, "manifest.json", "field \"finetune.calls\" must be > 0. Found 0.")
+        assertRefused(zeroCalls, "manifest.json", "field \"finetune.calls\" must be in [1, 1000]. Found 0.", signed = false)
 
         val negativeHalfLife = tmp.newFolder("negative-half-life")
         base.copyRecursively(negativeHalfLife, overwrite = true)
@@ -237,12 +240,12 @@ class BundleTest {
             @Suppress("UNCHECKED_CAST")
             (it["finetune"] as MutableMap<String, Any?>)["recency_half_life"] = -1.0
         }
-        assertRefused(negativeHalfLife, "manifest.json", "field \"finetune.recency_half_life\" must be null or a number > 0")
+        assertRefused(negativeHalfLife, "manifest.json", "field \"finetune.recency_half_life\" must be null or a number > 0", signed = false)
     }
 
     @Test
     fun theInteractionLogRoundTrips() {
-        val m = Bundle.load(bundleDirs().first()).manifest
+        val m = loadSigned(bundleDirs().first()).manifest
         val log = InteractionLog.empty(m.modelVersion, m.dim)
             .with(Interaction(3, 1f, 1700000000000L))
             .with(Interaction(m.numItems - 1, 1f, 1700000000001L))
