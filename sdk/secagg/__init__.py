@@ -15,6 +15,10 @@ Typical use (one round; the transport carries ``to_dict()`` JSON between the two
     for u, c in clients.items(): server.receive(c.unmask(server.unmasking_request(u)))     # Round 4
     server.advance()
     total = server.result()                 # Σ x[u] mod 2^32 over server.survivors
+
+Against misbehaving devices: the server refuses bad public keys naming the device, and every Round-4
+share is opened from its dealer's own committed ciphertext (:mod:`.sealed`), so a round yields the exact
+sum of its survivors or aborts with :class:`SecAggAbortedError` whose ``culprits`` name the device at fault.
 """
 
 from .client import ClientState, SecAggClient

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 import numpy as np
@@ -52,6 +53,16 @@ def require(data: Any, key: str, kind: type[T]) -> T:
     if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
         raise TypeError(f"`{key}` must be {kind.__name__}. Found {type(value).__name__}.")
     return value
+
+
+def refuse_unknown(data: Any, keys: Iterable[str], name: str) -> None:
+    """Refuse a JSON object with a key outside ``keys`` (missing keys are refused by :func:`require`): a
+    contract between processes accepts exactly its own fields."""
+    if not isinstance(data, dict):
+        raise TypeError(f"Expected a JSON object for {name}. Found {type(data).__name__}.")
+    unknown = sorted(set(data) - set(keys))
+    if unknown:
+        raise SecAggMessageError(f"{name} has an unknown field `{unknown[0]}`.")
 
 
 def int_list(data: Any, key: str) -> tuple[int, ...]:

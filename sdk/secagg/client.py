@@ -7,36 +7,30 @@ Bonawitz et al. 2017, Fig. 4, with the SecAgg+ neighbourhoods of Bell et al. 202
 Each method is valid in exactly one stage and raises :class:`.SecAggStageError` otherwise (so a
 client answers each round at most once — in particular it never reveals both the self-mask share
 and the masking-key share of the same peer). A failed survivor check moves the client to ``ABORTED``
-and raises :class:`.SecAggAbortedError`. The whole state is a :class:`ClientState` with
-``to_dict``/``from_dict``: a device may persist it between stages and resume after a restart.
-**The state holds the client's private keys and seed in clear**: store it in the device's encrypted
-store, and delete it when the round ends. Persist the state *after* each step and *before* sending its
-reply: a device restored from an older state could otherwise answer the unmasking request twice and,
-faced with a lying server, reveal both secrets of one peer.
+and raises :class:`.SecAggAbortedError`; a refused server message (:class:`.SecAggMessageError`,
+:class:`.SecAggIntegrityError`, naming the peer at fault in ``culprits``) leaves the state unchanged, and
+the device leaves the round. The client checks every public key in the roster (canonical, not low-order,
+all different) and, in Round 2, that every sealed share it holds opens under the keys it derives
+(:mod:`.sealed`), so what it reveals in Round 4 cannot be blamed on it. The whole state is a
+:class:`ClientState` with ``to_dict``/``from_dict``: a device may persist it between stages and resume
+after a restart. **The state holds the client's private keys and seed in clear**: store it in the
+device's encrypted store, and delete it when the round ends. Persist the state *after* each step and
+*before* sending its reply: a device restored from an older state could otherwise answer the unmasking
+request twice and, faced with a lying server, reveal both secrets of one peer.
 """
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from . import shamir
-from ._wire import b64decode, b64encode, require
+from ._wire import b64decode, b64encode, int_list, refuse_unknown, require
 from .config import SecAggConfig
-from .crypto import (
-    agree,
-    associated_data,
-    decrypt,
-    derive_key,
-    encrypt,
-    generate_key_pair,
-    public_key,
-    random_seed,
-)
+from .crypto import agree, generate_key_pair, public_key, public_key_problem, random_seed
 from .errors import SecAggAbortedError, SecAggMessageError, SecAggStageError
 from .masking import add_pairwise_mask, self_mask
 from .messages import (
@@ -51,19 +45,10 @@ from .messages import (
     UnmaskingRequest,
     UnmaskingResponse,
 )
-from .stages import ClientStage, Stage
+from .sealed import SECRET_BYTES, opening_key, seal_shares, verify_sealed
+from .stages import ClientStage
 
 __all__ = ["ClientState", "SecAggClient"]
-
-SECRET_BYTES = 32
-CHUNKS = SECRET_BYTES * 8 // shamir.CHUNK_BITS
-SHARE_BYTES = 4 * CHUNKS
-_PLAINTEXT_BYTES = 8 + 2 * SHARE_BYTES
-
-
-def _encryption_key(private: bytes, peer_public: bytes, round_id: str, u: int, v: int) -> bytes:
-    """AES-GCM key for the pair {u, v}: HKDF of KA(c_sk_u, c_pk_v) (Bonawitz et al. 2017, Round 1)."""
-    return derive_key(agree(private, peer_public), round_id=round_id, purpose="encrypt", a=min(u, v), b=max(u, v))
 
 
 @dataclass
@@ -78,9 +63,9 @@ class ClientState:
         masking_private: s_sk (X25519, 32 bytes), set in Round 0.
         self_mask_seed: b_u (32 bytes), set in Round 1.
         peer_keys: public keys of the neighbours in the roster (U1 ∩ N(u)), set in Round 1.
-        own_key_share, own_seed_share: the client's own shares of s_sk_u and b_u (it holds one of each).
-        held_shares: ``{v: (share of s_sk_v, share of b_v)}`` for every neighbour v whose shares arrived
-            in Round 2 — this client's view of U2 ∩ N(u) and its pairwise-mask set.
+        dealers: the clients (this one included) whose sealed shares reached this client in Round 2 and
+            opened correctly — its view of U2 ∩ N[u]; it masks pairwise with the others. The shares
+            themselves are not kept: Round 4 reveals the keys that open them (:mod:`.sealed`).
         abort_reason: why the client aborted (empty otherwise).
     """
 
@@ -91,10 +76,13 @@ class ClientState:
     masking_private: bytes = field(default=b"", repr=False)
     self_mask_seed: bytes = field(default=b"", repr=False)
     peer_keys: dict[int, PublicKeys] = field(default_factory=dict)
-    own_key_share: bytes = field(default=b"", repr=False)
-    own_seed_share: bytes = field(default=b"", repr=False)
-    held_shares: dict[int, tuple[bytes, bytes]] = field(default_factory=dict, repr=False)
+    dealers: tuple[int, ...] = ()
     abort_reason: str = ""
+
+    _KEYS: ClassVar[tuple[str, ...]] = (
+        "config", "client_id", "stage", "encryption_private", "masking_private", "self_mask_seed", "peer_keys",
+        "dealers", "abort_reason",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (bytes as base64)."""
@@ -106,28 +94,18 @@ class ClientState:
             "masking_private": b64encode(self.masking_private),
             "self_mask_seed": b64encode(self.self_mask_seed),
             "peer_keys": [k.to_dict() for k in self.peer_keys.values()],
-            "own_key_share": b64encode(self.own_key_share),
-            "own_seed_share": b64encode(self.own_seed_share),
-            "held_shares": [
-                {"owner": v, "key_share": b64encode(k), "seed_share": b64encode(s)} for v, (k, s) in self.held_shares.items()
-            ],
+            "dealers": list(self.dealers),
             "abort_reason": self.abort_reason,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ClientState:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict` (unknown or missing keys are refused)."""
+        refuse_unknown(data, cls._KEYS, "ClientState")
         stage = require(data, "stage", str)
         if stage not in ClientStage.ALL:
             raise SecAggMessageError(f"`stage` must be one of {ClientStage.ALL}. Found {stage!r}.")
         keys = [PublicKeys.from_dict(k) for k in require(data, "peer_keys", list)]
-        held = {
-            require(h, "owner", int): (
-                b64decode(require(h, "key_share", str), "key_share"),
-                b64decode(require(h, "seed_share", str), "seed_share"),
-            )
-            for h in require(data, "held_shares", list)
-        }
         return cls(
             config=SecAggConfig.from_dict(require(data, "config", dict)),
             client_id=require(data, "client_id", int),
@@ -136,9 +114,7 @@ class ClientState:
             masking_private=b64decode(require(data, "masking_private", str), "masking_private"),
             self_mask_seed=b64decode(require(data, "self_mask_seed", str), "self_mask_seed"),
             peer_keys={k.client_id: k for k in keys},
-            own_key_share=b64decode(require(data, "own_key_share", str), "own_key_share"),
-            own_seed_share=b64decode(require(data, "own_seed_share", str), "own_seed_share"),
-            held_shares=held,
+            dealers=int_list(data, "dealers"),
             abort_reason=require(data, "abort_reason", str),
         )
 
@@ -230,11 +206,13 @@ class SecAggClient:
     # ----------------------------------------------------------------------------------- Round 1
     def share_keys(self, roster: KeyRoster) -> ShareKeys:
         """Round 1 (ShareKeys): check the roster, draw b_u, t-out-of-|N[u] ∩ U1| share s_sk_u and b_u,
-        and encrypt each neighbour's pair of shares to it with AES-GCM.
+        and seal each holder's pair of shares to it (:func:`.sealed.seal_shares`) — this client included,
+        so that its own shares can be opened in Round 4 like any other.
 
         Raises:
             SecAggMessageError: wrong round or recipient, a peer outside the neighbourhood, a duplicate
-                peer or public key, or the roster's copy of this client's keys differs from its own.
+                peer, a public key that is low-order, non-canonical or equal to another (the peer is named
+                in ``culprits``), or the roster's copy of this client's keys differs from its own.
             SecAggAbortedError: fewer than t holders (|N[u] ∩ U1| < t; Fig. 4, Round 1).
         """
         self._expect(ClientStage.KEYS_ADVERTISED, "share_keys")
@@ -257,10 +235,7 @@ class SecAggClient:
         mine = (public_key(st.encryption_private), public_key(st.masking_private))
         if own is None or (own.encryption, own.masking) != mine:
             raise SecAggMessageError(f"KeyRoster must list client {u}'s own public keys unchanged.")
-        # Fig. 4, Round 1: "Assert that all the public key pairs are different".
-        seen = {k for entry in (own, *peers.values()) for k in (entry.encryption, entry.masking)}
-        if len(seen) != 2 * (len(peers) + 1):
-            raise SecAggMessageError("KeyRoster public keys must all be different.")
+        _check_roster_keys(u, [own, *peers.values()])
         holders = sorted((*peers, u))
         if len(holders) < cfg.threshold:
             raise self._abort(
@@ -272,14 +247,11 @@ class SecAggClient:
         shares = shamir.share(secret_bytes, holders, cfg.threshold)  # [2, H, C]
         out: list[EncryptedShare] = []
         for h, v in enumerate(holders):
-            key_share, seed_share = shamir.share_bytes(shares[0, h]), shamir.share_bytes(shares[1, h])
-            if v == u:
-                st.own_key_share, st.own_seed_share = key_share, seed_share
-                continue
-            plaintext = struct.pack(">II", u, v) + key_share + seed_share
-            key = _encryption_key(st.encryption_private, peers[v].encryption, cfg.round_id, u, v)
-            ad = associated_data(round_id=cfg.round_id, stage=Stage.SHARE_KEYS, sender=u, receiver=v)
-            nonce, ciphertext = encrypt(key, plaintext, ad)
+            peer_public = own.encryption if v == u else peers[v].encryption
+            nonce, ciphertext = seal_shares(
+                agree(st.encryption_private, peer_public), round_id=cfg.round_id, dealer=u, holder=v,
+                key_share=shamir.share_bytes(shares[0, h]), seed_share=shamir.share_bytes(shares[1, h]),
+            )
             out.append(EncryptedShare(sender=u, receiver=v, nonce=nonce, ciphertext=ciphertext))
         st.peer_keys = peers
         st.stage = ClientStage.KEYS_SHARED
@@ -287,8 +259,9 @@ class SecAggClient:
 
     # ----------------------------------------------------------------------------------- Round 2
     def mask_input(self, routing: ShareRouting, vector: NDArray[np.uint32]) -> MaskedInput:
-        """Round 2 (MaskedInputCollection): decrypt the shares addressed to this client, then send
-        ``y_u = x_u + PRG(b_u) + Σ_{v} Δ_{u,v} PRG(s_{u,v})`` over the neighbours v whose shares arrived.
+        """Round 2 (MaskedInputCollection): check that every sealed share addressed to this client opens
+        (its own included), then send ``y_u = x_u + PRG(b_u) + Σ_{v} Δ_{u,v} PRG(s_{u,v})`` over the
+        neighbours v whose shares arrived.
 
         Args:
             routing: the server's :class:`ShareRouting` for this client.
@@ -296,8 +269,10 @@ class SecAggClient:
 
         Raises:
             TypeError / SecAggMessageError: wrong vector dtype or length; wrong round or recipient; a
-                share from an unknown peer, a duplicate, or one addressed to another client.
-            SecAggIntegrityError: a share fails AES-GCM authentication (tampered).
+                share from an unknown peer, a duplicate, one addressed to another client, or this client's
+                own share missing.
+            SecAggIntegrityError: a sealed share does not open (tampered, or dealt wrongly: its dealer is
+                named in ``culprits``).
             SecAggAbortedError: fewer than t clients in N[u] ∩ U2 (Fig. 4, Round 2).
         """
         self._expect(ClientStage.KEYS_SHARED, "mask_input")
@@ -308,24 +283,27 @@ class SecAggClient:
             raise TypeError(f"`vector` must be a uint32 numpy array. Found {getattr(vector, 'dtype', type(vector))}.")
         if vector.shape != (cfg.vector_length,):
             raise SecAggMessageError(f"`vector` must have shape ({cfg.vector_length},). Found {vector.shape}.")
-        held: dict[int, tuple[bytes, bytes]] = {}
+        own_public = public_key(st.encryption_private)
+        dealers: set[int] = set()
         for item in routing.shares:
             v = item.sender
             if item.receiver != u:
                 raise SecAggMessageError(f"ShareRouting holds a share for client {item.receiver}; this is client {u}.")
-            if v not in st.peer_keys:
+            if v != u and v not in st.peer_keys:
                 raise SecAggMessageError(f"ShareRouting holds a share from client {v}, which is not in client {u}'s roster.")
-            if v in held:
+            if v in dealers:
                 raise SecAggMessageError(f"ShareRouting holds two shares from client {v}.")
-            key = _encryption_key(st.encryption_private, st.peer_keys[v].encryption, cfg.round_id, u, v)
-            ad = associated_data(round_id=cfg.round_id, stage=Stage.SHARE_KEYS, sender=v, receiver=u)
-            plaintext = decrypt(key, item.nonce, item.ciphertext, ad)
-            if len(plaintext) != _PLAINTEXT_BYTES or struct.unpack(">II", plaintext[:8]) != (v, u):
-                raise SecAggMessageError(f"The share from client {v} does not name sender {v} and receiver {u}.")
-            held[v] = (plaintext[8 : 8 + SHARE_BYTES], plaintext[8 + SHARE_BYTES :])
-        if len(held) + 1 < cfg.threshold:
+            peer_public = own_public if v == u else st.peer_keys[v].encryption
+            verify_sealed(
+                agree(st.encryption_private, peer_public), nonce=item.nonce, ciphertext=item.ciphertext,
+                round_id=cfg.round_id, dealer=v, holder=u,
+            )
+            dealers.add(v)
+        if u not in dealers:
+            raise SecAggMessageError(f"ShareRouting must hold client {u}'s own sealed shares.")
+        if len(dealers) < cfg.threshold:
             raise self._abort(
-                f"Client {u}: only {len(held) + 1} of its neighbourhood completed Round 1; the threshold is "
+                f"Client {u}: only {len(dealers)} of its neighbourhood completed Round 1; the threshold is "
                 f"{cfg.threshold} (Bonawitz et al. 2017, Fig. 4, Round 2)."
             )
         y = vector.copy()
@@ -334,7 +312,7 @@ class SecAggClient:
             self_mask(st.self_mask_seed, round_id=cfg.round_id, client_id=u, length=cfg.vector_length),
             out=y,
         )
-        for v in sorted(held):
+        for v in sorted(dealers - {u}):
             add_pairwise_mask(
                 y,
                 private=st.masking_private,
@@ -343,15 +321,16 @@ class SecAggClient:
                 u=u,
                 v=v,
             )
-        st.held_shares = held
+        st.dealers = tuple(sorted(dealers))
         st.stage = ClientStage.INPUT_MASKED
         return MaskedInput.from_array(round_id=cfg.round_id, sender=u, values=y)
 
     # ----------------------------------------------------------------------------------- Round 4
     def unmask(self, request: UnmaskingRequest) -> UnmaskingResponse:
-        """Round 4 (Unmasking): reveal the share of b_v for every survivor v and of s_sk_d for every
-        dropped d. The two lists must partition N[u] ∩ U2 as this client saw it in Round 2, so no peer
-        can be in both (Fig. 4, Round 4: "assert U3 ⊆ U2 and |U3| ≥ t").
+        """Round 4 (Unmasking): open this client's share of b_v for every survivor v and of s_sk_d for
+        every dropped d, by revealing the one-time key each is sealed under (:mod:`.sealed`). The two lists
+        must partition N[u] ∩ U2 as this client saw it in Round 2, so no peer can be in both (Fig. 4,
+        Round 4: "assert U3 ⊆ U2 and |U3| ≥ t").
 
         Raises:
             SecAggMessageError: wrong round or recipient; overlapping, duplicate or unknown ids; the lists
@@ -371,7 +350,7 @@ class SecAggClient:
                 f"UnmaskingRequest lists client {min(both)} as both surviving and dropped: revealing both of "
                 "its secrets would unmask its input."
             )
-        known = set(st.held_shares) | {u}
+        known = set(st.dealers)
         if u not in survivors:
             raise SecAggMessageError(f"UnmaskingRequest must list client {u} itself among the survivors.")
         if survivors | dropped != known:
@@ -387,13 +366,39 @@ class SecAggClient:
                 f"the threshold is "
                 f"{cfg.threshold} (Bonawitz et al. 2017, Fig. 4, Round 4)."
             )
-        seed_shares = tuple(
-            RevealedShare(owner=v, share=st.own_seed_share if v == u else st.held_shares[v][1]) for v in sorted(survivors)
-        )
-        key_shares = tuple(RevealedShare(owner=d, share=st.held_shares[d][0]) for d in sorted(dropped))
+        own_public = public_key(st.encryption_private)
+
+        def opening(dealer: int, kind: str) -> RevealedShare:
+            peer_public = own_public if dealer == u else st.peer_keys[dealer].encryption
+            shared = agree(st.encryption_private, peer_public)
+            key = opening_key(shared, round_id=cfg.round_id, kind=kind, dealer=dealer, holder=u)
+            return RevealedShare(owner=dealer, share=key)
+
+        seed_shares = tuple(opening(v, "seed") for v in sorted(survivors))
+        key_shares = tuple(opening(d, "key") for d in sorted(dropped))
         # The round is over for this client: forget every secret (the state may outlive the round).
         st.encryption_private = st.masking_private = st.self_mask_seed = b""
-        st.own_key_share = st.own_seed_share = b""
-        st.held_shares = {}
+        st.dealers = ()
         st.stage = ClientStage.COMPLETED
         return UnmaskingResponse(round_id=cfg.round_id, sender=u, self_mask_shares=seed_shares, key_shares=key_shares)
+
+
+def _check_roster_keys(recipient: int, entries: list[PublicKeys]) -> None:
+    """Every key in a roster acceptable (:func:`.crypto.public_key_problem`) and all different (Bonawitz
+    et al. 2017, Fig. 4, Round 1: "assert that all the public key pairs are different")."""
+    seen: dict[bytes, tuple[int, str]] = {}
+    for entry in entries:
+        v = entry.client_id
+        for name, key in (("encryption", entry.encryption), ("masking", entry.masking)):
+            problem = public_key_problem(key)
+            if problem is not None:
+                culprits = (v,) if v != recipient else ()
+                raise SecAggMessageError(f"KeyRoster: client {v}'s {name} key is {problem}.", culprits=culprits)
+            if key in seen:
+                w, other = seen[key]
+                raise SecAggMessageError(
+                    f"KeyRoster: client {v}'s {name} key equals client {w}'s {other} key; the public keys must all "
+                    "be different (Bonawitz et al. 2017, Fig. 4, Round 1).",
+                    culprits={v, w} - {recipient},
+                )
+            seen[key] = (v, name)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any
 
-from ._wire import b64decode, b64encode, int_list, require
+from ._wire import b64decode, b64encode, int_list, refuse_unknown, require
 from .graph import neighbourhoods
 from .shamir import PRIME
 
@@ -113,7 +113,8 @@ class SecAggConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SecAggConfig:
-        """Inverse of :meth:`to_dict`; validates every field."""
+        """Inverse of :meth:`to_dict`; validates every field and refuses unknown ones."""
+        refuse_unknown(data, [f.name for f in fields(cls)], "SecAggConfig")
         return cls(
             round_id=require(data, "round_id", str),
             participants=int_list(data, "participants"),

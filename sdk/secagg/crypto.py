@@ -1,10 +1,20 @@
 """Thin wrappers over ``cryptography`` for the primitives of Bonawitz et al. 2017, §3.
 
 * Key agreement (§3.3): X25519, the shared secret stretched by HKDF-SHA256 whose salt is bound to the
-  round id and whose info names the purpose (``mask`` / ``encrypt`` / ``self_mask``) and the two
-  client ids, so a key is never reused across rounds, purposes or pairs.
-* Authenticated encryption (§3.5): AES-256-GCM with a fresh 96-bit random nonce per message; the
-  associated data binds the round id, the stage, the sender and the receiver.
+  round id and whose info names the purpose (``mask``, ``self_mask``, ``share/key``, ``share/seed``)
+  and the two client ids, so a key is never reused across rounds, purposes or pairs.
+* Public-key validation (:func:`public_key_problem`): a peer's X25519 key must be canonically encoded
+  (bit 255 clear and u < p, so that equal keys have equal bytes) and not one of the five low-order
+  u-coordinates (the points of order 2, 4 and 8 of Curve25519 and its twist, whose X25519 output is
+  all-zero for every private key; the list of Bernstein's "Curve25519" page and libsodium's
+  ``has_small_order``, checked in the tests by x-only doubling). Other points of the twist are accepted:
+  Curve25519 is twist-secure (Bernstein 2006, "Curve25519: new Diffie-Hellman speed records", §3).
+* Authenticated encryption (§3.5): AES-256-GCM with a 96-bit nonce; the associated data binds the round
+  id, the stage, the sender and the receiver. :func:`seal` makes it *key-committing* for keys used once:
+  the sealed bytes start with SHA-256 of the key (and the associated data), so a key revealed later can
+  be checked and opens exactly one plaintext — the generic fix of Albertini, Duong, Gueron, Kölbl, Luykx
+  and Schmieg 2022 ("How to Abuse and Fix Authenticated Encryption Without Key Commitment", USENIX
+  Security): send a collision-resistant hash of the key with the ciphertext.
 * Pseudorandom generator (§3.4): ChaCha20 keyed by a 32-byte key (zero nonce — every key is used for
   exactly one expansion) producing ``D`` little-endian uint32 words.
 * Randomness: ``secrets`` (the OS CSPRNG) for seeds; X25519 keys from ``cryptography``.
@@ -28,22 +38,46 @@ from numpy.typing import NDArray
 from .errors import SecAggIntegrityError
 
 __all__ = [
+    "COMMITMENT_BYTES",
     "KEY_BYTES",
+    "LOW_ORDER_POINTS",
     "NONCE_BYTES",
+    "TAG_BYTES",
+    "X25519_PRIME",
     "agree",
     "associated_data",
+    "commitment_matches",
     "decrypt",
     "derive_key",
     "encrypt",
     "expand_mask",
     "generate_key_pair",
+    "open_sealed",
     "public_key",
+    "public_key_problem",
     "random_seed",
+    "seal",
 ]
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
-_DOMAIN = b"privrec/secagg/v1"
+TAG_BYTES = 16
+COMMITMENT_BYTES = 32
+_DOMAIN = b"privrec/secagg/v2"
+
+#: p = 2^255 - 19, the field of Curve25519 (RFC 7748, §4.1).
+X25519_PRIME = 2**255 - 19
+
+#: u-coordinate -> order of the point: every u whose multiples by 8 reach the neutral element, on
+#: Curve25519 (orders 2, 4, 8) or its quadratic twist (order 4 at u = p - 1). X25519 clamps private keys
+#: to multiples of 8 (RFC 7748, §5), so agreement with any of these yields the all-zero secret.
+LOW_ORDER_POINTS: dict[int, int] = {
+    0: 2,
+    1: 4,
+    325606250916557431795983626356110631294008115727848805560023387167927233504: 8,
+    39382357235489614581723060781553021112529911719440698176882885853963445705823: 8,
+    X25519_PRIME - 1: 4,
+}
 
 
 def random_seed() -> bytes:
@@ -68,6 +102,30 @@ def agree(private: bytes, peer_public: bytes) -> bytes:
         return X25519PrivateKey.from_private_bytes(private).exchange(X25519PublicKey.from_public_bytes(peer_public))
     except ValueError as exc:  # cryptography refuses an all-zero shared secret
         raise SecAggIntegrityError(f"X25519 key agreement failed: {exc}") from exc
+
+
+def public_key_problem(raw: bytes) -> str | None:
+    """Why ``raw`` is not an acceptable X25519 public key of a peer, or None when it is.
+
+    Refused: a length other than 32; a non-canonical encoding — bit 255 set (RFC 7748, §5 masks it) or
+    u >= p (processed as u - p) — because it names the same key as another byte string and would slip
+    past a byte-wise uniqueness check; and the low-order points of :data:`LOW_ORDER_POINTS`. Keys made by
+    :func:`generate_key_pair` are always acceptable.
+    """
+    if not isinstance(raw, bytes) or len(raw) != KEY_BYTES:
+        return f"{len(raw) if isinstance(raw, bytes) else type(raw).__name__} bytes long, not {KEY_BYTES}"
+    if raw[-1] & 0x80:
+        return "not canonically encoded: bit 255 is set (X25519 ignores it, so another encoding names the same key)"
+    u = int.from_bytes(raw, "little")
+    if u >= X25519_PRIME:
+        return (
+            f"not canonically encoded: u = p + {u - X25519_PRIME} is at least p = 2^255 - 19 (X25519 reads it as "
+            f"u = {u - X25519_PRIME})"
+        )
+    if u in LOW_ORDER_POINTS:
+        what = "the zero point (u = 0" if u == 0 else f"a low-order point (u = {'p - 1' if u == X25519_PRIME - 1 else u}"
+        return f"{what}, order {LOW_ORDER_POINTS[u]}: every key agreement with it gives the all-zero secret)"
+    return None
 
 
 def _lp(data: bytes) -> bytes:
@@ -108,6 +166,36 @@ def decrypt(key: bytes, nonce: bytes, ciphertext: bytes, ad: bytes) -> bytes:
             "AES-GCM authentication failed: the encrypted share was tampered with, or sent for another "
             "round, stage, sender or receiver."
         ) from exc
+
+
+def _key_commitment(key: bytes, ad: bytes) -> bytes:
+    return hashlib.sha256(_DOMAIN + _lp(b"key-commitment") + _lp(ad) + key).digest()
+
+
+def seal(key: bytes, nonce: bytes, plaintext: bytes, ad: bytes) -> bytes:
+    """Key-committing AES-256-GCM for a key used once: ``SHA-256(domain, ad, key) || AES-GCM(plaintext)``.
+
+    The commitment binds the key (SHA-256 collision resistance), and AES-GCM decryption under a fixed key
+    is a function of the sealed bytes, so whoever later reveals ``key`` can open these bytes to exactly
+    one plaintext. The commitment hides nothing it should not: ``key`` is a fresh 256-bit HKDF output.
+    ``len(result) == COMMITMENT_BYTES + len(plaintext) + TAG_BYTES``.
+    """
+    if len(key) != KEY_BYTES or len(nonce) != NONCE_BYTES:
+        raise ValueError(f"`key` and `nonce` must be {KEY_BYTES} and {NONCE_BYTES} bytes. Found {len(key)}, {len(nonce)}.")
+    return _key_commitment(key, ad) + AESGCM(key).encrypt(nonce, plaintext, ad)
+
+
+def commitment_matches(key: bytes, sealed: bytes, ad: bytes) -> bool:
+    """Whether ``key`` is the key ``sealed`` (from :func:`seal`) committed to."""
+    return len(key) == KEY_BYTES and secrets.compare_digest(_key_commitment(key, ad), sealed[:COMMITMENT_BYTES])
+
+
+def open_sealed(key: bytes, nonce: bytes, sealed: bytes, ad: bytes) -> bytes:
+    """Inverse of :func:`seal`. Raises ``SecAggIntegrityError`` if ``key`` is not the committed key, or if
+    the ciphertext does not authenticate under it (then the sealer made it so: the key is the committed one)."""
+    if not commitment_matches(key, sealed, ad):
+        raise SecAggIntegrityError("The key does not match the sealed ciphertext's key commitment.")
+    return decrypt(key, nonce, sealed[COMMITMENT_BYTES:], ad)
 
 
 _ZERO_NONCE = bytes(16)

@@ -2,31 +2,31 @@
 
 Wire format: every message is a JSON object with a ``"type"`` field (the class's ``TYPE``), bytes as
 standard base64 and vectors as base64 of little-endian uint32. ``message_from_dict`` dispatches on
-``"type"``. Each class records the protocol round it belongs to (``STAGE``, a :class:`.Stage` constant)
-and its direction (``FROM_CLIENT``).
+``"type"``; ``from_dict`` refuses a missing or an unknown field. Each class records the protocol round it
+belongs to (``STAGE``, a :class:`.Stage` constant) and its direction (``FROM_CLIENT``).
 
 ================================  ==========  ===============  =========================================
 message                           round       direction        content
 ================================  ==========  ===============  =========================================
 :class:`AdvertiseKeys`            0           client → server  c_pk (encryption), s_pk (masking)
 :class:`KeyRoster`                1 (start)   server → client  public keys of the recipient's neighbours
-:class:`ShareKeys`                1           client → server  one :class:`EncryptedShare` per neighbour
+:class:`ShareKeys`                1           client → server  one :class:`EncryptedShare` per holder
 :class:`ShareRouting`             2 (start)   server → client  the shares addressed to the recipient
 :class:`MaskedInput`              2           client → server  the masked vector y_u
 :class:`UnmaskingRequest`         4 (start)   server → client  survivors and dropped peers
-:class:`UnmaskingResponse`        4           client → server  :class:`RevealedShare` s of b / s_sk
+:class:`UnmaskingResponse`        4           client → server  :class:`RevealedShare` openings, b / s_sk
 ================================  ==========  ===============  =========================================
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ._wire import b64decode, b64encode, int_list, require
+from ._wire import b64decode, b64encode, int_list, refuse_unknown, require
 from .errors import SecAggMessageError
 from .stages import Stage
 
@@ -77,6 +77,11 @@ def _check_tuple(value: object, name: str, kind: type) -> None:
             raise TypeError(f"`{name}` must contain {kind.__name__}. Found {type(item).__name__}.")
 
 
+def _refuse_unknown(data: Any, cls: type) -> None:
+    keys = {f.name for f in fields(cls)} | ({"type"} if hasattr(cls, "TYPE") else set())
+    refuse_unknown(data, keys, cls.__name__)
+
+
 def _check_type(data: Any, expected: str) -> None:
     found = require(data, "type", str)
     if found != expected:
@@ -106,6 +111,7 @@ class PublicKeys:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PublicKeys:
+        _refuse_unknown(data, cls)
         return cls(
             client_id=require(data, "client_id", int),
             encryption=b64decode(require(data, "encryption", str), "encryption"),
@@ -115,7 +121,8 @@ class PublicKeys:
 
 @dataclass(frozen=True)
 class EncryptedShare:
-    """AES-GCM encryption from ``sender`` to ``receiver`` of ``sender``'s shares of s_sk and b (Round 1)."""
+    """Round 1: ``sender``'s shares of s_sk and b for ``receiver`` (which may be ``sender`` itself), each
+    sealed under its own committed one-time key (:mod:`.sealed`; ``ciphertext`` is 224 bytes)."""
 
     sender: int
     receiver: int
@@ -138,6 +145,7 @@ class EncryptedShare:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EncryptedShare:
+        _refuse_unknown(data, cls)
         return cls(
             sender=require(data, "sender", int),
             receiver=require(data, "receiver", int),
@@ -148,7 +156,10 @@ class EncryptedShare:
 
 @dataclass(frozen=True)
 class RevealedShare:
-    """A share (C little-endian uint32 field elements) of ``owner``'s secret, revealed in Round 4."""
+    """Round 4: the opening of the sender's share of ``owner``'s secret — in ``share``, the 32-byte one-time
+    key the share was sealed under in Round 1 (:mod:`.sealed`), not the share itself. The server checks it
+    against ``owner``'s commitment and decrypts ``owner``'s own ciphertext with it, so a holder cannot
+    substitute a share."""
 
     owner: int
     share: bytes
@@ -162,6 +173,7 @@ class RevealedShare:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RevealedShare:
+        _refuse_unknown(data, cls)
         return cls(owner=require(data, "owner", int), share=b64decode(require(data, "share", str), "share"))
 
 
@@ -197,6 +209,7 @@ class AdvertiseKeys:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AdvertiseKeys:
         _check_type(data, cls.TYPE)
+        _refuse_unknown(data, cls)
         return cls(
             round_id=require(data, "round_id", str),
             sender=require(data, "sender", int),
@@ -233,6 +246,7 @@ class KeyRoster:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> KeyRoster:
         _check_type(data, cls.TYPE)
+        _refuse_unknown(data, cls)
         return cls(
             round_id=require(data, "round_id", str),
             recipient=require(data, "recipient", int),
@@ -242,7 +256,8 @@ class KeyRoster:
 
 @dataclass(frozen=True)
 class ShareKeys:
-    """Round 1, client → server: one encrypted share bundle per neighbour in the roster."""
+    """Round 1, client → server: one :class:`EncryptedShare` per holder — every client in the roster,
+    the sender included."""
 
     TYPE: ClassVar[str] = "share_keys"
     STAGE: ClassVar[str] = Stage.SHARE_KEYS
@@ -268,6 +283,7 @@ class ShareKeys:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ShareKeys:
         _check_type(data, cls.TYPE)
+        _refuse_unknown(data, cls)
         return cls(
             round_id=require(data, "round_id", str),
             sender=require(data, "sender", int),
@@ -278,7 +294,7 @@ class ShareKeys:
 @dataclass(frozen=True)
 class ShareRouting:
     """Start of Round 2, server → client: the encrypted shares addressed to the recipient, one per
-    neighbour that completed Round 1 (this set is the recipient's view of U2)."""
+    member of its closed neighbourhood that completed Round 1, its own included (its view of U2)."""
 
     TYPE: ClassVar[str] = "share_routing"
     STAGE: ClassVar[str] = Stage.MASKED_INPUT_COLLECTION
@@ -304,6 +320,7 @@ class ShareRouting:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ShareRouting:
         _check_type(data, cls.TYPE)
+        _refuse_unknown(data, cls)
         return cls(
             round_id=require(data, "round_id", str),
             recipient=require(data, "recipient", int),
@@ -351,6 +368,7 @@ class MaskedInput:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MaskedInput:
         _check_type(data, cls.TYPE)
+        _refuse_unknown(data, cls)
         return cls(
             round_id=require(data, "round_id", str),
             sender=require(data, "sender", int),
@@ -390,6 +408,7 @@ class UnmaskingRequest:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UnmaskingRequest:
         _check_type(data, cls.TYPE)
+        _refuse_unknown(data, cls)
         return cls(
             round_id=require(data, "round_id", str),
             recipient=require(data, "recipient", int),
@@ -400,7 +419,8 @@ class UnmaskingRequest:
 
 @dataclass(frozen=True)
 class UnmaskingResponse:
-    """Round 4, client → server: shares of b_v for every survivor v and of s_sk_d for every dropped d."""
+    """Round 4, client → server: openings of its shares of b_v for every survivor v and of s_sk_d for
+    every dropped d."""
 
     TYPE: ClassVar[str] = "unmasking_response"
     STAGE: ClassVar[str] = Stage.UNMASKING
@@ -429,6 +449,7 @@ class UnmaskingResponse:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UnmaskingResponse:
         _check_type(data, cls.TYPE)
+        _refuse_unknown(data, cls)
         return cls(
             round_id=require(data, "round_id", str),
             sender=require(data, "sender", int),

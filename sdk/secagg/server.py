@@ -1,6 +1,6 @@
 """The server side of secure aggregation: an explicit state machine over the rounds of Bonawitz et
-al. 2017, Fig. 4 (honest-but-curious variant, §6.1: Round 3 ConsistencyCheck is not run), with the
-SecAgg+ neighbourhoods of Bell et al. 2020, §3.
+al. 2017, Fig. 4 (Round 3 ConsistencyCheck is not run: the server is trusted to report dropouts
+honestly, §6.1), with the SecAgg+ neighbourhoods of Bell et al. 2020, §3.
 
 The server collects one stage's client messages with :meth:`SecAggServer.receive`; the caller decides
 when the stage closes (everyone answered, or a timeout) and calls :meth:`SecAggServer.advance`, which
@@ -19,7 +19,20 @@ Survivor rules (the round aborts with :class:`.SecAggAbortedError` when one fail
   neighbourhood in U1 (resp. U2) — its secrets could never be reconstructed — then needs |U_i| >= t;
 * closing Round 2 needs |U3| >= t and, for every survivor v and every dropped d with a surviving
   neighbour, at least t members of N[·] in U3;
-* closing Round 4 needs at least t shares for each of those secrets among U4's responses.
+* closing Round 4 needs at least t valid openings for each of those secrets among U4's responses.
+
+Misbehaving clients. The server refuses, naming the client (:class:`.SecAggMessageError`), an advertised
+public key that is non-canonical or low-order, a masking key equal to the encryption key, and a key
+another client already advertised — so no honest client ever receives a roster it must refuse. In
+Round 4 it checks every opening against its dealer's key commitment (:mod:`.sealed`): a client with a
+wrong opening is discarded whole and recorded in ``flagged``; the round then completes with the exact
+sum of U3 from the remaining openings, or aborts naming the discarded clients if some secret is left
+with fewer than t. Openings that match but open to invalid shares, shares of one secret not on one
+polynomial (more than t opened, :func:`.shamir.consistent`), or a reconstructed masking key that does not
+match its public key abort the round naming the *dealer*. Every abort lists its culprits in
+:attr:`.SecAggAbortedError.culprits` and in ``flagged``. Not detectable here: t shares dealt off one
+polynomial when exactly t are opened (see :mod:`.sealed`), and a masked input that encodes an out-of-range
+or arbitrary vector (input validity needs zero-knowledge proofs; a client controls its y_u entirely).
 
 What the server holds: public keys, ciphertexts it cannot read, the running *sum* of masked inputs
 (never one client's vector alone, which is in any case uniformly masked) and, in Round 4, either b_v or
@@ -31,16 +44,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from . import shamir
-from ._wire import int_list, require, vector_from_b64, vector_to_b64
-from .client import CHUNKS, SECRET_BYTES
+from ._wire import int_list, refuse_unknown, require, vector_from_b64, vector_to_b64
 from .config import SecAggConfig
-from .crypto import public_key
+from .crypto import KEY_BYTES, NONCE_BYTES, public_key, public_key_problem
 from .errors import SecAggAbortedError, SecAggIntegrityError, SecAggMessageError, SecAggStageError
 from .masking import add_pairwise_mask, self_mask
 from .messages import (
@@ -56,6 +68,7 @@ from .messages import (
     UnmaskingRequest,
     UnmaskingResponse,
 )
+from .sealed import SEALED_BYTES, SECRET_BYTES, open_share, opening_matches
 from .stages import ServerStage
 
 __all__ = ["SecAggServer", "ServerState"]
@@ -78,6 +91,8 @@ class ServerState:
         responses: Round-4 messages by sender.
         result: the unmasked sum of the inputs of U3 (``uint32[D]``) once ``COMPLETED``.
         abort_reason: why the round aborted (empty otherwise).
+        flagged: ``{client id: reason}`` for every client proven to have misbehaved in Round 4 (a
+            discarded opening, or a dealing that aborted the round).
     """
 
     config: SecAggConfig
@@ -93,6 +108,12 @@ class ServerState:
     u4: tuple[int, ...] = ()
     result: NDArray[np.uint32] | None = None
     abort_reason: str = ""
+    flagged: dict[int, str] = field(default_factory=dict)
+
+    _KEYS: ClassVar[tuple[str, ...]] = (
+        "config", "stage", "public_keys", "u1", "shares", "share_senders", "u2", "masked_sum", "masked_senders",
+        "u3", "responses", "u4", "result", "abort_reason", "flagged",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (bytes and vectors as base64)."""
@@ -111,11 +132,13 @@ class ServerState:
             "u4": list(self.u4),
             "result": None if self.result is None else vector_to_b64(self.result),
             "abort_reason": self.abort_reason,
+            "flagged": [{"client_id": u, "reason": r} for u, r in sorted(self.flagged.items())],
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ServerState:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict` (unknown or missing keys are refused)."""
+        refuse_unknown(data, cls._KEYS, "ServerState")
         stage = require(data, "stage", str)
         if stage not in ServerStage.ALL:
             raise SecAggMessageError(f"`stage` must be one of {ServerStage.ALL}. Found {stage!r}.")
@@ -140,6 +163,7 @@ class ServerState:
             u4=int_list(data, "u4"),
             result=None if result is None else vector_from_b64(result, "result"),
             abort_reason=require(data, "abort_reason", str),
+            flagged={require(f, "client_id", int): require(f, "reason", str) for f in require(data, "flagged", list)},
         )
 
 
@@ -154,6 +178,7 @@ class SecAggServer:
         if not isinstance(config, SecAggConfig):
             raise TypeError(f"`config` must be a SecAggConfig. Found {type(config).__name__}.")
         self._state = ServerState(config=config)
+        self._key_owners: dict[bytes, tuple[int, str]] = {}
 
     # ----------------------------------------------------------------------------------- persistence
     @classmethod
@@ -162,6 +187,16 @@ class SecAggServer:
         server = cls(state.config)
         server._state = state
         return server
+
+    def _owners_of_keys(self) -> dict[bytes, tuple[int, str]]:
+        """``{public key: (client, "encryption" | "masking")}`` over Round 0's keys (rebuilt if stale)."""
+        keys = self._state.public_keys
+        if len(self._key_owners) != 2 * len(keys):
+            self._key_owners = {}
+            for v, k in keys.items():
+                self._key_owners[k.encryption] = (v, "encryption")
+                self._key_owners[k.masking] = (v, "masking")
+        return self._key_owners
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SecAggServer:
@@ -249,7 +284,7 @@ class SecAggServer:
         if u in set(self._answered()):
             raise SecAggMessageError(f"Duplicate {type(message).__name__} from client {u}.")
         if isinstance(message, AdvertiseKeys):
-            st.public_keys[u] = message.keys
+            self._receive_keys(message)
         elif isinstance(message, ShareKeys):
             self._receive_shares(message)
         elif isinstance(message, MaskedInput):
@@ -257,9 +292,39 @@ class SecAggServer:
         else:
             self._receive_unmasking(message)
 
+    def _receive_keys(self, message: AdvertiseKeys) -> None:
+        """Round 0: accept a client's two public keys only if each is a valid X25519 key and both differ from
+        each other and from every key already advertised (Bonawitz et al. 2017, Fig. 4, Round 1 has every
+        client "assert that all the public key pairs are different"; checking here first means an honest
+        client never receives a roster it must refuse)."""
+        u, keys = message.sender, message.keys
+        pairs = (("encryption", keys.encryption), ("masking", keys.masking))
+        for name, key in pairs:
+            problem = public_key_problem(key)
+            if problem is not None:
+                raise SecAggMessageError(f"AdvertiseKeys from client {u}: its {name} key is {problem}.", culprits=(u,))
+        if keys.encryption == keys.masking:
+            raise SecAggMessageError(
+                f"AdvertiseKeys from client {u}: its masking key equals its encryption key; every advertised key "
+                "must be different (Bonawitz et al. 2017, Fig. 4, Round 1).",
+                culprits=(u,),
+            )
+        owners = self._owners_of_keys()
+        for name, key in pairs:
+            if key in owners:
+                v, other = owners[key]
+                raise SecAggMessageError(
+                    f"AdvertiseKeys from client {u}: its {name} key is client {v}'s {other} key; every advertised "
+                    "key must be different (Bonawitz et al. 2017, Fig. 4, Round 1).",
+                    culprits=(u,),
+                )
+        self._state.public_keys[u] = keys
+        owners[keys.encryption], owners[keys.masking] = (u, "encryption"), (u, "masking")
+
     def _receive_shares(self, message: ShareKeys) -> None:
+        """Round 1: one sealed pair of shares for each member of N[u] ∩ U1, u included (:mod:`.sealed`)."""
         u = message.sender
-        expected = sorted(self.config.graph[u] & set(self._state.u1))
+        expected = sorted(self._closed(u) & set(self._state.u1))
         by_receiver: dict[int, EncryptedShare] = {}
         for share in message.shares:
             if share.sender != u:
@@ -271,6 +336,12 @@ class SecAggServer:
             raise SecAggMessageError(
                 f"ShareKeys from client {u} must hold one share for each of {expected}. Found {sorted(by_receiver)}."
             )
+        for v, share in by_receiver.items():
+            if len(share.ciphertext) != SEALED_BYTES or len(share.nonce) != NONCE_BYTES:
+                raise SecAggMessageError(
+                    f"ShareKeys from client {u}: the share for client {v} must be {SEALED_BYTES} bytes with a "
+                    f"{NONCE_BYTES}-byte nonce. Found {len(share.ciphertext)} and {len(share.nonce)}."
+                )
         self._state.shares[u] = by_receiver
 
     def _receive_masked_input(self, message: MaskedInput) -> None:
@@ -298,10 +369,11 @@ class SecAggServer:
                     f"UnmaskingResponse from client {u}: `{name}` must hold one share for each of {expected}. Found {owners}."
                 )
             for r in revealed:
-                try:
-                    shamir.share_from_bytes(r.share, CHUNKS)
-                except ValueError as exc:
-                    raise SecAggMessageError(f"UnmaskingResponse from client {u}: `{name}`: {exc}") from exc
+                if len(r.share) != KEY_BYTES:
+                    raise SecAggMessageError(
+                        f"UnmaskingResponse from client {u}: `{name}`: an opening must be {KEY_BYTES} bytes. "
+                        f"Found {len(r.share)}."
+                    )
         st.responses[u] = message
 
     # ----------------------------------------------------------------------------------- requests
@@ -325,11 +397,12 @@ class SecAggServer:
         return KeyRoster(round_id=self.config.round_id, recipient=client_id, keys=keys)
 
     def share_routing(self, client_id: int) -> ShareRouting:
-        """Start of Round 2: the encrypted shares addressed to ``client_id`` by its neighbours in U2."""
+        """Start of Round 2: the sealed shares addressed to ``client_id`` by N[client_id] ∩ U2 (itself
+        included)."""
         self._expect(ServerStage.MASKED_INPUT_COLLECTION, "share_routing")
         st = self._state
         self._check_recipient(client_id, st.u2, "U2")
-        senders = sorted(self.config.graph[client_id] & set(st.u2))
+        senders = sorted(self._closed(client_id) & set(st.u2))
         shares = tuple(st.shares[v][client_id] for v in senders)
         return ShareRouting(round_id=self.config.round_id, recipient=client_id, shares=shares)
 
@@ -345,13 +418,18 @@ class SecAggServer:
         return UnmaskingRequest(round_id=self.config.round_id, recipient=client_id, survivors=survivors, dropped=dropped)
 
     # ----------------------------------------------------------------------------------- transitions
-    def abort(self, reason: str) -> SecAggAbortedError:
-        """Abort the round (final). Returns the error for the caller to raise."""
-        if self._state.stage in _FINAL:
-            raise SecAggStageError(f"Round {self.config.round_id!r} is already {self._state.stage}.")
-        self._state.stage = ServerStage.ABORTED
-        self._state.abort_reason = reason
-        return SecAggAbortedError(reason)
+    def abort(self, reason: str, *, culprits: Iterable[int] = ()) -> SecAggAbortedError:
+        """Abort the round (final), recording ``culprits`` (proven misbehaving clients, named in
+        ``reason``) in ``flagged``. Returns the error for the caller to raise."""
+        st = self._state
+        if st.stage in _FINAL:
+            raise SecAggStageError(f"Round {self.config.round_id!r} is already {st.stage}.")
+        error = SecAggAbortedError(reason, culprits=culprits)
+        for u in error.culprits:
+            st.flagged.setdefault(u, reason)
+        st.stage = ServerStage.ABORTED
+        st.abort_reason = reason
+        return error
 
     def _prune(self, candidates: Iterable[int], round_name: str) -> tuple[int, ...]:
         """Drop, to a fixed point, clients with fewer than t of their closed neighbourhood in the set;
@@ -377,7 +455,8 @@ class SecAggServer:
 
         Raises:
             SecAggStageError: the round is already over.
-            SecAggAbortedError: too few survivors (the stage becomes ``ABORTED``; see the module docstring).
+            SecAggAbortedError: too few survivors, or a device proven to have misbehaved in Round 4 (named in
+                ``culprits`` and ``flagged``); the stage becomes ``ABORTED`` (see the module docstring).
         """
         st = self._state
         if st.stage == ServerStage.ADVERTISE_KEYS:
@@ -391,7 +470,8 @@ class SecAggServer:
             self._check_reconstructable(set(st.u3), "Round 2 (MaskedInputCollection)")
             st.stage = ServerStage.UNMASKING
         elif st.stage == ServerStage.UNMASKING:
-            st.u4 = tuple(sorted(st.responses))
+            st.flagged.update(self._wrong_openings())
+            st.u4 = tuple(u for u in sorted(st.responses) if u not in st.flagged)
             self._check_reconstructable(set(st.u4), "Round 4 (Unmasking)")
             st.result = self._unmask()
             st.stage = ServerStage.COMPLETED
@@ -405,12 +485,22 @@ class SecAggServer:
         return [d for d in self._state.u2 if d not in u3 and self.config.graph[d] & u3]
 
     def _check_reconstructable(self, holders: set[int], round_name: str) -> None:
-        """Every needed secret has >= t holders in ``holders`` (which are U3 or U4), and |holders| >= t."""
+        """Every needed secret has >= t holders in ``holders`` (which are U3 or U4), and |holders| >= t.
+
+        In Round 4, ``holders`` excludes the clients whose openings were discarded; an abort then names
+        them (they caused it)."""
         t, st = self.config.threshold, self._state
+        liars = sorted(st.flagged)
+        blame = (
+            f" The openings of client(s) {liars} were discarded: they do not match their dealers' commitments."
+            if liars
+            else ""
+        )
         if len(holders) < t:
             raise self.abort(
                 f"Round {self.config.round_id!r} aborted after {round_name}: {len(holders)} survivors, fewer "
-                f"than the threshold t = {t} (Bonawitz et al. 2017, Fig. 4)."
+                f"than the threshold t = {t} (Bonawitz et al. 2017, Fig. 4).{blame}",
+                culprits=liars,
             )
         for owners, what in ((st.u3, "self-mask seed"), (self._needed_dropped(), "masking key")):
             for v in owners:
@@ -418,30 +508,97 @@ class SecAggServer:
                 if have < t:
                     raise self.abort(
                         f"Round {self.config.round_id!r} aborted after {round_name}: only {have} holders of "
-                        f"client {v}'s {what} shares survive, fewer than the threshold t = {t}."
+                        f"client {v}'s {what} shares survive, fewer than the threshold t = {t}.{blame}",
+                        culprits=liars,
                     )
 
+    def _openings(self) -> dict[tuple[int, str], dict[int, bytes]]:
+        """``{(owner, kind): {holder: opening}}`` over the Round-4 responses."""
+        out: dict[tuple[int, str], dict[int, bytes]] = {}
+        for h, r in self._state.responses.items():
+            for kind, revealed in (("seed", r.self_mask_shares), ("key", r.key_shares)):
+                for item in revealed:
+                    out.setdefault((item.owner, kind), {})[h] = item.share
+        return out
+
+    def _wrong_openings(self) -> dict[int, str]:
+        """Round 4: holders with an opening that is not the key its dealer committed to (:mod:`.sealed`).
+        Only the holder can have made it so: its whole response is discarded."""
+        st, round_id = self._state, self.config.round_id
+        wrong: dict[int, str] = {}
+        for (v, kind), by_holder in sorted(self._openings().items()):
+            for h, opening in sorted(by_holder.items()):
+                sealed = st.shares[v][h]
+                if h not in wrong and not opening_matches(
+                    opening, sealed.ciphertext, round_id=round_id, kind=kind, dealer=v, holder=h
+                ):
+                    wrong[h] = (
+                        f"Client {h} revealed an opening of its {kind} share from client {v} that does not match "
+                        f"client {v}'s commitment; its Round-4 response was discarded."
+                    )
+        return wrong
+
     def _unmask(self) -> NDArray[np.uint32]:
-        """Round 4: reconstruct b_v (v ∈ U3) and s_sk_d (dropped d), and remove their masks from the sum."""
+        """Round 4: open every valid holder's share of b_v (v ∈ U3) and of s_sk_d (dropped d), check that
+        each secret's shares lie on one polynomial, reconstruct, check s_sk_d against s_pk_d, and remove the
+        masks from the sum. Any failure here is the dealer's: the round aborts naming it."""
         st, cfg, t = self._state, self.config, self.config.threshold
         if st.masked_sum is None:  # unreachable: |U3| >= t >= 1 masked inputs arrived
             raise SecAggStageError("No masked input was received.")
         u4 = set(st.u4)
-        seed_shares = {r.sender: {s.owner: s.share for s in r.self_mask_shares} for r in st.responses.values()}
-        key_shares = {r.sender: {s.owner: s.share for s in r.key_shares} for r in st.responses.values()}
+        openings = self._openings()
         dropped = self._needed_dropped()
-        owners = [*st.u3, *dropped]
-        xs = np.empty((len(owners), t), dtype=np.int64)
-        ys = np.empty((len(owners), t, CHUNKS), dtype=np.uint64)
-        for i, v in enumerate(owners):
-            table = seed_shares if i < len(st.u3) else key_shares
-            holders = sorted(self._closed(v) & u4)[:t]
-            xs[i] = holders
-            ys[i] = [shamir.share_from_bytes(table[h][v], CHUNKS) for h in holders]
-        try:
-            secrets_ = shamir.reconstruct(xs, ys).reshape(len(owners), SECRET_BYTES)
-        except ValueError as exc:
-            raise self.abort(f"Round {cfg.round_id!r} aborted in Round 4: {exc}") from exc
+        owners = [(v, "seed") for v in st.u3] + [(d, "key") for d in dropped]
+        holders: list[list[int]] = []
+        shares: list[NDArray[np.uint64]] = []
+        bad: dict[int, str] = {}
+        for v, kind in owners:
+            hs = sorted(self._closed(v) & u4)
+            try:
+                ys = [
+                    open_share(
+                        openings[(v, kind)][h], nonce=st.shares[v][h].nonce, ciphertext=st.shares[v][h].ciphertext,
+                        round_id=cfg.round_id, kind=kind, dealer=v, holder=h,
+                    )
+                    for h in hs
+                ]
+            except SecAggIntegrityError as exc:  # every opening matched its commitment: the dealer's fault
+                bad.setdefault(v, str(exc))
+                continue
+            holders.append(hs)
+            shares.append(np.stack(ys))
+        if bad:
+            raise self._abort_dealers(bad, "dealt a share that does not open")
+        # Reed–Solomon check: more than t shares of a secret must lie on one polynomial of degree t - 1.
+        ok = shamir.consistent(holders, shares, t)
+        if not ok.all():
+            bad = {
+                v: f"Client {v}'s {'self-mask seed' if kind == 'seed' else 'masking key'} shares do not lie on one "
+                f"polynomial of degree {t - 1}: client {v} dealt inconsistent shares."
+                for (v, kind), good in zip(owners, ok, strict=True)
+                if not good
+            }
+            raise self._abort_dealers(bad, "dealt inconsistent shares")
+        base_x = np.array([h[:t] for h in holders], dtype=np.int64)
+        base_y = np.stack([y[:t] for y in shares])
+        elements = shamir.interpolate(base_x, base_y, np.zeros(len(owners), np.int64))
+        chunk_limit = np.uint64(1 << shamir.CHUNK_BITS)
+        bad = {
+            v: f"Client {v}'s shares reconstruct to a value that is not a secret: client {v} dealt inconsistent shares."
+            for (v, _), row in zip(owners, elements, strict=True)
+            if (row >= chunk_limit).any()
+        }
+        if bad:
+            raise self._abort_dealers(bad, "dealt inconsistent shares")
+        secrets_ = elements.astype("<u2").view(np.uint8).reshape(len(owners), SECRET_BYTES)
+        bad = {
+            d: f"The reconstructed masking key of client {d} does not match its advertised public key: client {d} "
+            "dealt shares of another key."
+            for j, d in enumerate(dropped)
+            if public_key(secrets_[len(st.u3) + j].tobytes()) != st.public_keys[d].masking
+        }
+        if bad:
+            raise self._abort_dealers(bad, "dealt shares of another masking key")
         result = st.masked_sum.copy()
         for i, v in enumerate(st.u3):
             seed = secrets_[i].tobytes()
@@ -453,14 +610,6 @@ class SecAggServer:
         u3 = set(st.u3)
         for j, d in enumerate(dropped):
             sk = secrets_[len(st.u3) + j].tobytes()
-            if public_key(sk) != st.public_keys[d].masking:
-                reason = (
-                    f"Round {cfg.round_id!r} aborted in Round 4: the reconstructed masking key of client {d} "
-                    "does "
-                    "not match its advertised public key (corrupted shares)."
-                )
-                self.abort(reason)
-                raise SecAggIntegrityError(reason)
             for w in sorted(cfg.graph[d] & u3):
                 # w added Δ_{w,d}·PRG(s_{w,d}); KA(s_sk_d, s_pk_w) = KA(s_sk_w, s_pk_d). Subtract it.
                 add_pairwise_mask(
@@ -473,6 +622,17 @@ class SecAggServer:
                     sign=-1,
                 )
         return result
+
+    def _abort_dealers(self, reasons: dict[int, str], what: str) -> SecAggAbortedError:
+        """Abort naming the dealers in ``reasons`` (each reason recorded in ``flagged``)."""
+        dealers = sorted(reasons)
+        for d in dealers:
+            self._state.flagged.setdefault(d, reasons[d])
+        return self.abort(
+            f"Round {self.config.round_id!r} aborted in Round 4: client(s) {dealers} {what}. "
+            + " ".join(reasons[d] for d in dealers),
+            culprits=dealers,
+        )
 
     # ----------------------------------------------------------------------------------- output
     def result(self) -> NDArray[np.uint32]:
@@ -488,7 +648,8 @@ class SecAggServer:
         return self._state.u3
 
     def summary(self) -> dict[str, Any]:
-        """Sizes of the survivor sets and the stage, for logs: JSON-able."""
+        """Sizes of the survivor sets, the stage and the flagged clients (``[{"client_id", "reason"}]``):
+        JSON-able, for logs and a round's outcome."""
         st = self._state
         return {
             "round_id": self.config.round_id,
@@ -499,4 +660,5 @@ class SecAggServer:
             "u3": len(st.u3),
             "u4": len(st.u4),
             "abort_reason": st.abort_reason,
+            "flagged": [{"client_id": u, "reason": r} for u, r in sorted(st.flagged.items())],
         }

@@ -15,9 +15,15 @@ chunks and holders; reconstruction computes the Lagrange coefficients at 0 for e
 set at once (batched modular inverse by Fermat's little theorem) — O(S·t²) numpy work for S secrets.
 
 Guarantees: any ``t`` shares reconstruct the secret exactly; any ``t - 1`` shares are uniformly
-distributed whatever the secret (perfect secrecy; tested exhaustively over a small field). There is no
-integrity check: ``t`` wrong shares reconstruct a wrong value. A reconstructed chunk >= 2^16 proves the
-shares inconsistent and raises ``ValueError``.
+distributed whatever the secret (perfect secrecy; tested exhaustively over a small field).
+
+Integrity: Shamir shares of one secret form a Reed–Solomon codeword of dimension t (McEliece & Sarwate
+1981, "On sharing secrets and Reed–Solomon codes"), so ``m > t`` shares carry redundancy ``m - t``:
+:func:`consistent` interpolates the polynomial through the first ``t`` and checks that the other ``m - t``
+lie on it, which detects any set of up to ``m - t`` wrong shares. With exactly ``t`` shares there is no
+redundancy: ``t`` shares off one polynomial reconstruct a wrong value undetected (a reconstructed chunk
+>= 2^16 still proves them inconsistent and raises ``ValueError``). Which share is wrong is not
+identified; the protocol attributes wrong shares through key commitments (:mod:`.sealed`).
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ from numpy.typing import NDArray
 __all__ = [
     "CHUNK_BITS",
     "PRIME",
+    "consistent",
+    "interpolate",
     "reconstruct",
     "reconstruct_secret",
     "share",
@@ -89,18 +97,18 @@ def _modpow(base: U64, exponent: int, prime: int) -> U64:
     return result
 
 
-def _lagrange_at_zero(xs: U64, prime: int) -> U64:
-    """Lagrange basis values at 0, ``λ[s, j] = Π_{m≠j} x_m / (x_m - x_j)``, for ``xs`` of shape [S, t]."""
+def _lagrange_at(xs: U64, at: U64, prime: int) -> U64:
+    """Lagrange basis values ``λ[s, j] = Π_{m≠j} (at_s - x_m) / (x_j - x_m)`` for ``xs`` [S, t], ``at`` [S]."""
     p = np.uint64(prime)
     S, t = xs.shape
+    point = (at.astype(np.uint64) % p).reshape(S, 1)
     num = np.ones((S, t), dtype=np.uint64)
     den = np.ones((S, t), dtype=np.uint64)
     for m in range(t):
         xm = xs[:, m : m + 1]
         is_self = np.arange(t)[None, :] == m
-        num = (num * np.where(is_self, np.uint64(1), xm)) % p
-        diff = (xm + p - xs) % p  # x_m - x_j mod p
-        den = (den * np.where(is_self, np.uint64(1), diff)) % p
+        num = (num * np.where(is_self, np.uint64(1), (point + p - xm) % p)) % p
+        den = (den * np.where(is_self, np.uint64(1), (xs + p - xm) % p)) % p  # x_j - x_m mod p
     return (num * _modpow(den, prime - 2, prime)) % p
 
 
@@ -192,12 +200,83 @@ def reconstruct(holders: Sequence[int] | NDArray[Any], shares: NDArray[np.uint64
         raise ValueError("`shares` must hold at least one share per secret. Found 0.")
     if (shares >= PRIME).any():
         raise ValueError(f"`shares` must be field elements in [0, {PRIME}). Found {int(shares.max())}.")
-    lam = _lagrange_at_zero(xs.astype(np.uint64), PRIME)  # [S, t]
+    return _elements_to_secrets(_interpolate(xs.astype(np.uint64), shares, np.zeros(shares.shape[0], np.uint64)))
+
+
+def _interpolate(xs: U64, ys: U64, at: U64) -> U64:
+    """Each secret's polynomial through ``(xs[s, j], ys[s, j])`` evaluated at ``at[s]``: [S, C]."""
+    lam = _lagrange_at(xs, at, PRIME)  # [S, t]
     p = np.uint64(PRIME)
-    acc = np.zeros((shares.shape[0], shares.shape[2]), dtype=np.uint64)
-    for j in range(shares.shape[1]):
-        acc = (acc + lam[:, j : j + 1] * shares[:, j, :]) % p
-    return _elements_to_secrets(acc)
+    acc = np.zeros((ys.shape[0], ys.shape[2]), dtype=np.uint64)
+    for j in range(ys.shape[1]):
+        acc = (acc + lam[:, j : j + 1] * ys[:, j, :]) % p
+    return acc
+
+
+def interpolate(holders: NDArray[Any], shares: NDArray[np.uint64], at: NDArray[Any]) -> U64:
+    """Evaluate, for each secret ``s``, the polynomial through its ``t`` shares at the point ``at[s]``.
+
+    Args:
+        holders: ``[S, t]`` distinct indices per row, in [1, p - 1].
+        shares: ``uint64[S, t, C]`` field elements.
+        at: ``[S]`` points in [0, p - 1] (0 gives the secret's chunks).
+
+    Returns:
+        ``uint64[S, C]``.
+    """
+    xs, points = np.asarray(holders), np.asarray(at)
+    if not isinstance(shares, np.ndarray) or shares.dtype != np.uint64 or shares.ndim != 3:
+        raise TypeError("`shares` must be a 3-D uint64 array [num_secrets, num_shares, num_chunks].")
+    if xs.shape != shares.shape[:2] or points.shape != shares.shape[:1]:
+        raise ValueError(
+            f"`holders` and `at` must have shapes {shares.shape[:2]} and {shares.shape[:1]}. Found {xs.shape} and {points.shape}."
+        )
+    _check_holders(xs, "holders", PRIME)
+    if points.dtype.kind not in "iu" or ((points < 0) | (points >= PRIME)).any():
+        raise ValueError(f"`at` must hold integers in [0, {PRIME}).")
+    if (shares >= PRIME).any():
+        raise ValueError(f"`shares` must be field elements in [0, {PRIME}). Found {int(shares.max())}.")
+    return _interpolate(xs.astype(np.uint64), shares, points.astype(np.uint64))
+
+
+def consistent(
+    holders: Sequence[Sequence[int]], shares: Sequence[NDArray[np.uint64]], threshold: int
+) -> NDArray[np.bool_]:
+    """Reed–Solomon error detection: for each secret, whether all its shares lie on one polynomial of
+    degree ``threshold - 1``.
+
+    Args:
+        holders: per secret, its ``m_s >= threshold`` distinct holder indices.
+        shares: per secret, ``uint64[m_s, C]`` with row ``j`` the share of ``holders[s][j]``.
+        threshold: t.
+
+    Returns:
+        ``bool[S]``. A secret with exactly ``t`` shares is always consistent (no redundancy). Vectorised:
+        every extra share of every secret is checked in one batch (O(P·t²) for P extra shares).
+    """
+    t = int(threshold)
+    if len(holders) != len(shares):
+        raise ValueError(f"`holders` and `shares` must have the same length. Found {len(holders)} and {len(shares)}.")
+    if not shares:
+        return np.ones(0, dtype=bool)
+    counts = [len(h) for h in holders]
+    for s, (h, y) in enumerate(zip(holders, shares, strict=True)):
+        if len(h) < t:
+            raise ValueError(f"Secret {s} must have at least `threshold` = {t} shares. Found {len(h)}.")
+        if y.ndim != 2 or y.shape[0] != len(h):
+            raise ValueError(f"`shares[{s}]` must have one row per holder ({len(h)}). Found shape {y.shape}.")
+        _check_holders(np.asarray(h), f"holders[{s}]", PRIME)
+    base_x = np.array([list(h[:t]) for h in holders], dtype=np.int64)
+    base_y = np.stack([np.asarray(y[:t], dtype=np.uint64) for y in shares])
+    owner = np.repeat(np.arange(len(holders)), [c - t for c in counts])
+    ok = np.ones(len(holders), dtype=bool)
+    if owner.size == 0:
+        return ok
+    extra_x = np.concatenate([np.asarray(h[t:], dtype=np.int64) for h in holders if len(h) > t])
+    extra_y = np.concatenate([np.asarray(y[t:], dtype=np.uint64) for y, c in zip(shares, counts, strict=True) if c > t])
+    predicted = interpolate(base_x[owner], base_y[owner], extra_x)
+    np.logical_and.at(ok, owner, (predicted == extra_y).all(axis=1))
+    return ok
 
 
 def share_bytes(share_elements: NDArray[np.uint64]) -> bytes:

@@ -8,13 +8,16 @@ stage                 round    what happens
 ====================  =======  =======================================================================
 ``ADVERTISE_KEYS``    0        every client sends two X25519 public keys (c for encryption, s for masking)
 ``SHARE_KEYS``        1        every client Shamir-shares its masking key s_sk and self-mask seed b and
-                               sends each share AES-GCM-encrypted to its holder through the server
-``MASKED_INPUT_COLLECTION`` 2  every client sends y_u = x_u + PRG(b_u) + Σ_v ±PRG(s_{u,v}) mod 2^32
+                               seals each holder's pair of shares to it (its own included) under
+                               committed one-time keys (:mod:`.sealed`), through the server
+``MASKED_INPUT_COLLECTION`` 2  every client checks the sealed shares it holds, then sends
+                               y_u = x_u + PRG(b_u) + Σ_v ±PRG(s_{u,v}) mod 2^32
 ``CONSISTENCY_CHECK`` 3        **not run**: it only defends against a server that lies about who dropped
-                               (the active-adversary model, §6.2). privrec runs the honest-but-curious
-                               variant of §6.1; the constant exists so the numbering matches the paper.
-``UNMASKING``         4        each surviving client reveals shares of b_v for survivors v and shares
-                               of s_sk_d for dropped d — never both for the same peer
+                               (the active-adversary model, §6.2). privrec trusts the server's dropout
+                               reports (§6.1); :class:`.SecAggConfig` warns unless t > n/2, which
+                               covers that case. The constant keeps the paper's numbering.
+``UNMASKING``         4        each surviving client opens (reveals the one-time keys of) its shares of
+                               b_v for survivors v and of s_sk_d for dropped d — never both for one peer
 ====================  =======  =======================================================================
 """
 

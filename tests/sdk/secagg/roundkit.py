@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,16 +57,26 @@ def make_config(n: int, d: int, t: int, k: int | None = None, round_id: str = "r
     )
 
 
+#: ``tamper(stage, client id, reply) -> reply``: what a malicious client sends instead of its honest reply.
+Tamper = Callable[[str, int, Any], Any]
+#: ``around(stage, client id)``: a context manager entered while that client computes its reply.
+Around = Callable[[str, int], contextlib.AbstractContextManager[Any]]
+
+
 def run_round(
     config: SecAggConfig,
     *,
     seed: int = 0,
     silent: dict[str, set[int]] | None = None,
     stop_after: str | None = None,
+    tamper: Tamper | None = None,
+    around: Around | None = None,
 ) -> Recorded:
     """Run a round; clients in ``silent[stage]`` do not answer that stage (and stay silent afterwards).
 
-    Stops (without advancing) before ``stop_after``'s messages are sent when given.
+    Stops (without advancing) before ``stop_after``'s messages are sent when given. ``tamper`` replaces
+    replies before the server sees them; ``around`` wraps a client's computation of its reply (e.g. to
+    make a dealer deal inconsistent shares).
     """
     rng = np.random.default_rng(seed)
     silent = silent or {}
@@ -74,16 +86,34 @@ def run_round(
         u: rng.integers(0, 2**32, size=config.vector_length, dtype=np.uint64).astype(np.uint32) for u in config.participants
     }
     rec = Recorded(config=config, server=server, clients=clients, inputs=inputs)
-    client_stage_before = {
-        Stage.ADVERTISE_KEYS: ClientStage.READY,
-        Stage.SHARE_KEYS: ClientStage.KEYS_ADVERTISED,
-        Stage.MASKED_INPUT_COLLECTION: ClientStage.KEYS_SHARED,
-        Stage.UNMASKING: ClientStage.INPUT_MASKED,
-    }
+    return play(rec, silent=silent, stop_after=stop_after, tamper=tamper, around=around)
+
+
+_CLIENT_STAGE_BEFORE = {
+    Stage.ADVERTISE_KEYS: ClientStage.READY,
+    Stage.SHARE_KEYS: ClientStage.KEYS_ADVERTISED,
+    Stage.MASKED_INPUT_COLLECTION: ClientStage.KEYS_SHARED,
+    Stage.UNMASKING: ClientStage.INPUT_MASKED,
+}
+
+
+def play(
+    rec: Recorded,
+    *,
+    silent: dict[str, set[int]] | None = None,
+    stop_after: str | None = None,
+    tamper: Tamper | None = None,
+    around: Around | None = None,
+) -> Recorded:
+    """Run ``rec``'s round from its server's current stage on (see :func:`run_round`)."""
+    silent = silent or {}
+    server, clients, inputs = rec.server, rec.clients, rec.inputs
     gone: set[int] = set()
-    for stage in Stage.RUN:
+    for stage in Stage.RUN[Stage.RUN.index(server.stage) :]:
         rec.server_snapshots[stage] = json.loads(json.dumps(server.to_dict()))
-        rec.client_snapshots[client_stage_before[stage]] = {u: json.loads(json.dumps(c.to_dict())) for u, c in clients.items()}
+        rec.client_snapshots[_CLIENT_STAGE_BEFORE[stage]] = {
+            u: json.loads(json.dumps(c.to_dict())) for u, c in clients.items()
+        }
         if stage == stop_after:
             return rec
         gone |= silent.get(stage, set())
@@ -91,14 +121,17 @@ def run_round(
             if u in gone:
                 continue
             c = clients[u]
-            if stage == Stage.ADVERTISE_KEYS:
-                reply: Message = c.advertise_keys()
-            elif stage == Stage.SHARE_KEYS:
-                reply = c.share_keys(wire(server.key_roster(u)))
-            elif stage == Stage.MASKED_INPUT_COLLECTION:
-                reply = c.mask_input(wire(server.share_routing(u)), inputs[u])
-            else:
-                reply = c.unmask(wire(server.unmasking_request(u)))
+            with around(stage, u) if around is not None else contextlib.nullcontext():
+                if stage == Stage.ADVERTISE_KEYS:
+                    reply: Message = c.advertise_keys()
+                elif stage == Stage.SHARE_KEYS:
+                    reply = c.share_keys(wire(server.key_roster(u)))
+                elif stage == Stage.MASKED_INPUT_COLLECTION:
+                    reply = c.mask_input(wire(server.share_routing(u)), inputs[u])
+                else:
+                    reply = c.unmask(wire(server.unmasking_request(u)))
+            if tamper is not None:
+                reply = tamper(stage, u, reply)
             rec.sent.setdefault(type(reply).__name__, {})[u] = reply
             rec.server_inbox.append(reply.to_dict())
             server.receive(wire(reply))

@@ -22,6 +22,7 @@ from privrec.sdk.secagg import (
     SecAggStageError,
     ShareRouting,
     UnmaskingRequest,
+    crypto,
 )
 
 from .roundkit import Recorded, make_config, run_round, wire
@@ -99,7 +100,7 @@ def test_secrets_are_forgotten_after_the_round(rec: Recorded) -> None:
     state = rec.clients[1].state
     assert state.stage == ClientStage.COMPLETED
     assert state.masking_private == state.encryption_private == state.self_mask_seed == b""
-    assert state.held_shares == {}
+    assert state.dealers == ()
 
 
 def _roster(rec: Recorded, **changes: Any) -> KeyRoster:
@@ -155,32 +156,83 @@ def test_share_keys_aborts_below_threshold(rec: Recorded) -> None:
     assert "threshold is 3" in client.state.abort_reason
 
 
+LOW_ORDER = [u.to_bytes(32, "little") for u in crypto.LOW_ORDER_POINTS]
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("zero", "client 2's masking key is the zero point"),
+        *((f"low_order_{i}", "client 2's masking key is (the zero point|a low-order point)") for i in range(5)),
+        ("bit255", "client 2's masking key is not canonically encoded: bit 255 is set"),
+        ("above_p", "client 2's masking key is not canonically encoded: u = p \\+ 3"),
+        ("same_pair", "client 2's masking key equals client 2's encryption key; the public keys must all be different"),
+        ("copied", "client 3's encryption key equals client 2's encryption key"),
+    ],
+)
+def test_share_keys_refuses_bad_public_keys(rec: Recorded, case: str, message: str) -> None:
+    """An honest client never uses a roster with a bad key (the server refuses them first, see
+    test_server); if one arrives anyway it leaves the round naming the peer."""
+    roster = _requests(rec, 1)["roster"]
+    keys = {k.client_id: k for k in roster.keys}
+    two, three = keys[2], keys[3]
+    if case == "zero":
+        two = dataclasses.replace(two, masking=bytes(32))
+    elif case.startswith("low_order_"):
+        two = dataclasses.replace(two, masking=LOW_ORDER[int(case[-1])])
+    elif case == "bit255":
+        two = dataclasses.replace(two, masking=two.masking[:31] + bytes([two.masking[31] | 0x80]))
+    elif case == "above_p":
+        two = dataclasses.replace(two, masking=(crypto.X25519_PRIME + 3).to_bytes(32, "little"))
+    elif case == "same_pair":
+        two = dataclasses.replace(two, masking=two.encryption)
+    else:
+        three = dataclasses.replace(three, encryption=two.encryption)
+    keys[2], keys[3] = two, three
+    client = _client_at(rec, ClientStage.KEYS_ADVERTISED)
+    with pytest.raises(SecAggMessageError, match=message) as info:
+        client.share_keys(dataclasses.replace(roster, keys=tuple(keys[v] for v in sorted(keys))))
+    assert info.value.culprits == ((2, 3) if case == "copied" else (2,))
+    assert client.stage == ClientStage.KEYS_ADVERTISED
+
+
 def _tampered(share: EncryptedShare, what: str) -> EncryptedShare:
-    if what == "ciphertext":
-        return dataclasses.replace(share, ciphertext=bytes([share.ciphertext[0] ^ 0x80]) + share.ciphertext[1:])
-    if what == "tag":
-        return dataclasses.replace(share, ciphertext=share.ciphertext[:-1] + bytes([share.ciphertext[-1] ^ 1]))
-    return dataclasses.replace(share, nonce=bytes(12))
+    """One byte of a sealed pair changed: its key commitment, its ciphertext body, its tag, or the nonce."""
+    at = {"commitment": 0, "ciphertext": 40, "tag": 111, "seed_part": 150}.get(what)
+    if at is None:
+        return dataclasses.replace(share, nonce=bytes(12))
+    c = share.ciphertext
+    return dataclasses.replace(share, ciphertext=c[:at] + bytes([c[at] ^ 0x80]) + c[at + 1 :])
 
 
-@pytest.mark.parametrize("what", ["ciphertext", "tag", "nonce"])
-def test_tampered_share_is_rejected(rec: Recorded, what: str) -> None:
+@pytest.mark.parametrize("what", ["commitment", "ciphertext", "tag", "seed_part", "nonce"])
+def test_tampered_share_is_rejected_naming_its_dealer(rec: Recorded, what: str) -> None:
     routing: ShareRouting = _requests(rec, 1)["routing"]
-    bad = dataclasses.replace(routing, shares=(_tampered(routing.shares[0], what), *routing.shares[1:]))
+    bad = dataclasses.replace(routing, shares=(routing.shares[0], _tampered(routing.shares[1], what), *routing.shares[2:]))
     client = _client_at(rec, ClientStage.KEYS_SHARED)
-    with pytest.raises(SecAggIntegrityError, match="AES-GCM authentication failed"):
+    with pytest.raises(SecAggIntegrityError, match=r"The sealed (key|seed) share from client 2 to client 1 is invalid") as info:
         client.mask_input(wire(bad), rec.inputs[1])
+    assert info.value.culprits == (2,)
     assert client.stage == ClientStage.KEYS_SHARED
 
 
 def test_share_rerouted_to_another_client_is_rejected(rec: Recorded) -> None:
-    """A share client 3 encrypted for client 2, relabelled for client 1: the key and AD do not match."""
+    """A share client 3 sealed for client 2, relabelled for client 1: the keys and AD do not match."""
     share_for_2 = next(s for s in _requests(rec, 2)["routing"].shares if s.sender == 3)
     routing: ShareRouting = _requests(rec, 1)["routing"]
     forged = dataclasses.replace(share_for_2, receiver=1)
     bad = dataclasses.replace(routing, shares=tuple(forged if s.sender == 3 else s for s in routing.shares))
-    with pytest.raises(SecAggIntegrityError, match="AES-GCM authentication failed"):
+    with pytest.raises(SecAggIntegrityError, match="The sealed key share from client 3 to client 1 is invalid"):
         _client_at(rec, ClientStage.KEYS_SHARED).mask_input(bad, rec.inputs[1])
+
+
+def test_own_share_must_come_back(rec: Recorded) -> None:
+    routing: ShareRouting = _requests(rec, 1)["routing"]
+    assert routing.shares[0].sender == 1  # a client holds (and is routed) a share of its own secrets
+    client = _client_at(rec, ClientStage.KEYS_SHARED)
+    with pytest.raises(SecAggMessageError, match=r"ShareRouting must hold client 1's own sealed shares\."):
+        client.mask_input(dataclasses.replace(routing, shares=routing.shares[1:]), rec.inputs[1])
+    assert client.stage == ClientStage.KEYS_SHARED
 
 
 def test_mask_input_refuses_bad_input(rec: Recorded) -> None:
@@ -190,7 +242,7 @@ def test_mask_input_refuses_bad_input(rec: Recorded) -> None:
         (routing, x.astype(np.int64), TypeError, "`vector` must be a uint32 numpy array"),
         (routing, x[:-1], SecAggMessageError, rf"`vector` must have shape \({D},\). Found \({D - 1},\)."),
         (
-            dataclasses.replace(routing, shares=(*routing.shares, routing.shares[0])),
+            dataclasses.replace(routing, shares=(*routing.shares, routing.shares[1])),
             x,
             SecAggMessageError,
             "two shares from client 2",
@@ -220,7 +272,7 @@ def test_mask_input_aborts_below_threshold(rec: Recorded) -> None:
     routing: ShareRouting = _requests(rec, 1)["routing"]
     client = _client_at(rec, ClientStage.KEYS_SHARED)
     with pytest.raises(SecAggAbortedError, match="only 2 of its neighbourhood completed Round 1"):
-        client.mask_input(dataclasses.replace(routing, shares=routing.shares[:1]), rec.inputs[1])
+        client.mask_input(dataclasses.replace(routing, shares=routing.shares[:2]), rec.inputs[1])
     assert client.stage == ClientStage.ABORTED
 
 

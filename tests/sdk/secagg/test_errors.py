@@ -27,3 +27,10 @@ def test_hierarchy(cls: type[Exception], builtin: type[Exception]) -> None:
     assert issubclass(cls, SecAggError)
     assert issubclass(cls, PrivrecError)
     assert issubclass(cls, builtin)
+
+
+def test_culprits_name_the_misbehaving_devices() -> None:
+    assert SecAggAbortedError("round over").culprits == ()
+    error = SecAggAbortedError("clients 7 and 3 lied", culprits=[7, 3, 7])
+    assert error.culprits == (3, 7) and str(error) == "clients 7 and 3 lied"
+    assert SecAggMessageError("x", culprits=(5,)).culprits == (5,)

@@ -110,3 +110,19 @@ def test_malformed_input_is_refused() -> None:
         AdvertiseKeys(round_id="r", sender=2, keys=PublicKeys(client_id=1, encryption=bytes(32), masking=bytes(32)))
     with pytest.raises(TypeError, match=r"`survivors` must contain int. Found bool."):
         UnmaskingRequest(round_id="r", recipient=1, survivors=(True,), dropped=())
+
+
+@settings(max_examples=40, deadline=None)
+@given(message=messages)
+def test_unknown_fields_are_refused(message: Any) -> None:
+    """A contract between processes accepts exactly its own fields, at every level of nesting."""
+    data = json.loads(json.dumps(message.to_dict()))
+    with pytest.raises(SecAggMessageError, match=rf"{type(message).__name__} has an unknown field `extra`."):
+        message_from_dict({**data, "extra": 1})
+    nested = next((k for k in ("keys", "shares", "self_mask_shares") if data.get(k)), None)
+    if nested is not None:
+        inner = data[nested]
+        first = {**(inner[0] if isinstance(inner, list) else inner), "commitment": "AA=="}
+        data[nested] = [first, *inner[1:]] if isinstance(inner, list) else first
+        with pytest.raises(SecAggMessageError, match=r"has an unknown field `commitment`."):
+            message_from_dict(data)

@@ -146,3 +146,54 @@ def test_invalid_threshold_and_shapes_raise() -> None:
         shamir.share_from_bytes(b"\x00" * 63, 16)
     with pytest.raises(ValueError, match="field elements"):
         shamir.share_from_bytes(b"\xff" * 64, 16)
+
+
+def test_interpolate_passes_through_the_shares_and_gives_the_secret_at_zero() -> None:
+    values = _secrets(2)
+    holders = np.array([3, 8, 11, 20])
+    shares = shamir.share(values, holders, 3)
+    base = np.broadcast_to(holders[:3], (2, 3))
+    at_fourth = shamir.interpolate(base, shares[:, :3], np.array([20, 20]))
+    np.testing.assert_array_equal(at_fourth, shares[:, 3])
+    at_zero = shamir.interpolate(base, shares[:, :3], np.zeros(2, np.int64))
+    np.testing.assert_array_equal(at_zero.astype("<u2").view(np.uint8), values)
+    with pytest.raises(ValueError, match=r"`at` must hold integers in \[0, 2147483647\)"):
+        shamir.interpolate(base, shares[:, :3], np.array([-1, 0]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), m=st.integers(1, 10))
+def test_consistent_detects_up_to_m_minus_t_wrong_shares(data: st.DataObject, m: int) -> None:
+    """Reed–Solomon error detection: with m shares of a degree t - 1 polynomial, any 1 .. m - t wrong shares
+    are detected; exactly t shares are always 'consistent' (no redundancy)."""
+    t = data.draw(st.integers(1, m))
+    holders = data.draw(st.lists(st.integers(1, PRIME - 1), min_size=m, max_size=m, unique=True))
+    shares = shamir.share(_secrets(1), holders, t)[0]
+    assert shamir.consistent([holders], [shares], t).tolist() == [True]
+    if m == t:
+        return
+    wrong = data.draw(st.lists(st.sampled_from(range(m)), min_size=1, max_size=m - t, unique=True))
+    bad = shares.copy()
+    for j in wrong:
+        chunk = data.draw(st.integers(0, bad.shape[1] - 1))
+        bad[j, chunk] = (bad[j, chunk] + data.draw(st.integers(1, PRIME - 1))) % PRIME
+    assert shamir.consistent([holders], [bad], t).tolist() == [False]
+
+
+def test_consistent_is_batched_over_secrets_with_their_own_holders() -> None:
+    values = _secrets(3)
+    all_holders = np.arange(1, 9)
+    shares = shamir.share(values, all_holders, 4)
+    picks = [[0, 1, 2, 3], [0, 2, 4, 6, 7], [1, 2, 3, 4, 5, 6]]  # 4 (= t), 5 and 6 shares
+    holders = [all_holders[p].tolist() for p in picks]
+    rows = [shares[i, p] for i, p in enumerate(picks)]
+    assert shamir.consistent(holders, rows, 4).tolist() == [True, True, True]
+    rows[2] = rows[2].copy()
+    rows[2][5, 0] = (rows[2][5, 0] + 1) % PRIME
+    rows[0] = rows[0].copy()
+    rows[0][1, 3] = (rows[0][1, 3] + 1) % PRIME  # undetectable: exactly t shares
+    assert shamir.consistent(holders, rows, 4).tolist() == [True, True, False]
+    with pytest.raises(ValueError, match=r"Secret 0 must have at least `threshold` = 5 shares. Found 4."):
+        shamir.consistent(holders, rows, 5)
+    with pytest.raises(ValueError, match=r"`holders\[1\]` must be distinct. Found 1 twice."):
+        shamir.consistent([holders[0], [1, 1, 3, 5, 7]], rows[:2], 4)
