@@ -13,11 +13,14 @@ from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="privrec: private on-device recommendations.")
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="privrec: private on-device recommendations.")
 data_app = typer.Typer(no_args_is_help=True, help="Data sets: fetch and inspect.")
 device_app = typer.Typer(no_args_is_help=True, help="Simulated devices that take part in federated rounds.")
+keys_app = typer.Typer(no_args_is_help=True, help="Ed25519 keys that sign bundles.")
 app.add_typer(data_app, name="data")
 app.add_typer(device_app, name="device")
+app.add_typer(keys_app, name="keys")
 
 
 def _emit(payload: dict[str, Any]) -> None:
@@ -101,43 +104,77 @@ def export(
     precision: Annotated[str, typer.Option(help="float32 or int8.")] = "float32",
     sparsity: Annotated[float, typer.Option(help="Prune the item table to this sparsity in [0, 1) before export.")] = 0.0,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing non-empty BUNDLE_DIR.")] = False,
+    sign_key: Annotated[
+        Path | None,
+        typer.Option("--sign-key", help="Ed25519 private key (PEM, from `privrec keys generate`): writes manifest.sig."),
+    ] = None,
 ) -> None:
-    """Write a versioned bundle with the requested artifacts, manifest and golden self-test."""
+    """Write a versioned bundle with the requested artifacts, manifest and golden self-test (signed with --sign-key)."""
     from privrec.export.bundle import export_run
 
     try:
         path = export_run(
             run_dir, out, formats=tuple(f for f in formats.split(",") if f), precision=precision, sparsity=sparsity,
-            overwrite=overwrite,
+            overwrite=overwrite, sign_key=sign_key,
         )
     except (OSError, ValueError) as exc:
         _fail(str(exc))
-    typer.echo(f"bundle written to {path}", err=True)
+    signed = "signed" if sign_key is not None else "UNSIGNED (apps refuse it unless they allow unsigned bundles)"
+    typer.echo(f"bundle written to {path}, {signed}", err=True)
 
 
 @app.command("verify")
 def verify(
     bundle_dir: Annotated[Path, typer.Argument(help="BUNDLE_DIR written by `privrec export`.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    public_key: Annotated[
+        Path | None,
+        typer.Option("--public-key", help="The publisher's Ed25519 public key (base64 file): check manifest.sig first."),
+    ] = None,
 ) -> None:
-    """Check every artifact × signature against a numpy reference built from weights.safetensors."""
+    """Check the signature (with --public-key), then every artifact × signature against a numpy reference."""
     from privrec.export.verify import verify_bundle
 
     try:
-        report = verify_bundle(bundle_dir)
+        report = verify_bundle(bundle_dir, public_key=public_key)
     except (OSError, ValueError) as exc:
         _fail(str(exc))
         return
     if as_json:
         _emit(report)
     else:
+        sig = report["signature"]
+        typer.echo(f"signature {sig['status']}: {sig['detail']}")
         for c in report["checks"]:
             flag = "ok  " if c["ok"] else "FAIL"
             err = "n/a" if c["max_abs_err"] is None else f"{c['max_abs_err']:.2e}"
             fmt = c["format"] + (f"/{c['variant']}" if "variant" in c else "")
             typer.echo(f"{flag} {fmt:13s} {c['signature']:9s} {c['precision']:7s} max_abs_err={err} {c.get('error', '')}")
+    if report["signature"]["status"] == "not_checked":
+        typer.echo("warning: the signature was not checked (no --public-key): the bundle is not authenticated.", err=True)
     if not report["ok"]:
         raise typer.Exit(1)
+
+
+@keys_app.command("generate")
+def keys_generate(
+    out: Annotated[Path, typer.Option("--out", help="Directory for the key pair (created if missing).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+) -> None:
+    """Create an Ed25519 key pair: a private key (PEM, mode 0600) to sign bundles, a public key for apps to pin."""
+    from privrec.export.signing import generate_signing_key, key_id
+
+    try:
+        private_path, public_path = generate_signing_key(out)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    result = {"private_key": str(private_path), "public_key": str(public_path), "key_id": key_id(public_path)}
+    if as_json:
+        _emit(result)
+    else:
+        typer.echo(f"private key: {private_path} (secret: keep it off devices and out of version control)")
+        typer.echo(f"public key:  {public_path} (pin it in the app; key id {result['key_id']})")
 
 
 @app.command("privacy")
@@ -170,12 +207,14 @@ def privacy(
 def serve(
     db: Annotated[Path, typer.Option("--db", help="SQLite file holding the server's state.")],
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8080,
+    tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="PEM certificate chain: serve over TLS.")] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="PEM private key of --tls-cert.")] = None,
 ) -> None:
-    """Run the aggregation server (FastAPI + uvicorn, SQLite state)."""
+    """Run the aggregation server (FastAPI + uvicorn, SQLite state; TLS with --tls-cert/--tls-key)."""
     from privrec.server_stub.serve import serve as run_server
 
-    run_server(db=db, host=host, port=port)
+    run_server(db=db, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)
 
 
 @device_app.command("simulate")
@@ -184,12 +223,24 @@ def device_simulate(
     devices: Annotated[int, typer.Option("--devices", help="How many devices (one MovieLens user each).")] = 50,
     dropout: Annotated[float, typer.Option("--dropout", help="Probability a device drops at each stage.")] = 0.0,
     rounds: Annotated[int, typer.Option("--rounds", help="Rounds to take part in.")] = 1,
+    admin_token: Annotated[
+        str | None,
+        typer.Option("--admin-token", envvar="PRIVREC_ADMIN_TOKEN",
+                     help="The server's admin token, to issue each new device its one-time enrolment code."),
+    ] = None,
+    ca_cert: Annotated[Path | None, typer.Option("--ca-cert", help="CA certificate (PEM) of an https:// server.")] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option("--public-key", help="The server's bundle-signing public key, pinned on every device "
+                                          "(without it bundles are installed unchecked, with a warning)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
-    """Run N devices, each holding one MovieLens user's data, through federated rounds over HTTP."""
+    """Run N devices, each holding one MovieLens user's data, through federated rounds over HTTP(S)."""
     from privrec.testing.devices import simulate_devices
 
-    result = simulate_devices(server=server, devices=devices, dropout=dropout, rounds=rounds)
+    result = simulate_devices(server=server, devices=devices, dropout=dropout, rounds=rounds, admin_token=admin_token,
+                              verify=str(ca_cert) if ca_cert is not None else True, public_key=public_key)
     if as_json:
         _emit(result)
 
@@ -232,9 +283,40 @@ def demo(
     run_demo(out=out, seeds=seeds, update_readme=update_readme)
 
 
+@app.command("tutorial")
+def tutorial(
+    no_pause: Annotated[bool, typer.Option("--no-pause", help="Do not wait for Enter between steps.")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Smaller, shorter training (about 2 minutes on 2 cores).")] = False,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the tutorial's bundle and plots.")] = Path("runs/tutorial"),
+) -> None:
+    """The interactive tutorial: data → model → on-device reconstruction → int8 → bundle → a private round → offline."""
+    from privrec.tutorial import run_tutorial
+
+    run_tutorial(out=out, quick=quick, pause=not no_pause)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: a refused input or a failed command is one line on stderr and exit code 2
+    (``PRIVREC_DEBUG=1`` shows the traceback instead)."""
+    import os
+
+    try:
+        app(standalone_mode=True)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        typer.echo("privrec: interrupted", err=True)
+        raise SystemExit(130) from None
+    except Exception as exc:  # every error reaches the user as one line; the traceback is opt-in
+        if os.environ.get("PRIVREC_DEBUG") == "1":
+            raise
+        typer.echo(f"error: {type(exc).__name__}: {_one_line(exc)}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

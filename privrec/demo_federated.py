@@ -82,6 +82,7 @@ def federated_stage(out: Path, *, seed: int = 0, http_devices: int = 120, http_r
     from privrec.benchmarks.privacy import bench_config
     from privrec.export.bundle import export_run
     from privrec.export.manifest import load_manifest
+    from privrec.export.signing import PRIVATE_KEY_NAME, PUBLIC_KEY_NAME, generate_signing_key
     from privrec.export.verify import verify_bundle
     from privrec.runtime import Recommender, top_k
     from privrec.sdk.baselines import ALSConfig, train_als
@@ -94,6 +95,7 @@ def federated_stage(out: Path, *, seed: int = 0, http_devices: int = 120, http_r
     from privrec.server_stub.config import ServerConfig
     from privrec.testing.devices import simulate_devices
     from privrec.testing.servers import ServerProcess
+    from privrec.testing.tls import make_test_ca
 
     torch.set_num_threads(2)
     out = Path(out)
@@ -144,12 +146,14 @@ def federated_stage(out: Path, *, seed: int = 0, http_devices: int = 120, http_r
     db = out / "server.sqlite"
     for stale in out.glob("server.sqlite*"):
         stale.unlink()
-    proc = ServerProcess(db, server_cfg, admin_token=secrets.token_urlsafe(24)).start()
+    tls = make_test_ca(out / "tls")  # the demo serves over TLS with a throwaway CA (127.0.0.1 only)
+    proc = ServerProcess(db, server_cfg, admin_token=secrets.token_urlsafe(24), tls=tls).start()
     try:
         train_users = np.setdiff1d(np.arange(split.num_users), heldout)
         http = simulate_devices(
             server=proc.url, devices=http_devices, rounds=http_rounds, split=split, users=train_users[:http_devices],
-            seed=seed, workdir=out / "devices", progress=True,
+            seed=seed, workdir=out / "devices", progress=True, admin_token=proc.admin_token, verify=proc.verify,
+            public_key=proc.public_key,
         )
     finally:
         proc.stop()
@@ -157,8 +161,11 @@ def federated_stage(out: Path, *, seed: int = 0, http_devices: int = 120, http_r
 
     # 3. Ship it: int8 bundle of the DP model, verified, sized and timed.
     _say("[demo] export int8 and float32 bundles (ONNX, TFLite, Core ML) and verify")
-    b8 = export_run(run_dp, out / "bundle-int8", precision="int8", overwrite=True)
-    b32 = export_run(run_dp, out / "bundle-float32", precision="float32", overwrite=True)
+    keys = out / "keys"  # the publisher's Ed25519 key pair: bundles are signed, the app pins the public key
+    private, public = (keys / PRIVATE_KEY_NAME, keys / PUBLIC_KEY_NAME) if (keys / PRIVATE_KEY_NAME).exists() \
+        else generate_signing_key(keys)
+    b8 = export_run(run_dp, out / "bundle-int8", precision="int8", overwrite=True, sign_key=private)
+    b32 = export_run(run_dp, out / "bundle-float32", precision="float32", overwrite=True, sign_key=private)
     report = verify_bundle(b8)
     m8, m32 = load_manifest(b8), load_manifest(b32)
     sizes = {}
@@ -169,7 +176,7 @@ def federated_stage(out: Path, *, seed: int = 0, http_devices: int = 120, http_r
     latencies: dict[str, dict[str, dict[str, float]]] = {}
     rng = np.random.default_rng(seed)
     for backend in ("onnxruntime", "litert"):
-        rec = Recommender.load(b8, backend=backend)
+        rec = Recommender.load(b8, backend=backend, public_key=public)
         user = rec.reconstruct(rng.choice(rec.num_items, 30, replace=False))
         ft_ids = rng.choice(rec.num_items, 50, replace=False)
         latencies[backend] = {

@@ -2,12 +2,15 @@
 
 Every call returns parsed JSON (or bytes for the bundle) and raises :class:`ServerError` with the
 server's ``detail`` for a 4xx/5xx. Connection failures (a server restarting) are retried with backoff
-for up to ``retry_seconds``; a retried POST that the server had already committed comes back as a 409
-"Replay", which :meth:`ServerClient.submit` reports as accepted.
+for up to ``retry_seconds``, and so are 429 (rate limit, after its ``Retry-After``) and 503 (the newest
+bundle is still being written); a retried POST that the server had already committed comes back as a 409
+"Replay", which :meth:`ServerClient.submit` reports as accepted. With an ``https://`` URL the server's
+certificate is checked against ``verify`` (a CA bundle path, or True for the system store).
 """
 
 from __future__ import annotations
 
+import ssl
 import time
 from typing import Any
 
@@ -34,14 +37,16 @@ class ServerClient:
         base_url: e.g. ``http://127.0.0.1:8080``.
         token: the device's bearer token (None until :meth:`register`).
         timeout: seconds per request.
-        retry_seconds: how long to keep retrying when the server cannot be reached.
+        retry_seconds: how long to keep retrying when the server cannot be reached or asks to retry.
+        verify: TLS certificate check: a CA bundle path, True (system store) or an ``ssl.SSLContext``.
 
     Attributes:
         bytes_sent, bytes_received: body bytes of every request and response (for benchmarks).
     """
 
     def __init__(
-        self, base_url: str, token: str | None = None, *, timeout: float = 60.0, retry_seconds: float = 30.0
+        self, base_url: str, token: str | None = None, *, timeout: float = 60.0, retry_seconds: float = 30.0,
+        verify: str | bool | ssl.SSLContext = True,
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ValueError(f"`base_url` must be an http(s) URL. Found {base_url!r}.")
@@ -50,7 +55,7 @@ class ServerClient:
         self.retry_seconds = retry_seconds
         self.bytes_sent = 0
         self.bytes_received = 0
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, verify=verify)
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -76,12 +81,20 @@ class ServerClient:
             try:
                 request = self._http.build_request(method, path, json=json, headers=headers)
                 response = self._http.send(request)
-                break
             except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
                 if time.monotonic() >= give_up:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
+                continue
+            if response.status_code in (429, 503) and time.monotonic() < give_up:
+                try:
+                    wait = float(response.headers.get("Retry-After", delay))
+                except ValueError:
+                    wait = delay
+                time.sleep(min(max(wait, 0.01), 5.0, max(give_up - time.monotonic(), 0.0)))
+                continue
+            break
         self.bytes_sent += len(request.content)
         self.bytes_received += len(response.content)
         if response.status_code >= 400:
@@ -96,9 +109,11 @@ class ServerClient:
         return self._call(method, path, **kwargs).json()
 
     # ----------------------------------------------------------------------------------- API
-    def register(self) -> int:
-        """Register a new device; stores the token and returns the device id."""
-        data = self._json("POST", "/v1/devices", auth=False)
+    def register(self, enrolment_code: str | None = None) -> int:
+        """Register a new device with the operator's one-time ``enrolment_code``; stores the token and returns
+        the device id."""
+        body = None if enrolment_code is None else {"enrolment_code": enrolment_code}
+        data = self._json("POST", "/v1/devices", json=body, auth=False)
         self.token = str(data["token"])
         return int(data["device_id"])
 
@@ -139,6 +154,11 @@ class ServerClient:
     def ledger(self) -> dict[str, Any]:
         """``GET /v1/ledger``."""
         return dict(self._json("GET", "/v1/ledger"))
+
+    def admin_enrolment_codes(self, count: int, admin_token: str) -> list[str]:
+        """``POST /v1/admin/enrolment-codes`` (admin token): ``count`` one-time codes for new devices."""
+        data = self._json("POST", "/v1/admin/enrolment-codes", json={"count": count}, token=admin_token)
+        return [str(c) for c in data["codes"]]
 
     def admin_open_round(self, admin_token: str) -> str:
         """``POST /v1/admin/rounds`` (admin token)."""

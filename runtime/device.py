@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from privrec.export.errors import BundleError
+from privrec.export.signing import PublicKeySource
 from privrec.sdk.federated.device import device_update
 from privrec.sdk.federated.round import aggregation_input
 from privrec.sdk.federated.wire import ENROLLING, DeviceAction, RoundParams, WireError
@@ -101,16 +103,25 @@ class Device:
     Args:
         root: the device's private directory (store, bundles).
         name: the device's local id (bound into every store record).
-        key: the store key (32 bytes); default: generated and kept in ``root/store/store.key``.
+        key: the store key (32 bytes); default: generated and kept in the store's keystore directory.
         backend: the bundle backend for recommend / fine-tune (``"onnxruntime"`` or ``"litert"``).
+        public_key: the bundle publisher's (the server's) Ed25519 public key, pinned: every bundle installed
+            must be signed by it (a path to the base64 file, its bytes, or the key).
+        allow_unsigned: install bundles without checking any signature (development only; warned).
     """
 
     def __init__(
-        self, root: Path | str, *, name: str, key: bytes | None = None, backend: Backend = "onnxruntime"
+        self, root: Path | str, *, name: str, key: bytes | None = None, backend: Backend = "onnxruntime",
+        public_key: PublicKeySource | None = None, allow_unsigned: bool = False,
     ) -> None:
+        if public_key is None and not allow_unsigned:
+            raise ValueError("A device needs the server's pinned `public_key` to verify bundles (or, for "
+                             "development only, allow_unsigned=True).")
         self.root = Path(root)
         self.name = name
         self.backend: Backend = backend
+        self.public_key = public_key
+        self.allow_unsigned = allow_unsigned and public_key is None
         self.store = EncryptedStore(self.root / "store", name, key=key)
         self._recommender: Recommender | None = None
         self._model_version: int | None = None
@@ -174,7 +185,8 @@ class Device:
             path = target
         else:
             path = Path(source)
-        self._recommender = Recommender.load(path, backend=self.backend)
+        self._recommender = Recommender.load(path, backend=self.backend, public_key=self.public_key,
+                                             allow_unsigned=self.allow_unsigned)
         self._model_version = version
         return self._recommender
 
@@ -205,13 +217,15 @@ class Device:
         return self.recommender.recommend(self.user_vector(), exclude=exclude, k=k)
 
     # ----------------------------------------------------------------------------------- rounds
-    def connect(self, server: str, **client_kwargs: Any) -> ServerClient:
-        """A client for ``server`` with this device's token (registering once; the token is stored encrypted)."""
+    def connect(self, server: str, *, enrolment_code: str | None = None, **client_kwargs: Any) -> ServerClient:
+        """A client for ``server`` with this device's token (registering once with the operator's one-time
+        ``enrolment_code``; the token is stored encrypted). ``client_kwargs`` go to :class:`ServerClient`
+        (e.g. ``verify=`` a CA bundle for TLS)."""
         creds = self.store.get_json(_CREDENTIALS)
         if creds is not None and creds.get("server") == server:
             return ServerClient(server, creds["token"], **client_kwargs)
         client = ServerClient(server, **client_kwargs)
-        device_id = client.register()
+        device_id = client.register(enrolment_code)
         self.store.put_json(_CREDENTIALS, {"server": server, "device_id": device_id, "token": client.token})
         return client
 
@@ -345,8 +359,9 @@ class Device:
                         out = sa_client.unmask(UnmaskingRequest.from_dict(message)).to_dict()
                     else:
                         raise WireError(f"the server asked for an answer in unknown stage {stage!r}.")
-                except (SecAggError, WireError, KeyError, TypeError) as exc:
-                    # A round this device cannot complete (aborted, or messages it must not answer): leave it.
+                except (SecAggError, WireError, BundleError, KeyError, TypeError) as exc:
+                    # A round this device cannot complete (aborted, messages it must not answer, or a bundle that
+                    # fails its signature or integrity checks): leave it.
                     return report("aborted", stage, f"{type(exc).__name__}: {exc}")
                 self.last_encoded_update = x
                 outbox = {"stage": stage, "message": out}

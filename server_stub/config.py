@@ -13,7 +13,11 @@ from privrec.sdk.recipe import ReconstructionRecipe
 from privrec.sdk.reconstruct import FinetuneConfig
 from privrec.sdk.validation import check_config_keys
 
-__all__ = ["ServerConfig"]
+__all__ = ["SecurityWarning", "ServerConfig"]
+
+
+class SecurityWarning(UserWarning):
+    """A server setting that weakens its defences (e.g. open registration)."""
 
 
 def _positive(value: object, name: str) -> float:
@@ -59,6 +63,16 @@ class ServerConfig:
             (:func:`privrec.sdk.federated.server_opt.make_server_optimizer`).
         enroll_timeout_seconds, stage_timeout_seconds: deadlines of enrolment and of each protocol
             stage; a device that has not answered by then counts as dropped.
+        admission: ``"code"``: a device registers only with a one-time enrolment code the operator issued
+            (``POST /v1/admin/enrolment-codes``); ``"open"``: anyone may register (warned, logged: a
+            registration flood can then fill every round with Sybil devices; for closed test networks only).
+        enrolment_code_ttl_seconds: how long an issued enrolment code stays valid.
+        rate_limit_per_second, rate_limit_burst: each device (by bearer token) and each client address (for
+            registration) gets a token bucket of ``burst`` requests refilled at ``per_second``; past it the
+            server answers 429 with ``Retry-After``.
+        enroll_close_fraction: enrolment also closes as soon as this fraction of the registered devices has
+            checked in and at least ``min_participants`` take part, so a few devices that never check in
+            cannot stall every round until the enrolment deadline.
         max_body_bytes: requests with larger bodies are refused with 413.
         auto_rounds: open a new round whenever a device asks and none is running.
         max_rounds: stop opening rounds after this many completed (None: no limit).
@@ -93,6 +107,11 @@ class ServerConfig:
     tau: float = 1e-3
     enroll_timeout_seconds: float = 30.0
     stage_timeout_seconds: float = 30.0
+    admission: Literal["code", "open"] = "code"
+    enrolment_code_ttl_seconds: float = 7 * 24 * 3600.0
+    rate_limit_per_second: float = 50.0
+    rate_limit_burst: int = 500
+    enroll_close_fraction: float = 0.9
     max_body_bytes: int = 16 * 1024 * 1024
     auto_rounds: bool = True
     max_rounds: int | None = None
@@ -131,6 +150,20 @@ class ServerConfig:
         for name in ("local_lr", "bias_scale", "server_lr", "enroll_timeout_seconds", "stage_timeout_seconds"):
             _positive(getattr(self, name), name)
         _count(self.max_body_bytes, "max_body_bytes", 1024)
+        if self.admission not in ("code", "open"):
+            raise ValueError(f"`admission` must be 'code' or 'open'. Found {self.admission!r}.")
+        for name in ("enrolment_code_ttl_seconds", "rate_limit_per_second"):
+            _positive(getattr(self, name), name)
+        _count(self.rate_limit_burst, "rate_limit_burst", 1)
+        f2 = self.enroll_close_fraction
+        if isinstance(f2, bool) or not isinstance(f2, int | float) or not 0.0 < f2 <= 1.0:
+            raise ValueError(f"`enroll_close_fraction` must be in (0, 1]. Found {f2!r}.")
+        if self.admission == "open":
+            warnings.warn(
+                "ServerConfig(admission='open'): any client can register devices; a registration flood can fill "
+                "rounds with Sybil devices. Use enrolment codes (admission='code') outside closed test networks.",
+                SecurityWarning, stacklevel=3,
+            )
         if not isinstance(self.auto_rounds, bool):
             raise TypeError(f"`auto_rounds` must be a bool. Found {type(self.auto_rounds).__name__}.")
         if self.max_rounds is not None:

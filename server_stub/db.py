@@ -11,6 +11,7 @@ Schema (version 2)::
     models(version PRIMARY KEY, round_id, weights, bundle, optimizer, clip_norm, created)
                                          safetensors {"params"}, tar (NULL until published), safetensors
     item_features(id = 1, data)                           the public item features F (safetensors), if any
+    enrolment_codes(code_hash PRIMARY KEY, created, expires, device_id)   operator-issued, one use each
     rounds(round_id PRIMARY KEY, seq UNIQUE, model_version, phase, deadline, opened, registered,
            secagg_config, params, snapshot, masked_sum, outcome)
     checkins(round_id, device_id, participate, PRIMARY KEY(round_id, device_id))
@@ -29,6 +30,7 @@ and the schema.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -37,7 +39,7 @@ from pathlib import Path
 
 __all__ = ["SCHEMA_VERSION", "Database"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -103,6 +105,15 @@ _MIGRATIONS: dict[int, str] = {
     ALTER TABLE models_v2 RENAME TO models;
     CREATE TABLE item_features (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL);
     """,
+    # Version 3: devices are admitted with a one-time enrolment code the operator issued (stored hashed).
+    3: """
+    CREATE TABLE enrolment_codes (
+        code_hash BLOB PRIMARY KEY,
+        created REAL NOT NULL,
+        expires REAL NOT NULL,
+        device_id INTEGER REFERENCES devices(device_id)
+    );
+    """,
 }
 
 
@@ -116,6 +127,9 @@ class Database:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Owner-only from the first byte: SQLite gives the -wal and -shm files the database file's mode.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(self.path, 0o600)
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")

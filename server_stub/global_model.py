@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from numpy.typing import NDArray
 from safetensors.numpy import load, save
 
@@ -86,11 +87,14 @@ def pack_bundle(
     *,
     recipe: ReconstructionRecipe,
     privacy: dict[str, Any] | None,
+    sign_key: Ed25519PrivateKey | None,
 ) -> bytes:
     """Export a float32 ONNX bundle of ``params`` and return it as an uncompressed tar (files at the root).
 
-    The manifest's ``finetune`` block is ``recipe`` (the one the round's devices follow), and a layout with
-    public item features ships them, so devices can compute their update of the feature weights.
+    The manifest's ``finetune`` block is ``recipe`` (the one the round's devices follow), a layout with
+    public item features ships them, so devices can compute their update of the feature weights, and with
+    ``sign_key`` the manifest is signed (``manifest.sig``), so devices that pin the server's public key
+    refuse any other bundle.
     """
     from privrec.export import export_bundle
 
@@ -98,7 +102,7 @@ def pack_bundle(
         out = export_bundle(
             layout.item_model(params), Path(tmp) / "bundle", formats=("onnx",), precision="float32", privacy=privacy,
             finetune=recipe.finetune, recency_half_life=recipe.recency_half_life,
-            item_features=layout.features,
+            item_features=layout.features, sign_key=sign_key,
         )
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as tar:

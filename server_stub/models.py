@@ -17,10 +17,13 @@ __all__ = [
     "CheckinRequest",
     "ClientMessageBody",
     "EncryptedShareBody",
+    "EnrolmentCodesRequest",
+    "EnrolmentCodesResponse",
     "ErrorResponse",
     "MaskedInputBody",
     "ModelInfo",
     "PublicKeysBody",
+    "RegisterRequest",
     "RegisterResponse",
     "RevealedShareBody",
     "RoundInfo",
@@ -47,6 +50,24 @@ class ErrorResponse(_Strict):
     """Every 4xx body: what was wrong."""
 
     detail: str
+
+
+class RegisterRequest(_Strict):
+    """A device's admission credential: the one-time enrolment code the operator issued it."""
+
+    enrolment_code: Annotated[str | None, Field(default=None, min_length=16, max_length=128)] = None
+
+
+class EnrolmentCodesRequest(_Strict):
+    """Admin: how many one-time enrolment codes to issue."""
+
+    count: Annotated[int, Field(ge=1, le=100_000)]
+
+
+class EnrolmentCodesResponse(_Strict):
+    """The new enrolment codes (shown once; the server keeps only their hashes)."""
+
+    codes: list[str]
 
 
 class RegisterResponse(_Strict):

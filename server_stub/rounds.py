@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import secrets
 import threading
 import time
@@ -42,6 +43,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from numpy.typing import NDArray
 
 from privrec.sdk.federated.params import ParamLayout
@@ -74,7 +76,7 @@ from .global_model import (
 )
 from .ledger import build_ledger
 from .logging_setup import log_event
-from .store import DuplicateError, ServerStore
+from .store import AdmissionError, DuplicateError, ServerStore
 
 __all__ = ["ENROLLING", "ApiError", "RoundManager"]
 
@@ -83,12 +85,13 @@ PUBLISH_WAIT_SECONDS = 120.0
 
 
 class ApiError(Exception):
-    """An error the HTTP layer turns into ``status`` with ``{"detail": detail}``."""
+    """An error the HTTP layer turns into ``status`` with ``{"detail": detail}`` (and ``Retry-After`` for 429)."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, *, retry_after: float | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.retry_after = retry_after
 
 
 class _Live:
@@ -133,6 +136,8 @@ class RoundManager:
         clock: wall-clock seconds (injectable for tests).
         features: public item features ``[num_items, f]`` for ``item_features="genre"``, stored when the
             database is created (default: MovieLens-100K's); ignored once stored.
+        signing_key: the Ed25519 key every published bundle is signed with (devices pin its public key);
+            None publishes unsigned bundles (devices must then be told ``allow_unsigned=True``).
     """
 
     def __init__(
@@ -143,8 +148,10 @@ class RoundManager:
         clock: Callable[[], float] = time.time,
         *,
         features: NDArray[np.float32] | None = None,
+        signing_key: Ed25519PrivateKey | None = None,
     ) -> None:
         self.store, self.config, self.log, self.clock = store, config, logger, clock
+        self._signing_key = signing_key
         self._lock = threading.RLock()
         self._published = threading.Condition()
         self._publish_lock = threading.Lock()
@@ -194,9 +201,17 @@ class RoundManager:
             return None
         server: SecAggServer | None = None
         if row["phase"] != ENROLLING:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # the threshold warning was logged at enrolment
-                server = SecAggServer.from_dict(json.loads(row["snapshot"]))
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # the threshold warning was logged at enrolment
+                    server = SecAggServer.from_dict(json.loads(row["snapshot"]))
+                    _Live(row, None)  # the round's parameters must parse too
+            except (ValueError, TypeError, KeyError) as exc:
+                # A round saved by another privrec version cannot be resumed: end it, releasing nothing.
+                reason = f"the saved round state could not be read ({type(exc).__name__}: {exc}); aborted on restart"
+                self.store.abort_round(row["round_id"], {"reason": reason[:500]})
+                log_event(self.log, "round_aborted", level=logging.WARNING, round_id=row["round_id"], reason=reason[:500])
+                return None
             stage = server.stage
             msgs = self.store.stage_messages(row["round_id"], stage)
             if stage == ServerStage.MASKED_INPUT_COLLECTION:
@@ -214,12 +229,32 @@ class RoundManager:
         return live
 
     # ------------------------------------------------------------------------------------- devices
-    def register(self) -> tuple[int, str]:
-        """Create a device; returns ``(device_id, token)`` (the token is stored only hashed)."""
+    def register(self, enrolment_code: str | None) -> tuple[int, str]:
+        """Admit a device with an operator-issued enrolment code (or without, under ``admission="open"``);
+        returns ``(device_id, token)`` (the token is stored only hashed). 403 for a missing, unknown, used or
+        expired code."""
         token = new_token()
-        device_id = self.store.add_device(hash_token(token), self.clock())
+        if self.config.admission == "open" and enrolment_code is None:
+            device_id = self.store.add_device(hash_token(token), self.clock())
+        else:
+            if enrolment_code is None:
+                raise ApiError(403, "Registration needs an `enrolment_code` issued by the server's operator.")
+            try:
+                device_id = self.store.admit_device(hash_token(enrolment_code), hash_token(token), self.clock())
+            except AdmissionError as exc:
+                log_event(self.log, "registration_refused", level=logging.WARNING, reason=str(exc))
+                raise ApiError(403, f"Registration refused: {exc}.") from None
         log_event(self.log, "device_registered", device_id=device_id)
         return device_id, token
+
+    def issue_enrolment_codes(self, count: int) -> list[str]:
+        """Admin: ``count`` new one-time enrolment codes (returned once; stored only hashed)."""
+        now = self.clock()
+        codes = [new_token() for _ in range(count)]
+        self.store.add_enrolment_codes([hash_token(c) for c in codes], created=now,
+                                       expires=now + self.config.enrolment_code_ttl_seconds)
+        log_event(self.log, "enrolment_codes_issued", count=count)
+        return codes
 
     def authenticate(self, token: str | None) -> int:
         """The device id of a bearer token, or :class:`ApiError` 401."""
@@ -289,7 +324,8 @@ class RoundManager:
                 params = params_from_bytes(self.store.model_weights(version), self.layout)
                 events = self._events(up_to_version=version)
                 privacy = build_ledger(self.config.dp, events).to_manifest()
-                bundle = pack_bundle(self.layout, params, recipe=self.config.recipe, privacy=privacy)
+                bundle = pack_bundle(self.layout, params, recipe=self.config.recipe, privacy=privacy,
+                                     sign_key=self._signing_key)
                 self.store.publish_bundle(version, bundle)
                 with self._published:
                     self._published.notify_all()
@@ -368,11 +404,12 @@ class RoundManager:
             if live.phase != ENROLLING:
                 raise ApiError(409, f"Round {round_id!r} is in stage {live.phase!r}; enrolment has closed.")
             try:
-                checked, registered = self.store.check_in(round_id, device_id, participate)
+                checked, joined, registered = self.store.check_in(round_id, device_id, participate)
             except DuplicateError:
                 raise ApiError(409, f"Device {device_id} already checked in to round {round_id!r} (replay).") from None
             log_event(self.log, "checked_in", round_id=round_id, device_id=device_id, participate=participate)
-            if checked >= registered:
+            quorum = checked >= math.ceil(self.config.enroll_close_fraction * registered)
+            if checked >= registered or (quorum and joined >= self.config.min_participants):
                 self._advance(live)
             answer = {"round_id": round_id, "participate": participate, "phase": self._phase(round_id)}
         self.publish_pending()
@@ -452,6 +489,9 @@ class RoundManager:
         except SecAggStageError as exc:
             raise ApiError(409, str(exc)) from None
         except (SecAggMessageError, SecAggIntegrityError) as exc:
+            # Refused and not stored (the SDK leaves its state unchanged); the text names the device.
+            log_event(self.log, "message_refused", level=logging.WARNING, round_id=round_id, device_id=device_id,
+                      stage=message.STAGE, culprits=",".join(map(str, exc.culprits)), reason=str(exc))
             raise ApiError(422, str(exc)) from None
         masked = isinstance(message, MaskedInput)
         running = server.state.masked_sum
@@ -487,7 +527,7 @@ class RoundManager:
             raise RuntimeError("protocol phase without a secure-aggregation server")
         try:
             stage = server.advance()
-        except SecAggAbortedError as exc:
+        except SecAggAbortedError as exc:  # too few survivors, or a device proven to have misbehaved
             self._abort(live, str(exc))
             return
         if stage == ServerStage.COMPLETED:
@@ -549,11 +589,14 @@ class RoundManager:
 
     def _abort(self, live: _Live, reason: str) -> None:
         summary = live.server.summary() if live.server is not None else {}
-        outcome = {"reason": reason, **{k: summary.get(k, 0) for k in ("participants", "u1", "u2", "u3", "u4")}}
+        # ``flagged``: the devices the round proved misbehaving (named in ``reason`` too), with why.
+        outcome = {"reason": reason, **{k: summary.get(k, 0) for k in ("participants", "u1", "u2", "u3", "u4")},
+                   "flagged": summary.get("flagged", [])}
         self.store.abort_round(live.round_id, outcome)
         self._live = None
         self.store.checkpoint()
-        log_event(self.log, "round_aborted", level=logging.WARNING, round_id=live.round_id, reason=reason)
+        log_event(self.log, "round_aborted", level=logging.WARNING, round_id=live.round_id, reason=reason,
+                  flagged=",".join(str(f["client_id"]) for f in outcome["flagged"]))
 
     def _events(self, up_to_version: int | None = None) -> list[PrivacyEvent]:
         """The ledger's events in round order (up to the round that made ``up_to_version``, when given)."""
@@ -593,7 +636,8 @@ class RoundManager:
             "epsilon": epsilon,
             # Lets an auditor check the aggregate against the survivors' encodings without storing it.
             "aggregate_sha256": hashlib.sha256(encoded.astype("<u4").tobytes()).hexdigest(),
-            **{k: v for k, v in server.summary().items() if k in ("participants", "u1", "u2", "u3", "u4")},
+            # ``flagged``: devices whose Round-4 openings were discarded (the sum is exact without them).
+            **{k: v for k, v in server.summary().items() if k in ("participants", "u1", "u2", "u3", "u4", "flagged")},
         }
         self.store.complete_round(
             live.round_id, outcome=outcome, version=version, weights=params_to_bytes(flat),

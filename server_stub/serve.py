@@ -44,8 +44,18 @@ def _config_from_env() -> ServerConfig | None:
     return ServerConfig.from_dict(base)
 
 
-def serve(db: Path, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Serve the API on ``host:port`` with state in the SQLite file ``db`` (blocks until stopped)."""
+def serve(
+    db: Path, host: str = "127.0.0.1", port: int = 8080, *, tls_cert: Path | None = None, tls_key: Path | None = None
+) -> None:
+    """Serve the API on ``host:port`` with state in the SQLite file ``db`` (blocks until stopped); over TLS
+    only when given a certificate chain and its private key (PEM files)."""
     db = Path(db)
+    if (tls_cert is None) != (tls_key is None):
+        raise ValueError("TLS needs both --tls-cert and --tls-key (PEM files). Found only one.")
+    for path in (tls_cert, tls_key):
+        if path is not None and not Path(path).is_file():
+            raise ValueError(f"TLS file {path} does not exist.")
     app = create_app(db, _config_from_env(), admin_token=admin_token_for(db))
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+                ssl_certfile=None if tls_cert is None else str(tls_cert),
+                ssl_keyfile=None if tls_key is None else str(tls_key))

@@ -17,9 +17,13 @@ from privrec.sdk.secagg import ServerStage
 
 from .db import Database
 
-__all__ = ["DuplicateError", "ModelRow", "ServerStore"]
+__all__ = ["AdmissionError", "DuplicateError", "ModelRow", "ServerStore"]
 
 _FINAL = (ServerStage.COMPLETED, ServerStage.ABORTED)
+
+
+class AdmissionError(Exception):
+    """An enrolment code that is unknown, already used or expired."""
 
 
 class DuplicateError(Exception):
@@ -73,6 +77,30 @@ class ServerStore:
         with self.db.transaction() as conn:
             cur = conn.execute("INSERT INTO devices (token_hash, created) VALUES (?, ?)", (token_hash, created))
             return int(cur.lastrowid or 0)
+
+    def add_enrolment_codes(self, code_hashes: list[bytes], *, created: float, expires: float) -> None:
+        """Store operator-issued enrolment codes (hashed), each good for one device until ``expires``."""
+        with self.db.transaction() as conn:
+            conn.executemany("INSERT INTO enrolment_codes (code_hash, created, expires, device_id) VALUES (?, ?, ?, NULL)",
+                             [(h, created, expires) for h in code_hashes])
+
+    def admit_device(self, code_hash: bytes, token_hash: bytes, now: float) -> int:
+        """In one transaction: consume an unused, unexpired enrolment code and insert the device; its id.
+
+        Raises :class:`AdmissionError` for an unknown, used or expired code (nothing is written).
+        """
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT expires, device_id FROM enrolment_codes WHERE code_hash = ?", (code_hash,)).fetchone()
+            if row is None:
+                raise AdmissionError("unknown enrolment code")
+            if row[1] is not None:
+                raise AdmissionError("this enrolment code was already used")
+            if float(row[0]) < now:
+                raise AdmissionError("this enrolment code has expired")
+            cur = conn.execute("INSERT INTO devices (token_hash, created) VALUES (?, ?)", (token_hash, now))
+            device_id = int(cur.lastrowid or 0)
+            conn.execute("UPDATE enrolment_codes SET device_id = ? WHERE code_hash = ?", (device_id, code_hash))
+        return device_id
 
     def device_for_token(self, token_hash: bytes) -> int | None:
         """The id of the device with this hashed token, or None."""
@@ -246,8 +274,9 @@ class ServerStore:
             self._close(conn, round_id, ServerStage.COMPLETED, outcome)
 
     # ------------------------------------------------------------------------------------- check-ins
-    def check_in(self, round_id: str, device_id: int, participate: bool) -> tuple[int, int]:
-        """Record a device's sampling outcome; returns ``(checked in so far, registered devices)``.
+    def check_in(self, round_id: str, device_id: int, participate: bool) -> tuple[int, int, int]:
+        """Record a device's sampling outcome; returns ``(checked in so far, of them participating, registered
+        devices)``.
 
         Raises :class:`DuplicateError` when the device already checked in to this round.
         """
@@ -255,11 +284,13 @@ class ServerStore:
             with self.db.transaction() as conn:
                 conn.execute("INSERT INTO checkins (round_id, device_id, participate) VALUES (?, ?, ?)",
                              (round_id, device_id, int(participate)))
-                checked = int(conn.execute("SELECT COUNT(*) FROM checkins WHERE round_id = ?", (round_id,)).fetchone()[0])
+                checked, joined = conn.execute(
+                    "SELECT COUNT(*), COALESCE(SUM(participate), 0) FROM checkins WHERE round_id = ?", (round_id,)
+                ).fetchone()
                 registered = int(conn.execute("SELECT COUNT(*) FROM devices").fetchone()[0])
         except sqlite3.IntegrityError:
             raise DuplicateError(f"device {device_id} already checked in to round {round_id!r}") from None
-        return checked, registered
+        return int(checked), int(joined), registered
 
     def checkin_of(self, round_id: str, device_id: int) -> bool | None:
         """A device's recorded sampling outcome for a round, or None if it has not checked in."""

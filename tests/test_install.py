@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from privrec.export import export_bundle
+from privrec.export import export_bundle, generate_signing_key
 from privrec.runtime import Recommender
 from privrec.sdk.model import ItemModel
 from privrec.sdk.reconstruct import FinetuneConfig
@@ -84,7 +84,7 @@ from privrec.runtime import Recommender
 out = {"missing": [m for m in ("torch", "tensorflow", "coremltools", "dp_accounting", "fastapi")
                    if importlib.util.find_spec(m) is None]}
 for backend in ("onnxruntime", "litert"):
-    rec = Recommender.load(sys.argv[1], backend=backend)
+    rec = Recommender.load(sys.argv[1], backend=backend, public_key=sys.argv[2])
     out[backend] = {"self_test": rec.self_test()["ok"], "user": rec.reconstruct([3, 7, 3, 1]).tolist(),
                     "top": rec.recommend(rec.reconstruct([3, 7, 3, 1]), exclude=[1, 3, 7])[0].tolist()}
 print(json.dumps(out))
@@ -98,8 +98,10 @@ def test_pip_install_runtime_extra_in_a_clean_venv_runs_a_bundle(tmp_path: Path)
     rng = np.random.default_rng(0)
     model = ItemModel(item_embedding=rng.normal(0, 0.3, (40, 6)).astype(np.float32),
                       item_bias=rng.normal(0, 0.1, 40).astype(np.float32))
+    private, public = generate_signing_key(tmp_path / "keys")
     bundle = export_bundle(model, tmp_path / "bundle", formats=("onnx", "tflite"),
-                           finetune=FinetuneConfig(steps=5, lr=0.1, l2=0.5, calls=3), recency_half_life=2.0)
+                           finetune=FinetuneConfig(steps=5, lr=0.1, l2=0.5, calls=3), recency_half_life=2.0,
+                           sign_key=private)
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
     python = env_dir / "bin" / "python"
@@ -110,13 +112,13 @@ def test_pip_install_runtime_extra_in_a_clean_venv_runs_a_bundle(tmp_path: Path)
         capture_output=True, text=True, env=env, timeout=900,
     )
     assert install.returncode == 0, install.stderr[-3000:]
-    run = subprocess.run([str(python), "-c", _DEVICE_SCRIPT, str(bundle)], capture_output=True, text=True,
+    run = subprocess.run([str(python), "-c", _DEVICE_SCRIPT, str(bundle), str(public)], capture_output=True, text=True,
                          env=env, cwd=tmp_path, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     got = json.loads(run.stdout.strip().splitlines()[-1])
     assert got["missing"] == ["torch", "tensorflow", "coremltools", "dp_accounting", "fastapi"]
     for backend in ("onnxruntime", "litert"):
-        here = Recommender.load(bundle, backend=backend)  # type: ignore[arg-type]
+        here = Recommender.load(bundle, backend=backend, public_key=public)  # type: ignore[arg-type]
         user = here.reconstruct([3, 7, 3, 1])
         assert got[backend]["self_test"] is True
         np.testing.assert_allclose(got[backend]["user"], user, atol=1e-6)

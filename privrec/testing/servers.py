@@ -23,6 +23,8 @@ from fastapi import FastAPI
 
 from privrec.server_stub.config import ServerConfig
 
+from .tls import TLSFiles
+
 __all__ = ["ServerProcess", "free_port", "serve_in_thread"]
 
 
@@ -33,11 +35,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_healthy(url: str, timeout: float, alive: object = None) -> None:
+def _wait_healthy(url: str, timeout: float, alive: object = None, verify: str | bool = True) -> None:
     give_up = time.monotonic() + timeout
     while time.monotonic() < give_up:
         try:
-            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+            if httpx.get(f"{url}/healthz", timeout=1.0, verify=verify).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -72,6 +74,7 @@ class ServerProcess:
         admin_token: passed as ``PRIVREC_ADMIN_TOKEN``.
         port: default: a free port.
         log_path: where the server's stderr (JSON logs) goes; default ``<db>.log``.
+        tls: serve over TLS with these files (:func:`privrec.testing.tls.make_test_ca`); ``url`` is then https.
     """
 
     def __init__(
@@ -82,15 +85,24 @@ class ServerProcess:
         admin_token: str,
         port: int | None = None,
         log_path: Path | None = None,
+        tls: TLSFiles | None = None,
     ) -> None:
         self.db = Path(db)
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.url = f"{'https' if tls is not None else 'http'}://127.0.0.1:{self.port}"
+        #: What a client passes as ``verify=`` to trust this server.
+        self.verify: str | bool = str(tls.ca_cert) if tls is not None else True
         self.admin_token = admin_token
         self.log_path = log_path or Path(f"{self.db}.log")
         self.config_path = Path(f"{self.db}.config.json")
         self.config_path.write_text(json.dumps(config.to_dict()))
         self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def public_key(self) -> Path:
+        """The server's bundle-signing public key (base64 file), made on its first start: pin it on devices."""
+        return Path(f"{self.db}.keys") / "privrec_signing_key.pub"
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         """Start the server and wait until ``/healthz`` answers."""
@@ -98,12 +110,13 @@ class ServerProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "privrec", "serve", "--db", str(self.db), "--host", "127.0.0.1",
-             "--port", str(self.port)],
+             "--port", str(self.port),
+             *(["--tls-cert", str(self.tls.server_cert), "--tls-key", str(self.tls.server_key)] if self.tls else [])],
             stdout=log, stderr=log, env=env,
         )
         log.close()
         proc = self.proc
-        _wait_healthy(self.url, timeout, lambda: proc.poll() is None)
+        _wait_healthy(self.url, timeout, lambda: proc.poll() is None, self.verify)
         return self
 
     def kill(self) -> None:

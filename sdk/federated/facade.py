@@ -59,6 +59,9 @@ from .server_opt import FedAvgM
 
 __all__ = ["FederatedClient", "FederatedRecommendationSystem", "RoundSummary"]
 
+#: Ratings are label weights in float32 on the device: larger ones would overflow to inf.
+_MAX_RATING = float(np.finfo(np.float32).max)
+
 
 @dataclass(frozen=True)
 class RoundSummary:
@@ -118,8 +121,8 @@ class FederatedClient:
         if isinstance(rating, bool) or not isinstance(rating, int | float | np.integer | np.floating):
             raise TypeError(f"`rating` must be a float. Found {type(rating).__name__}.")
         r = float(rating)
-        if not (math.isfinite(r) and r >= 0.0):
-            raise ValueError(f"`rating` must be a finite float >= 0. Found {rating}.")
+        if not (math.isfinite(r) and 0.0 <= r <= _MAX_RATING):
+            raise ValueError(f"`rating` must be a finite float in [0, {_MAX_RATING:.3g}]. Found {rating}.")
         self._ratings.pop(int(item_id), None)  # the history is in order of the latest interaction
         self._ratings[int(item_id)] = r
 

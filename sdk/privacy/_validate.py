@@ -66,9 +66,17 @@ def check_clip_norm(value: object, name: str = "clip_norm") -> float:
     return check_positive(value, name)
 
 
+#: More rounds than any deployment runs (a round a minute for 19 years); the PLD accountant's memory grows
+#: with T, so larger values are refused up front instead of exhausting memory.
+MAX_ROUNDS = 10_000_000
+
+
 def check_rounds(value: object, name: str = "rounds") -> int:
-    """A number of rounds T > 0."""
-    return check_positive_int(value, name)
+    """A number of rounds T in [1, 10^7]."""
+    t = check_positive_int(value, name)
+    if t > MAX_ROUNDS:
+        raise ValueError(f"`{name}` must be at most {MAX_ROUNDS:,}. Found {t:,}.")
+    return t
 
 
 def check_target_epsilon(value: object, name: str = "target_epsilon") -> float:

@@ -30,7 +30,8 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def test_register_model_and_bundle(server_url: str) -> None:
     with ServerClient(server_url) as client:
-        device_id = client.register()
+        (code,) = client.admin_enrolment_codes(1, ADMIN)
+        device_id = client.register(code)
         assert device_id >= 1 and client.token is not None
         info = client.model_info()
         assert (info["version"], info["num_items"], info["dim"], info["vector_length"]) == (0, 20, 3, 80)
@@ -48,7 +49,9 @@ def test_errors_carry_the_server_detail(server_url: str) -> None:
             client.model_info()
         assert err.value.status == 401
     with ServerClient(server_url) as client:
-        client.register()
+        with pytest.raises(ServerError, match=re.escape("HTTP 403: Registration refused: unknown enrolment code.")):
+            client.register("x" * 43)
+        client.register(client.admin_enrolment_codes(1, ADMIN)[0])
         with pytest.raises(ServerError, match=re.escape("HTTP 404: Unknown round 'nope'.")):
             client.status("nope")
         with pytest.raises(ServerError, match=re.escape("HTTP 401: A valid admin bearer token is required.")):
@@ -67,3 +70,17 @@ def test_unreachable_server_is_retried_then_raises() -> None:
 def test_bad_url() -> None:
     with pytest.raises(ValueError, match="`base_url` must be an http"):
         ServerClient("127.0.0.1:80")
+
+
+def test_tls_server_needs_a_trusted_ca(tmp_path: Path) -> None:
+    """Over TLS: a client that trusts the server's CA works; one that does not is refused before any request."""
+    from privrec.testing.servers import ServerProcess
+    from privrec.testing.tls import make_test_ca
+
+    tls = make_test_ca(tmp_path / "tls")
+    with ServerProcess(tmp_path / "s.db", small_config(), admin_token=ADMIN, tls=tls) as proc:
+        with ServerClient(proc.url, verify=str(tls.ca_cert)) as client:
+            client.register(client.admin_enrolment_codes(1, ADMIN)[0])
+            assert client.model_info()["version"] == 0
+        with ServerClient(proc.url, retry_seconds=0.0) as untrusting, pytest.raises(httpx.ConnectError, match="CERTIFICATE"):
+            untrusting.model_info()

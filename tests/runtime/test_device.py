@@ -34,12 +34,18 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Any]]:
         yield url, app
 
 
+def _code(app: Any) -> str:
+    """A one-time enrolment code from the server's operator."""
+    (code,) = app.state.manager.issue_enrolment_codes(1)
+    return str(code)
+
+
 def _server_recipe() -> ReconstructionRecipe:
     return small_config().recipe
 
 
 def test_history_is_encrypted_at_rest(tmp_path: Path) -> None:
-    dev = Device(tmp_path / "d", name="alice")
+    dev = Device(tmp_path / "d", name="alice", allow_unsigned=True)
     dev.add_interactions([3, 7, 11], [1.0, 0.5, 2.0])
     dev.add_interaction(5)
     ids, ratings = dev.interactions()
@@ -53,14 +59,14 @@ def test_history_is_encrypted_at_rest(tmp_path: Path) -> None:
     with pytest.raises(StoreIntegrityError, match="Record 'interactions'"):
         dev.interactions()
     with pytest.raises(ValueError, match="`ratings` must be finite and >= 0"):
-        Device(tmp_path / "e", name="e").add_interactions([1], [-1.0])
+        Device(tmp_path / "e", name="e", allow_unsigned=True).add_interactions([1], [-1.0])
 
 
 def test_finetune_runs_the_bundle_and_matches_the_reference(tmp_path: Path, server: tuple[str, Any]) -> None:
     url, _ = server
-    dev = Device(tmp_path / "d", name="bob")
+    dev = Device(tmp_path / "d", name="bob", public_key=_.state.public_key)
     dev.add_interactions([1, 4, 9], [1.0, 1.0, 0.5])
-    client = dev.connect(url)
+    client = dev.connect(url, enrolment_code=_code(_))
     version, data = client.download_bundle()
     rec = dev.install_bundle(data, version=version)
     user = dev.finetune()
@@ -84,10 +90,10 @@ def test_finetune_runs_the_bundle_and_matches_the_reference(tmp_path: Path, serv
 def test_devices_complete_a_round_over_http(tmp_path: Path, server: tuple[str, Any]) -> None:
     url, app = server
     rng = np.random.default_rng(0)
-    fleet = [Device(tmp_path / f"d{i}", name=f"d{i}") for i in range(4)]
+    fleet = [Device(tmp_path / f"d{i}", name=f"d{i}", public_key=app.state.public_key) for i in range(4)]
     for dev in fleet:
         dev.add_interactions(rng.choice(20, size=5, replace=False))
-    clients = [dev.connect(url) for dev in fleet]
+    clients = [dev.connect(url, enrolment_code=_code(app)) for dev in fleet]
     reports: list[RoundReport | None] = [None] * 4
 
     def run(i: int) -> None:
@@ -133,10 +139,10 @@ def test_device_resumes_a_round_after_a_crash_mid_round(tmp_path: Path, server: 
     contribution in the sum."""
     url, app = server
     rng = np.random.default_rng(1)
-    fleet = [Device(tmp_path / f"d{i}", name=f"d{i}") for i in range(3)]
+    fleet = [Device(tmp_path / f"d{i}", name=f"d{i}", public_key=app.state.public_key) for i in range(3)]
     for dev in fleet:
         dev.add_interactions(rng.choice(20, size=5, replace=False))
-    clients = [dev.connect(url) for dev in fleet]
+    clients = [dev.connect(url, enrolment_code=_code(app)) for dev in fleet]
     real_submit = clients[0].submit
 
     def dying_submit(round_id: str, message: dict[str, Any]) -> dict[str, Any]:
@@ -161,8 +167,8 @@ def test_device_resumes_a_round_after_a_crash_mid_round(tmp_path: Path, server: 
     threads[0].join(timeout=120)
     assert isinstance(errors.get(0), _DeviceDiedError)
     assert "round" in fleet[0].store  # the round state survived the crash
-    reborn = Device(tmp_path / "d0", name="d0")  # a new process: same directory and stored key
-    run(3, reborn, reborn.connect(url))
+    reborn = Device(tmp_path / "d0", name="d0", public_key=app.state.public_key)  # a new process, same directory
+    run(3, reborn, reborn.connect(url))  # its stored token: no new code
     for t in threads[1:]:
         t.join(timeout=120)
     assert [reports[i].outcome for i in (1, 2, 3)] == ["completed"] * 3
@@ -191,7 +197,7 @@ def test_update_through_the_exported_signatures_equals_the_reference_and_the_bat
     recipe = ReconstructionRecipe(steps=5, lr=0.1, l2=0.5, calls=4, recency_half_life=3.0)
     bundle = export_bundle(layout.item_model(params), tmp_path / "b", formats=("onnx", "tflite"), finetune=recipe.finetune,
                            recency_half_life=recipe.recency_half_life, item_features=F)
-    rec = Recommender.load(bundle, backend=backend)  # type: ignore[arg-type]
+    rec = Recommender.load(bundle, backend=backend, allow_unsigned=True)  # type: ignore[arg-type]
     np.testing.assert_array_equal(rec.item_features, F)
     labels = rec.recipe.labels([4, 9, 4, 30, 2], 40)
     cfg = RoundConfig(clip_norm=0.05, local_lr=2.0, bias_scale=2.0)
@@ -204,3 +210,20 @@ def test_update_through_the_exported_signatures_equals_the_reference_and_the_bat
     np.testing.assert_allclose(on_device.vector, reference.vector, atol=2e-6)
     np.testing.assert_allclose(on_device.vector, batched.total, atol=2e-6)
     assert on_device.stats.norm == pytest.approx(reference.stats.norm, rel=1e-4)
+
+
+def test_a_device_refuses_a_bundle_not_signed_by_its_pinned_key(tmp_path: Path, server: tuple[str, Any]) -> None:
+    """The attack: a server (or whoever controls it) serves a model signed with another key. The device pinned to
+    the publisher's key refuses to install it, leaves the round cleanly, and keeps no bundle."""
+    from privrec.export.signing import generate_signing_key
+
+    url, app = server
+    _, other_public = generate_signing_key(tmp_path / "other-key")
+    dev = Device(tmp_path / "d", name="mallory-victim", public_key=other_public)
+    dev.add_interactions([1, 2, 3])
+    client = dev.connect(url, enrolment_code=_code(app))
+    _, data = client.download_bundle()
+    with pytest.raises(ValueError, match=r"manifest\.sig"):
+        dev.install_bundle(data, version=0)
+    with pytest.raises(ValueError, match="needs the server's pinned `public_key`"):
+        Device(tmp_path / "e", name="e")

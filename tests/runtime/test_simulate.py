@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server_stub"))
 from srvkit import ADMIN, small_config
 
+from privrec.runtime.device import Device, RoundReport
 from privrec.sdk.data import LeaveOneOutSplit, heldout_users, leave_one_out, synthetic_interactions
 from privrec.sdk.federated.config import FederatedConfig
 from privrec.sdk.federated.params import ParamLayout
@@ -34,7 +35,8 @@ def test_devices_with_dropout_at_every_stage(tmp_path: Path) -> None:
     )
     app = create_app(tmp_path / "server.db", cfg, admin_token=ADMIN, tick_seconds=0.05)
     with serve_in_thread(app) as url:
-        out = simulate_devices(url, 12, 0.3, 2, split=split, workdir=tmp_path / "dev", seed=3, progress=False)
+        out = simulate_devices(url, 12, 0.3, 2, split=split, workdir=tmp_path / "dev", seed=3, progress=False,
+                               admin_token=ADMIN, public_key=app.state.public_key)
     assert [r["phase"] for r in out["rounds"]] == ["completed", "completed"]
     for r in out["rounds"]:
         assert sum(r["outcomes"].values()) == 12
@@ -55,13 +57,14 @@ def _http_params(tmp_path: Path, split: LeaveOneOutSplit, fc: FederatedConfig, d
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PrivacyWarning)
         config = ServerConfig.from_federated(
-            fc, num_items=split.num_items, num_devices=len(devices), seed=0, threshold_fraction=0.5,
+            fc, num_items=split.num_items, num_devices=len(devices), seed=0, threshold_fraction=0.5, enroll_close_fraction=1.0,
             stage_timeout_seconds=120.0, enroll_timeout_seconds=120.0,
         )
     app = create_app(tmp_path / "server.db", config, admin_token=ADMIN, tick_seconds=0.05, features=features)
     with serve_in_thread(app) as url:
         out = simulate_devices(url, len(devices), 0.0, fc.rounds, split=split, users=np.asarray(devices),
-                               workdir=tmp_path / "dev", progress=False)
+                               workdir=tmp_path / "dev", progress=False, admin_token=ADMIN,
+                               public_key=app.state.public_key)
         manager = app.state.manager
         params = params_from_bytes(manager.store.latest_model().weights, manager.layout)
     return params, out, manager.layout
@@ -150,3 +153,81 @@ def test_simulate_validates_arguments() -> None:
         simulate_devices("http://127.0.0.1:1", 2, 1.0)
     with pytest.raises(ValueError, match=re.escape("`devices` must be an int >= 1. Found 0.")):
         simulate_devices("http://127.0.0.1:1", 0)
+
+
+def test_one_malicious_device_cannot_corrupt_a_round_over_http(tmp_path: Path) -> None:
+    """20 real devices over HTTP, 30% dropout at every stage, one of them revealing wrong share openings in
+    Round 4: the round completes with the exact sum of the survivors' encoded updates and names the
+    attacker, and no device raises (every honest one completes or is a planned dropout)."""
+    split = leave_one_out(synthetic_interactions(20, 20, rank=2, seed=1, per_user=(3, 8)))
+    cfg = small_config(threshold_fraction=0.1, stage_timeout_seconds=8.0, enroll_timeout_seconds=60.0)  # t = 3
+    app = create_app(tmp_path / "server.db", cfg, admin_token=ADMIN, tick_seconds=0.05)
+    captured: dict[str, object] = {}
+    app.state.manager.aggregate_observer = lambda rid, total, survivors: captured.update(total=total, survivors=survivors)
+    updates: dict[int, np.ndarray] = {}
+
+    def keep_updates(fleet: list[Device], reports: list[RoundReport]) -> None:
+        updates.update({d.device_id: d.last_encoded_update.copy() for d in fleet if d.last_encoded_update is not None})
+
+    with serve_in_thread(app) as url:
+        out = simulate_devices(url, 20, 0.3, 1, split=split, workdir=tmp_path / "dev", seed=3, progress=False,
+                               admin_token=ADMIN, malicious={4: "bad_openings"}, on_round=keep_updates)
+    (r,) = out["rounds"]
+    (attacker,) = r["malicious"]
+    assert attacker["attack"] == "bad_openings" and attacker["outcome"] == "completed"
+    assert set(r["outcomes"]) <= {"completed", "dropped", "excluded"}  # nobody raised, nobody aborted on its own
+    assert r["outcomes"].get("dropped", 0) == sum(r["dropped_at"].values()) > 0
+    assert r["phase"] == "completed"
+    assert [f["client_id"] for f in r["outcome"]["flagged"]] == [attacker["device_id"]]
+    survivors = captured["survivors"]
+    assert attacker["device_id"] in survivors and r["survivors"]["u4"] < r["survivors"]["u3"] == len(survivors)
+    expected = np.zeros(80, np.uint32)
+    for u in survivors:  # type: ignore[attr-defined]
+        np.add(expected, updates[u], out=expected)
+    np.testing.assert_array_equal(captured["total"], expected)
+
+
+@pytest.mark.parametrize("attack", ["same_keys", "zero_key"])
+def test_a_device_advertising_bad_keys_is_refused_and_the_round_completes(tmp_path: Path, attack: str) -> None:
+    split = leave_one_out(synthetic_interactions(6, 20, rank=2, seed=2, per_user=(3, 8)))
+    cfg = small_config(stage_timeout_seconds=3.0, enroll_timeout_seconds=60.0)
+    app = create_app(tmp_path / "server.db", cfg, admin_token=ADMIN, tick_seconds=0.05)
+    with serve_in_thread(app) as url:
+        out = simulate_devices(url, 6, 0.0, 1, split=split, workdir=tmp_path / "dev", progress=False,
+                               admin_token=ADMIN, malicious={0: attack})
+    (r,) = out["rounds"]
+    (attacker,) = r["malicious"]
+    assert attacker["outcome"] == "refused"
+    assert attacker["detail"].startswith(f"HTTP 422: AdvertiseKeys from client {attacker['device_id']}: its masking key ")
+    assert r["outcomes"] == {"refused": 1, "completed": 5}
+    assert r["phase"] == "completed" and r["survivors"]["u1"] == r["survivors"]["u3"] == 5
+
+
+def test_simulate_validates_malicious_devices() -> None:
+    with pytest.raises(ValueError, match=re.escape("`malicious` keys must be device indices in [0, 2). Found 2.")):
+        simulate_devices("http://127.0.0.1:1", 2, malicious={2: "bad_openings"})
+    with pytest.raises(ValueError, match=re.escape("`malicious[0]` must be one of ['bad_dealing', 'bad_openings', 'same_keys'")):
+        simulate_devices("http://127.0.0.1:1", 2, malicious={0: "nope"})
+
+
+def test_honest_devices_leave_a_round_cleanly_naming_a_dealer_that_sealed_bad_shares(tmp_path: Path) -> None:
+    """A dealer's corrupted sealed shares cannot be checked by the server (it cannot read them); each honest
+    holder refuses them in Round 2 and leaves the round with outcome "aborted" and the dealer named, without
+    raising. With every holder gone the round aborts for lack of survivors — a denial of service, not a
+    wrong sum (the limit documented in privrec.sdk.secagg.sealed)."""
+    split = leave_one_out(synthetic_interactions(5, 20, rank=2, seed=2, per_user=(3, 8)))
+    cfg = small_config(stage_timeout_seconds=3.0, enroll_timeout_seconds=60.0)
+    app = create_app(tmp_path / "server.db", cfg, admin_token=ADMIN, tick_seconds=0.05)
+    reports: list[RoundReport] = []
+    with serve_in_thread(app) as url:
+        out = simulate_devices(url, 5, 0.0, 1, split=split, workdir=tmp_path / "dev", progress=False, admin_token=ADMIN,
+                               malicious={0: "bad_dealing"}, on_round=lambda fleet, reps: reports.extend(reps))
+    (r,) = out["rounds"]
+    dealer = r["malicious"][0]["device_id"]
+    assert r["phase"] == "aborted" and "fewer than the threshold" in r["outcome"]["reason"]
+    honest = reports[1:]
+    assert [rep.outcome for rep in honest] == ["aborted"] * 4
+    for rep in honest:
+        assert rep.stage == "masked_input_collection"
+        assert rep.detail is not None
+        assert rep.detail.startswith(f"SecAggIntegrityError: The sealed seed share from client {dealer} ")

@@ -1,4 +1,5 @@
-"""The CLI pair end to end: ``privrec serve`` and ``privrec device simulate --json`` as subprocesses."""
+"""The CLI pair end to end: ``privrec serve`` over TLS and ``privrec device simulate --json`` (admitted with
+enrolment codes) as subprocesses."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from privrec.server_stub import ServerConfig
 from privrec.testing.servers import ServerProcess
+from privrec.testing.tls import make_test_ca
 
 
 @pytest.mark.data
@@ -22,10 +24,12 @@ def test_cli_serve_and_device_simulate_on_movielens(tmp_path: Path) -> None:
     except FileNotFoundError as exc:
         pytest.skip(f"MovieLens-100K is not cached ({exc}); run `privrec data fetch`.")
     config = ServerConfig(stage_timeout_seconds=120.0, enroll_timeout_seconds=120.0)  # ML-100K size: 1682 × 32
-    with ServerProcess(tmp_path / "server.db", config, admin_token="cli-admin") as proc:
+    tls = make_test_ca(tmp_path / "tls")
+    with ServerProcess(tmp_path / "server.db", config, admin_token="cli-admin", tls=tls) as proc:
         result = subprocess.run(
             [sys.executable, "-m", "privrec", "device", "simulate", "--server", proc.url, "--devices", "4",
-             "--rounds", "1", "--json"],
+             "--rounds", "1", "--admin-token", "cli-admin", "--ca-cert", str(tls.ca_cert),
+             "--public-key", str(proc.public_key), "--json"],
             capture_output=True, text=True, timeout=600,
         )
     assert result.returncode == 0, result.stderr[-3000:]

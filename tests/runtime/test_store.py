@@ -85,7 +85,7 @@ def test_record_moved_between_ids_or_devices_fails(tmp_path: Path) -> None:
     other._path("a").write_bytes(src.read_bytes())
     with pytest.raises(StoreIntegrityError):
         other.get("a")
-    with pytest.raises(StoreIntegrityError, match="version ledger .* failed authentication"):
+    with pytest.raises(StoreIntegrityError, match=r"version ledger .* failed authentication"):
         EncryptedStore(tmp_path / "one", "alice", key=os.urandom(32))
 
 

@@ -28,7 +28,7 @@ def small_config(**overrides: Any) -> ServerConfig:
         warnings.simplefilter("ignore", PrivacyWarning)
         dp = overrides.pop("dp", DPConfig(mode="off", clip_norm=1.0))
     values: dict[str, Any] = {
-        "num_items": 20, "dim": 3, "dp": dp, "threshold_fraction": 0.2,
+        "num_items": 20, "dim": 3, "dp": dp, "threshold_fraction": 0.2, "enroll_close_fraction": 1.0,
         "enroll_timeout_seconds": 600.0, "stage_timeout_seconds": 600.0,
     }
     values.update(overrides)
@@ -50,8 +50,10 @@ class Fleet:
     round_id: str = ""
 
     def __post_init__(self) -> None:
-        for _ in range(self.n):
-            r = self.http.post("/v1/devices")
+        codes = self.http.post("/v1/admin/enrolment-codes", json={"count": self.n}, headers={"Authorization": f"Bearer {ADMIN}"})
+        assert codes.status_code == 201, codes.text
+        for code in codes.json()["codes"]:
+            r = self.http.post("/v1/devices", json={"enrolment_code": code})
             assert r.status_code == 201, r.text
             self.responses.append(r.content)
             self.ids.append(r.json()["device_id"])

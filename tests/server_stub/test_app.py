@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +29,13 @@ def test_openapi_lists_every_endpoint(http: TestClient) -> None:
         "/healthz", "/v1/devices", "/v1/model", "/v1/model/bundle", "/v1/model/weights", "/v1/rounds/current",
         "/v1/rounds/{round_id}/checkin", "/v1/rounds/{round_id}/request", "/v1/rounds/{round_id}/messages",
         "/v1/rounds/{round_id}", "/v1/ledger", "/v1/admin/rounds", "/v1/admin/rounds/{round_id}/advance",
+        "/v1/admin/enrolment-codes",
     }
+    assert spec["components"]["securitySchemes"]["HTTPBearer"] == {
+        "type": "http", "scheme": "bearer",
+        "description": "A device's token from `POST /v1/devices`, or the admin token.",
+    }
+    assert spec["paths"]["/v1/model"]["get"]["security"] == [{"HTTPBearer": []}]
 
 
 @pytest.mark.parametrize("header", [None, "Bearer", "Basic abc", "Bearer not-a-token"])
@@ -141,3 +149,60 @@ def test_logs_are_json_lines_without_bodies(tmp_path: Path, capfd: pytest.Captur
     assert {"device_registered", "round_opened", "enrolment_closed", "message_accepted"} <= events
     assert all(set(line) >= {"ts", "level", "logger", "event"} for line in lines)
     assert fleet.tokens[0] not in err
+
+
+def test_registration_without_an_operator_code_is_refused(http: TestClient) -> None:
+    """The attack: self-register devices (a Sybil flood). Without a valid one-time code nothing is stored."""
+    for body in (None, {"enrolment_code": "x" * 43}, {}):
+        r = http.post("/v1/devices", json=body)
+        assert r.status_code == 403, r.text
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    (code,) = http.post("/v1/admin/enrolment-codes", json={"count": 1}, headers=admin).json()["codes"]
+    assert http.post("/v1/devices", json={"enrolment_code": code}).status_code == 201
+    again = http.post("/v1/devices", json={"enrolment_code": code})
+    assert again.status_code == 403 and again.json()["detail"] == "Registration refused: this enrolment code was already used."
+    assert http.app.state.manager.store.count_devices() == 1  # type: ignore[attr-defined]
+    assert http.post("/v1/admin/enrolment-codes", json={"count": 1}).status_code == 401  # codes need the admin token
+
+
+def test_expired_code_is_refused(tmp_path: Path) -> None:
+    app = create_app(tmp_path / "s.db", small_config(enrolment_code_ttl_seconds=1.0), admin_token=ADMIN, tick_seconds=0)
+    with TestClient(app) as http:
+        (code,) = http.post("/v1/admin/enrolment-codes", json={"count": 1},
+                            headers={"Authorization": f"Bearer {ADMIN}"}).json()["codes"]
+        app.state.manager.clock = lambda: time.time() + 5.0
+        r = http.post("/v1/devices", json={"enrolment_code": code})
+    assert r.status_code == 403 and "expired" in r.json()["detail"]
+
+
+def test_a_device_flooding_requests_gets_429_with_retry_after(tmp_path: Path) -> None:
+    app = create_app(tmp_path / "s.db", small_config(rate_limit_per_second=1.0, rate_limit_burst=5), admin_token=ADMIN,
+                     tick_seconds=0)
+    with TestClient(app) as http:
+        fleet = Fleet(http, 2)
+        codes = [http.get("/v1/model", headers=fleet.headers(0)).status_code for _ in range(8)]
+        assert codes[:4] == [200] * 4 and codes[-1] == 429
+        limited = http.get("/v1/model", headers=fleet.headers(0))
+        assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+        assert http.get("/v1/model", headers=fleet.headers(1)).status_code == 200  # other devices are not affected
+
+
+def test_one_silent_device_does_not_stall_enrolment(tmp_path: Path) -> None:
+    """The attack: a registered device never checks in. Enrolment closes once 90% have checked in."""
+    app = create_app(tmp_path / "s.db", small_config(enroll_close_fraction=0.9), admin_token=ADMIN, tick_seconds=0)
+    with TestClient(app) as http:
+        fleet = Fleet(http, 10)
+        rid = http.get("/v1/rounds/current", headers=fleet.headers(0)).json()["round_id"]
+        for i in range(9):  # device 9 stays silent
+            assert http.post(f"/v1/rounds/{rid}/checkin", json={"participate": True}, headers=fleet.headers(i)).status_code == 200
+        assert http.get(f"/v1/rounds/{rid}", headers=fleet.headers(0)).json()["phase"] == "advertise_keys"
+
+
+def test_database_is_owner_only(tmp_path: Path) -> None:
+    app = create_app(tmp_path / "s.db", small_config(), admin_token=ADMIN, tick_seconds=0)
+    with TestClient(app) as http:
+        Fleet(http, 2)
+    for suffix in ("", "-wal", "-shm"):
+        path = Path(f"{tmp_path / 's.db'}{suffix}")
+        if path.exists():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path

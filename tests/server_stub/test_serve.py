@@ -1,4 +1,5 @@
-"""``privrec serve`` as a real subprocess on 127.0.0.1: crash recovery (SIGKILL) and schemathesis."""
+"""``privrec serve`` as a real subprocess on 127.0.0.1: crash recovery (SIGKILL), TLS, and schemathesis over
+TLS with an admitted device."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from srvkit import ADMIN, Fleet, db_bytes, small_config
 
 from privrec.testing.servers import ServerProcess
+from privrec.testing.tls import make_test_ca
 
 
 def test_sigkill_mid_round_loses_no_accepted_contribution(tmp_path: Path) -> None:
@@ -60,16 +62,23 @@ def test_schemathesis_finds_no_server_error(tmp_path: Path) -> None:
     exe = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
     if exe is None:
         pytest.skip("the schemathesis CLI is not installed in this environment")
-    with ServerProcess(tmp_path / "server.db", small_config(), admin_token=ADMIN) as proc:
-        token = httpx.post(f"{proc.url}/v1/devices").json()["token"]
+    tls = make_test_ca(tmp_path / "tls")
+    with ServerProcess(tmp_path / "server.db", small_config(), admin_token=ADMIN, tls=tls) as proc:
+        assert proc.url.startswith("https://")
+        with httpx.Client(base_url=proc.url, verify=str(tls.ca_cert)) as http:
+            (code,) = http.post("/v1/admin/enrolment-codes", json={"count": 1},
+                                headers={"Authorization": f"Bearer {ADMIN}"}).json()["codes"]
+            token = http.post("/v1/devices", json={"enrolment_code": code}).json()["token"]
+        with pytest.raises(httpx.ConnectError):  # a client that does not trust the CA is refused
+            httpx.get(f"{proc.url}/healthz")
         result = subprocess.run(
             [exe, "run", f"{proc.url}/openapi.json", "--checks", "not_a_server_error", "--max-examples", "20",
              "--header", f"Authorization: Bearer {token}", "--generation-deterministic", "--no-color",
-             "--workers", "2", "--request-timeout", "30"],
+             "--workers", "1", "--request-timeout", "30", "--tls-verify", str(tls.ca_cert)],
             capture_output=True, text=True, timeout=300,
         )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "13 selected / 13 total" in result.stdout
+    assert "14 selected / 14 total" in result.stdout
     assert " generated, " in result.stdout and " failed" not in result.stdout.split("Test cases:")[-1].splitlines()[1]
 
 

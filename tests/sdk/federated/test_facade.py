@@ -92,10 +92,14 @@ def test_bad_input_is_refused() -> None:
         c.add_interaction(-1, 1.0)
     with pytest.raises(TypeError, match=re.escape("`item_id` must be an int. Found float.")):
         c.add_interaction(1.5, 1.0)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=re.escape("`rating` must be a finite float >= 0. Found nan.")):
+    with pytest.raises(ValueError, match=re.escape("`rating` must be a finite float in [0, 3.4e+38]. Found nan.")):
         c.add_interaction(1, math.nan)
-    with pytest.raises(ValueError, match=re.escape("`rating` must be a finite float >= 0. Found -0.5.")):
+    with pytest.raises(ValueError, match=re.escape("`rating` must be a finite float in [0, 3.4e+38]. Found -0.5.")):
         c.add_interaction(1, -0.5)
+    # The attack: one huge rating used to overflow to inf on the device and break the whole cohort's round.
+    with pytest.raises(ValueError, match=re.escape("`rating` must be a finite float in [0, 3.4e+38]. Found 1e+308.")):
+        c.add_interaction(1, 1e308)
+    assert c.num_interactions == 0
     with pytest.raises(ValueError, match="already registered"):
         fed.register_client("a")
     with pytest.raises(ValueError, match=re.escape("`client_ids` must be registered clients. Found 'zz' at position 1.")):
