@@ -4,6 +4,26 @@ plugins {
     id("org.jetbrains.kotlin.plugin.compose")
 }
 
+// The publisher's Ed25519 public key, pinned in the app as BuildConfig.PRIVREC_PUBLIC_KEY: the one line of
+// base64 that `privrec keys generate --out keys` writes to keys/privrec_signing_key.pub (README, "Signed
+// bundles"). Set either Gradle property, e.g. in android_sample/gradle.properties, ~/.gradle/gradle.properties
+// or on the command line:
+//   privrec.publicKey=<the .pub file's content>
+//   privrec.publicKeyFile=<path to the .pub file, relative to android_sample/ or absolute>
+// Unset, the app builds but refuses every bundle and says why. Never point it at a key fetched with a bundle.
+val privrecPublicKey: String = run {
+    val text = providers.gradleProperty("privrec.publicKey").orNull
+    val file = providers.gradleProperty("privrec.publicKeyFile").orNull
+    when {
+        !text.isNullOrBlank() -> text
+        !file.isNullOrBlank() -> rootProject.file(file).readText()
+        else -> ""
+    }.trim()
+}
+if (privrecPublicKey.isEmpty()) {
+    logger.warn("privrec: no privrec.publicKey / privrec.publicKeyFile set: this build pins no key and refuses every bundle")
+}
+
 android {
     namespace = "dev.privrec.sample"
     compileSdk = 35
@@ -14,9 +34,15 @@ android {
         targetSdk = 35
         versionCode = 1
         versionName = "0.1.0"
+        // Escaped into a Java string literal; a malformed key still compiles and is refused at start-up.
+        val escaped = privrecPublicKey.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n").replace("\r", "\\r")
+        buildConfigField("String", "PRIVREC_PUBLIC_KEY", "\"$escaped\"")
     }
 
-    buildFeatures { compose = true }
+    buildFeatures {
+        compose = true
+        buildConfig = true // BuildConfig.PRIVREC_PUBLIC_KEY
+    }
 
     // The bundle goes into src/main/assets/bundle/ (see README). Keep the model uncompressed so the
     // interpreter can memory-map it, and never let aapt drop files the manifest hashes.
@@ -38,6 +64,8 @@ kotlin {
 dependencies {
     implementation(project(":core"))
     implementation("com.google.ai.edge.litert:litert:1.4.2") // org.tensorflow.lite.Interpreter
+    // Ed25519 verification of manifest.sig on every Android release (Ed25519Provider.kt).
+    implementation("org.bouncycastle:bcprov-jdk18on:1.79")
 
     implementation(platform("androidx.compose:compose-bom:2024.12.01"))
     implementation("androidx.compose.material3:material3")

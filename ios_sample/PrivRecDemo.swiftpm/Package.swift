@@ -28,9 +28,10 @@ let package = Package(
             name: "AppModule",
             dependencies: [.product(name: "PrivRecKit", package: "PrivRecKit")],
             path: "Sources",
-            // The bundle is copied byte for byte (not compiled by Xcode), so the sha256s in its manifest
-            // still match on the device; PrivRecKit compiles the .mlpackage files at first launch.
-            resources: [.copy("PrivRecBundle")]
+            // The bundle is copied byte for byte (not compiled by Xcode), so manifest.sig and the sha256s in
+            // its manifest still match on the device; PrivRecKit compiles the .mlpackage files at first launch.
+            // privrec_signing_key.pub is the publisher's public key the app pins (empty until you copy yours).
+            resources: [.copy("PrivRecBundle"), .copy("privrec_signing_key.pub")]
         ),
     ]
 )

@@ -32,7 +32,10 @@ data class LikedItem(val item: Int, val title: String)
 /** What the screens show. */
 data class UiState(
     val loading: Boolean = true,
-    /** The app cannot serve at all (no bundle, a refused bundle): shown instead of the screens. */
+    /**
+     * The app cannot serve at all (no bundle, no pinned key, a refused bundle: unsigned, signed by another
+     * key, tampered): shown instead of the screens.
+     */
     val error: String? = null,
     /** The last like, unlike or refresh failed (storage, Keystore or the model): shown above the list. */
     val notice: String? = null,
@@ -52,8 +55,9 @@ private class Backend(val signatures: SelfTest.Signatures, val description: Stri
 }
 
 /**
- * Loads and verifies the bundle, runs the golden self-test on the backend that will serve (LiteRT when the
- * bundle has `model.tflite` and it passes every case; the core's Kotlin math otherwise), and keeps the
+ * Loads and verifies the bundle (its `manifest.sig` against the key pinned at build time, then every
+ * file), runs the golden self-test on the backend that will serve (LiteRT when the bundle has
+ * `model.tflite` and it passes every case; the core's Kotlin math otherwise), and keeps the
  * user vector equal to the reconstruction recipe over the stored history: a like or an unlike edits the
  * history, then [Reconstruction] rebuilds the vector from zeros (labels from the whole history with the
  * manifest's recency half-life, `calls` finetune calls), the log is sealed in the store, and `recommend`
@@ -76,9 +80,12 @@ class RecommenderViewModel(app: Application) : AndroidViewModel(app) {
             try {
                 withContext(worker) { start() }
             } catch (e: BundleException) {
+                // Unsigned, signed by another key, changed after signing, corrupt or malformed: nothing served.
+                _state.value = UiState(loading = false, error = "Bundle refused: ${e.message}")
+            } catch (e: PinnedKeyException) {
                 _state.value = UiState(loading = false, error = "Bundle refused: ${e.message}")
             } catch (e: FileNotFoundException) {
-                _state.value = UiState(loading = false, error = "No bundle in assets/bundle/: run `privrec export` and copy it there (README).")
+                _state.value = UiState(loading = false, error = "No bundle in assets/bundle/: run `privrec export --sign-key ...` and copy it there (README).")
             } catch (e: IOException) {
                 _state.value = UiState(loading = false, error = "Could not install the bundle: $e")
             } catch (e: RuntimeException) {
