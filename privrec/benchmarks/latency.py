@@ -41,6 +41,18 @@ users ``N(0, 1)``):
   cache ("dram", best of the whole run) and over a hot buffer of the float32 table's size ("hot", for
   reference).
 
+**Browser** (``result["browser"]``, :func:`run_browser_latency`): ``recommend`` (mask all zeros) and ``finetune``
+(the same M = 50 inputs) of a bundle exported by :func:`privrec.export.export_bundle` (ONNX; float32 and int8) at
+``browser_catalogs`` × ``browser_dims``, timed in Debian's headless Chromium (``/usr/bin/chromium``, driven by
+``web_sample/scripts/bench.mjs`` through playwright-core) on the web sample's ``bench.html``: onnxruntime-web, the
+WebAssembly backend, one thread, the page cross-origin isolated so ``performance.now()`` resolves 5 µs. The same
+bundle's graphs run natively in onnxruntime (one thread) in the same loop: rounds of ``browser_chunk`` visits
+alternate between the browser and native, with the visit protocol above (random order per visit, ``burst`` calls,
+warm = the last, cold = the first). Each row carries both p50s and ``ratio_native`` = browser p50 / native p50
+(and the cold ones); ``max_abs_err`` is ``recommend``'s error against the numpy reference (as above) and
+``finetune``'s largest difference from the native ``user_out`` and ``loss``. Without node, the web sample's npm
+packages (``make web``) or Chromium (``make chromium``), ``status`` says which is missing and there are no rows.
+
 Every row carries ``ratio_numpy`` (p50 / numpy p50) and ``ratio_floor`` (p50 / floor of its precision), and
 ``score+top10`` / ``recommend`` rows carry ``max_abs_err``: the largest absolute difference, on one call made
 before timing, between the case's scores (all ``score`` outputs; ``recommend``'s ``top_scores`` against both the
@@ -51,11 +63,18 @@ not asserted; ``tests/benchmarks`` asserts the ``onnxruntime-dequant`` parity (�
 
 from __future__ import annotations
 
+import functools
+import json
+import shutil
+import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +91,18 @@ from privrec.sdk.model import ItemModel
 from privrec.sdk.quantize import QuantizedItemModel, quantize_int8
 from privrec.sdk.reconstruct import FinetuneConfig
 
-__all__ = ["FULL", "QUICK", "LatencyPlan", "OnnxDequantRunner", "dequantized_scores", "measure_bandwidth", "run_latency"]
+__all__ = [
+    "FULL",
+    "QUICK",
+    "LatencyPlan",
+    "OnnxDequantRunner",
+    "browser_markdown",
+    "browser_unavailable",
+    "dequantized_scores",
+    "measure_bandwidth",
+    "run_browser_latency",
+    "run_latency",
+]
 
 TOP = 10
 M_FINETUNE = 50
@@ -91,6 +121,9 @@ class LatencyPlan:
     bandwidth_mb: int
     burst: int = 8  # calls per visit (>= 2): the first is timed as cold, the last as warm
     seed: int = 0
+    browser_catalogs: tuple[int, ...] = (1_682, 100_000)  # MovieLens-100K's catalog, and a large one
+    browser_dims: tuple[int, ...] = (32,)
+    browser_chunk: int = 10  # visits per browser round before the native round that follows it
 
 
 FULL = LatencyPlan(catalogs=(1_000, 10_000, 100_000), dims=(32, 64), calls=200, warmup=20, bandwidth_mb=512)
@@ -466,7 +499,8 @@ def run_latency(plan: LatencyPlan) -> dict[str, Any]:
         torch.set_num_threads(torch_threads)
     bw = max(dram)  # the best DRAM pass of the whole run: the floor is a lower bound
     baselines, rows = _summarise(measured, bw)
-    return {"plan": asdict(plan), "bandwidth_dram_gbs_best": bw / 1e9, "baselines": baselines, "rows": rows}
+    browser = run_browser_latency(plan)
+    return {"plan": asdict(plan), "bandwidth_dram_gbs_best": bw / 1e9, "baselines": baselines, "rows": rows, "browser": browser}
 
 
 def _summarise(
@@ -519,3 +553,265 @@ def _summarise(
                 }
             )
     return baselines, rows
+
+
+# --- the browser row: the same bundle in onnxruntime-web (Chromium, WebAssembly) vs onnxruntime native ----------
+
+WEB_SAMPLE = Path(__file__).resolve().parents[2] / "web_sample"
+CHROMIUM = Path("/usr/bin/chromium")
+BROWSER_OPS = ("recommend", "finetune")
+_DRIVER_TIMEOUT_S = 300.0  # one command (a bundle load, a round); the driver is killed past it
+
+
+def browser_unavailable() -> str | None:
+    """Why the browser row cannot run on this machine (what to install), or None when it can."""
+    if not (WEB_SAMPLE / "package.json").is_file():
+        return f"web_sample/ not found at {WEB_SAMPLE}: the browser row needs a source checkout"
+    if shutil.which("node") is None:
+        return "node is not installed (Node 20.19+ builds and drives the web sample)"
+    missing = [p for p in ("onnxruntime-web", "playwright-core", "vite") if not (WEB_SAMPLE / "node_modules" / p).is_dir()]
+    if missing:
+        return f"web_sample/node_modules lacks {missing}: run `make web`"
+    if not CHROMIUM.is_file():
+        return f"{CHROMIUM} is not installed: run `make chromium` (Debian's chromium package)"
+    return None
+
+
+class _IsolatedHandler(SimpleHTTPRequestHandler):
+    """Static files, cross-origin isolated: Chromium then resolves ``performance.now()`` to 5 µs, not 100 µs."""
+
+    def end_headers(self) -> None:
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: the bench's stderr is its progress
+        pass
+
+
+@contextmanager
+def _serve(root: Path) -> Iterator[str]:
+    """Serve ``root`` on 127.0.0.1 (an ephemeral port) while the block runs; yields the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_IsolatedHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _BrowserDriver:
+    """``web_sample/scripts/bench.mjs`` in a subprocess: one JSON command per line in, one JSON answer per line out."""
+
+    def __init__(self, base_url: str, log: Path) -> None:
+        self._log = log.open("w")
+        self._proc = subprocess.Popen(
+            [shutil.which("node") or "node", "scripts/bench.mjs", base_url, str(CHROMIUM)],
+            cwd=WEB_SAMPLE, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True,
+        )  # fmt: skip
+        self._log_path = log
+        self.browser = str(self._read()["browser"])
+
+    def _read(self) -> dict[str, Any]:
+        assert self._proc.stdout is not None
+        watchdog = threading.Timer(_DRIVER_TIMEOUT_S, self._proc.kill)
+        watchdog.start()
+        try:
+            line = self._proc.stdout.readline()
+        finally:
+            watchdog.cancel()
+        if not line:
+            self._log.flush()
+            raise RuntimeError(f"the browser driver stopped: {self._log_path.read_text()[-1500:].strip() or 'no output'}")
+        msg: dict[str, Any] = json.loads(line)
+        if "error" in msg:
+            raise RuntimeError(f"browser: {msg['error']}")
+        return msg
+
+    def ask(self, **command: Any) -> dict[str, Any]:
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps(command) + "\n")
+        self._proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        try:
+            if self._proc.poll() is None and self._proc.stdin is not None:
+                self._proc.stdin.write('{"cmd": "quit"}\n')
+                self._proc.stdin.flush()
+            self._proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            self._proc.kill()
+            self._proc.wait()
+        finally:
+            self._log.close()
+
+
+def _build_site(out: Path, work: Path) -> None:
+    """``vite build`` of the web sample's current sources into ``out`` (the app and ``bench.html``)."""
+    node = shutil.which("node") or "node"
+    proc = subprocess.run(
+        [node, "node_modules/vite/bin/vite.js", "build", "--outDir", str(out), "--emptyOutDir", "--logLevel", "warn"],
+        cwd=WEB_SAMPLE, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        (work / "vite.log").write_text(proc.stdout + proc.stderr)
+        raise RuntimeError(f"vite build failed (exit {proc.returncode}): {(proc.stdout + proc.stderr)[-1500:]}")
+
+
+def _web_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
+    ids, labels, lr, l2 = inputs["finetune"]
+    return {
+        "user": inputs["user"].tolist(),
+        "finetune": {"item_ids": ids.tolist(), "labels": labels.tolist(), "lr": float(lr[0]), "l2": float(l2[0])},
+    }
+
+
+def _browser_case(
+    driver: _BrowserDriver, url: str, model: ItemModel | QuantizedItemModel, native: SignatureRunner, inputs: dict[str, Any],
+    plan: LatencyPlan, seed: int,
+) -> tuple[dict[str, NDArray[np.float64]], dict[str, NDArray[np.float64]], dict[str, float]]:
+    """Browser and native ``[calls, 2]`` (cold, warm) milliseconds per op, alternating rounds, and each op's error."""
+    opened = driver.ask(cmd="open", url=url, inputs=_web_inputs(inputs))
+    if not opened.get("isolated"):
+        raise RuntimeError("bench.html is not cross-origin isolated: performance.now() would resolve only 100 µs")
+    user, mask, ft = inputs["user"], inputs["mask"], inputs["finetune"]
+    cases = [
+        _Case("onnxruntime", "", "recommend", lambda: native.recommend(user, mask)),
+        _Case("onnxruntime", "", "finetune", lambda: native.finetune(user, *ft)),
+    ]
+    driver.ask(cmd="round", visits=plan.warmup, burst=plan.burst, seed=seed)
+    _time_cases(cases, 0, plan.warmup, seed, plan.burst)
+    web: dict[str, list[list[float]]] = {op: [] for op in BROWSER_OPS}
+    nat: dict[str, list[NDArray[np.float64]]] = {op: [] for op in BROWSER_OPS}
+    done = 0
+    while done < plan.calls:
+        visits = min(plan.browser_chunk, plan.calls - done)
+        got = driver.ask(cmd="round", visits=visits, burst=plan.burst, seed=seed + 1 + done)
+        for op in BROWSER_OPS:
+            web[op] += got[op]
+        for case, times in zip(cases, _time_cases(cases, visits, 0, seed + 1 + done, plan.burst), strict=True):
+            nat[case.op].append(times * 1e3)
+        done += visits
+    out = driver.ask(cmd="outputs")
+    ref = dequantized_scores(model, user) + mask
+    want_user, want_loss = native.finetune(user, *ft)
+    errors = {
+        "recommend": _top_err((np.asarray(out["top_ids"]), np.asarray(out["top_scores"], np.float32)), ref),
+        "finetune": float(max(np.max(np.abs(np.asarray(out["user_out"]) - want_user)),
+                              abs(float(out["loss"]) - float(np.asarray(want_loss).reshape(-1)[0])))),
+    }  # fmt: skip
+    return ({op: np.asarray(web[op], np.float64) for op in BROWSER_OPS},
+            {op: np.concatenate(nat[op]) for op in BROWSER_OPS}, errors)  # fmt: skip
+
+
+def run_browser_latency(plan: LatencyPlan) -> dict[str, Any]:
+    """The browser row (module docstring): ``{"status", "browser", "rows"}``; ``status`` is ``"ok"``, or why there
+    are no rows (what is missing, or what failed) — it never raises for a missing or failing browser."""
+    why = browser_unavailable()
+    if why is not None:
+        return {"status": why, "browser": None, "rows": []}
+    if not plan.browser_catalogs or not plan.browser_dims:
+        return {"status": "not planned", "browser": None, "rows": []}
+    from privrec.export.bundle import export_bundle
+
+    steps = FinetuneConfig().steps
+    rows: list[dict[str, Any]] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="privrec-bench-web-") as tmp:
+            work = Path(tmp)
+            site = work / "site"
+            _build_site(site, work)
+            cases = []
+            for n in plan.browser_catalogs:
+                for d in plan.browser_dims:
+                    model = synthetic_model(n, d, plan.seed + n + d)  # the table the main rows time
+                    for precision, m in (("float32", model), ("int8", quantize_int8(model))):
+                        name = f"{n}x{d}-{precision}"
+                        export_bundle(m, site / "bundles" / name, formats=("onnx",), finetune=FinetuneConfig(steps=steps))
+                        record = export_format(m, work / "native" / name, "onnx", finetune_steps=steps)
+                        native = get_runner_factory("onnx")(work / "native" / name, record)
+                        cases.append((n, d, precision, m, native, f"bundles/{name}/"))
+            with _serve(site) as base:
+                driver = _BrowserDriver(base, work / "driver.log")
+                try:
+                    for n, d, precision, m, native, url in cases:
+                        t0 = time.perf_counter()
+                        inputs = _inputs(n, d, plan.seed)
+                        web, nat, errors = _browser_case(driver, url, m, native, inputs, plan, plan.seed + n + d)
+                        rows += _browser_rows(n, d, precision, driver.browser, web, nat, errors)
+                        seconds = time.perf_counter() - t0
+                        _say(f"[bench latency] browser {n}x{d} {precision}: {plan.calls} visits in {seconds:.0f} s")
+                finally:
+                    driver.close()
+            return {"status": "ok", "browser": f"Chromium {driver.browser}", "rows": rows}
+    except (RuntimeError, OSError, subprocess.SubprocessError, json.JSONDecodeError) as exc:
+        return {"status": f"failed: {exc}", "browser": None, "rows": rows}
+
+
+def _browser_rows(
+    n: int, d: int, precision: str, browser: str, web: dict[str, NDArray[np.float64]], nat: dict[str, NDArray[np.float64]],
+    errors: dict[str, float],
+) -> list[dict[str, Any]]:
+    rows = []
+    for op in BROWSER_OPS:
+        w, v = web[op], nat[op]
+        p50, p50_cold = float(np.median(w[:, 1])), float(np.median(w[:, 0]))
+        native_p50, native_cold = float(np.median(v[:, 1])), float(np.median(v[:, 0]))
+        rows.append(
+            {
+                "catalog": n,
+                "dim": d,
+                "backend": "onnxruntime-web",
+                "runtime": f"Chromium {browser}, WebAssembly, 1 thread",
+                "precision": precision,
+                "op": op,
+                "calls": len(w),
+                "p50_ms": p50,
+                "p95_ms": float(np.percentile(w[:, 1], 95)),
+                "p50_cold_ms": p50_cold,
+                "native_backend": "onnxruntime",
+                "native_p50_ms": native_p50,
+                "native_p95_ms": float(np.percentile(v[:, 1], 95)),
+                "native_p50_cold_ms": native_cold,
+                "ratio_native": p50 / native_p50,
+                "ratio_native_cold": p50_cold / native_cold,
+                "max_abs_err": errors[op],
+            }
+        )
+    return rows
+
+
+def browser_markdown(result: dict[str, Any]) -> str:
+    """The browser section of the latency report (markdown)."""
+    from .report import table
+
+    browser = result.get("browser") or {"status": "not planned", "rows": []}
+    head = "## Browser: onnxruntime-web in Chromium (WebAssembly, one thread) vs onnxruntime native\n\n"
+    if browser["status"] != "ok":
+        return head + f"Browser row: {browser['status']}.\n"
+    note = (
+        f"{browser['browser']}, headless, the web sample's `bench.html` (onnxruntime-web, one WebAssembly thread, the "
+        "page cross-origin isolated so `performance.now()` resolves 5 µs). The same bundle's ONNX graphs run natively "
+        "in onnxruntime (one thread) in the same loop, rounds alternating between the two. `recommend`: mask of zeros, "
+        "K = 10; `finetune`: M = 50, the exported steps. `× native` = browser p50 / native p50 (warm; cold beside it). "
+        "`max abs err`: `recommend` vs the numpy reference, `finetune` vs the native output.\n\n"
+    )
+    columns = [
+        ("catalog", "items"),
+        ("dim", "d"),
+        ("precision", "precision"),
+        ("op", "op"),
+        ("p50_ms", "browser p50 ms"),
+        ("p95_ms", "browser p95 ms"),
+        ("native_p50_ms", "native p50 ms"),
+        ("ratio_native", "× native"),
+        ("p50_cold_ms", "browser cold p50 ms"),
+        ("native_p50_cold_ms", "native cold p50 ms"),
+        ("ratio_native_cold", "cold × native"),
+        ("max_abs_err", "max abs err"),
+    ]
+    return head + note + table(browser["rows"], columns)

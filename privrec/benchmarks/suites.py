@@ -41,7 +41,7 @@ def run_latency_bench(*, quick: bool, out: Path) -> dict[str, Any]:
     result["acceptance"] = acceptance(result)
     result["int8_gain"] = int8_gain(result)
     plots = plot_latency(result, out)
-    return _finish(result, out, latency_markdown(result, plots), t0)
+    return _finish(result, out, latency_markdown(result, plots) + "\n" + latency.browser_markdown(result), t0)
 
 
 def run_size_bench(*, quick: bool, out: Path) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The latency suite's ``onnxruntime-dequant`` "before" graph: parity with numpy, and its input checks.
+"""The latency suite's ``onnxruntime-dequant`` "before" graph: parity with numpy, and its input checks; and its
+browser row (onnxruntime-web in Chromium against onnxruntime native), which says why when it cannot run.
 
 The graph is the reference point of the int8 fast-path gain in the latency report, so it must compute the
 same scores as the dequantized table, ``(q * s[:, None]) @ u + b`` (within the 2e-2 int8 tolerance; in
@@ -7,13 +8,18 @@ practice float32 rounding), and ``recommend`` must return the reference's top-K 
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from privrec.benchmarks.latency import OnnxDequantRunner, dequantized_scores, synthetic_model
+from privrec.benchmarks import latency
+from privrec.benchmarks.latency import LatencyPlan, OnnxDequantRunner, dequantized_scores, synthetic_model
 from privrec.sdk.quantize import QuantizedItemModel, quantize_int8
 
 pytestmark = pytest.mark.xdist_group("bench")
@@ -79,3 +85,51 @@ def test_dequant_runner_rejects_bad_inputs(model: QuantizedItemModel) -> None:
     for bad in (0, 201, True):
         with pytest.raises(ValueError, match="top_k"):
             OnnxDequantRunner(model, top_k=bad)
+
+
+# --- the browser row: onnxruntime-web in Debian's Chromium vs onnxruntime native --------------------------------
+
+TINY_BROWSER = LatencyPlan(
+    catalogs=(), dims=(), calls=6, warmup=1, bandwidth_mb=1, burst=2, browser_catalogs=(300,), browser_dims=(8,), browser_chunk=3
+)
+
+
+def test_plans_time_the_browser_at_movielens_and_100k_items() -> None:
+    for plan in (latency.QUICK, latency.FULL):
+        assert plan.browser_catalogs == (1_682, 100_000) and plan.browser_dims == (32,)
+
+
+def test_browser_row_says_why_when_chromium_is_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(latency, "CHROMIUM", tmp_path / "no-chromium")
+    why = latency.browser_unavailable()
+    assert why is not None
+    assert latency.run_browser_latency(TINY_BROWSER) == {"status": why, "browser": None, "rows": []}  # no exception
+    if shutil.which("node") and (latency.WEB_SAMPLE / "node_modules" / "playwright-core").is_dir():
+        assert why == f"{tmp_path / 'no-chromium'} is not installed: run `make chromium` (Debian's chromium package)"
+    assert latency.browser_markdown({"browser": {"status": why, "rows": []}}).endswith(f"Browser row: {why}.\n")
+
+
+def test_browser_row_times_the_bundle_against_native() -> None:
+    why = latency.browser_unavailable()
+    if why is not None:
+        if os.environ.get("PRIVREC_REQUIRE_WEB") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
+    result = latency.run_browser_latency(TINY_BROWSER)
+    assert result["status"] == "ok", result["status"]
+    assert result["browser"].startswith("Chromium ")
+    rows = result["rows"]
+    assert {(r["catalog"], r["dim"], r["precision"], r["op"]) for r in rows} == {
+        (300, 8, p, op) for p in ("float32", "int8") for op in latency.BROWSER_OPS
+    }
+    for r in rows:
+        assert r["backend"] == "onnxruntime-web" and r["native_backend"] == "onnxruntime"
+        assert r["calls"] == TINY_BROWSER.calls
+        assert 0 < r["p50_ms"] <= r["p95_ms"] and r["p50_cold_ms"] > 0
+        assert 0 < r["native_p50_ms"] <= r["native_p95_ms"] and r["native_p50_cold_ms"] > 0
+        assert r["ratio_native"] == pytest.approx(r["p50_ms"] / r["native_p50_ms"])
+        assert r["ratio_native_cold"] == pytest.approx(r["p50_cold_ms"] / r["native_p50_cold_ms"])
+        # the browser computed what the reference and the native runtime compute (float32 rounding; int8 tolerance)
+        assert 0 <= r["max_abs_err"] <= (1e-4 if r["precision"] == "float32" or r["op"] == "finetune" else TOL), r
+    md = latency.browser_markdown({"browser": result})
+    assert "| 300 | 8 | int8 | recommend |" in md and "× native" in md

@@ -1,0 +1,327 @@
+/**
+ * The web sample: the bundle runs on this device in onnxruntime-web; likes, the user vector and the list never
+ * leave the browser. Loads `?bundle=URL` (default `bundle/`, next to this page), verifies every file's sha256,
+ * runs the golden self-test and refuses to serve if a case fails; then "For you" (tap ♥ to like), "Your likes"
+ * (tap to unlike), a catalog search, and the privacy panel (the manifest's ledger, the self-test, the store).
+ * A like or an unlike edits the stored history and rebuilds the user vector from zeros with the manifest's
+ * recipe through the exported `finetune` graph, then `recommend` refreshes the list without the liked items.
+ */
+import wasmUrl from 'onnxruntime-web/ort-wasm-simd-threaded.wasm?url';
+import { BundleError, load, useWasm, type PrivRecBundle, type SelfTestReport } from './privrec';
+import { InteractionStore, StoreError, type Interaction, type InteractionLog } from './store';
+import './style.css';
+
+interface AppState {
+  bundle: PrivRecBundle;
+  store: InteractionStore;
+  selfTest: SelfTestReport;
+  interactions: Interaction[];
+  user: Float32Array;
+  recommendations: { ids: number[]; scores: number[] };
+}
+
+/** What a test (or the console) may read: a snapshot, never a handle on the store or the key. */
+export interface AppSnapshot {
+  status: 'loading' | 'ready' | 'error';
+  error: string | null;
+  errorFile: string | null;
+  notice: string | null;
+  modelVersion: string | null;
+  precision: string | null;
+  /** the pinned key id that verified manifest.sig, or null (no key pinned at build time) */
+  signedBy: string | null;
+  history: number[];
+  user: number[];
+  recommendations: { ids: number[]; scores: number[] };
+  selfTest: SelfTestReport | null;
+}
+
+declare global {
+  interface Window {
+    privrecApp: { ready: Promise<AppSnapshot>; snapshot(): AppSnapshot };
+  }
+}
+
+const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
+/** The publisher's Ed25519 public key, pinned when the page is built (`VITE_PRIVREC_PUBLIC_KEY`, README). */
+const PINNED_KEY: string | undefined = import.meta.env.VITE_PRIVREC_PUBLIC_KEY?.trim() || undefined;
+const SEARCH_LIMIT = 8;
+
+let state: AppState | null = null;
+let status: AppSnapshot['status'] = 'loading';
+let errorMessage: string | null = null;
+let errorFile: string | null = null;
+let notice: string | null = null;
+let busy = false;
+
+function snapshot(): AppSnapshot {
+  return {
+    status,
+    error: errorMessage,
+    errorFile,
+    notice,
+    modelVersion: state?.bundle.manifest.model_version ?? null,
+    precision: state?.bundle.manifest.precision ?? null,
+    signedBy: state?.bundle.signedBy ?? null,
+    history: state?.interactions.map((i) => i.item) ?? [],
+    user: state ? Array.from(state.user) : [],
+    recommendations: state?.recommendations ?? { ids: [], scores: [] },
+    selfTest: state?.selfTest ?? null,
+  };
+}
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Record<string, string> = {}, text = ''): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) node.setAttribute(k, v);
+  if (text) node.textContent = text;
+  return node;
+}
+
+function setStatus(text: string): void {
+  $('status').textContent = text;
+}
+
+function showNotice(text: string | null): void {
+  notice = text;
+  const box = $('notice');
+  box.hidden = text === null;
+  box.textContent = text ?? '';
+}
+
+function fmt(x: number, digits = 3): string {
+  return Number.isFinite(x) ? x.toPrecision(digits) : String(x);
+}
+
+// --- rendering -------------------------------------------------------------------------------------------
+
+function renderLists(s: AppState): void {
+  const recs = $('recommendations');
+  recs.replaceChildren();
+  s.recommendations.ids.forEach((row, i) => {
+    const li = el('li', { 'data-item': String(row) });
+    li.append(el('span', { class: 'title' }, s.bundle.title(row)), el('span', { class: 'score' }, fmt(s.recommendations.scores[i])));
+    const like = el('button', { class: 'like', 'data-like': String(row), 'aria-label': `Like ${s.bundle.title(row)}` }, '♥ Like');
+    like.addEventListener('click', () => void act(() => like_(row)));
+    li.append(like);
+    recs.append(li);
+  });
+  if (!s.recommendations.ids.length) recs.append(el('li', { class: 'empty' }, 'Nothing left to recommend.'));
+
+  const liked = $('liked');
+  liked.replaceChildren();
+  const seen = new Set<number>();
+  for (const { item } of [...s.interactions].reverse()) {
+    if (seen.has(item)) continue;
+    seen.add(item);
+    const li = el('li', { 'data-item': String(item) });
+    li.append(el('span', { class: 'title' }, s.bundle.title(item)));
+    const unlike = el('button', { class: 'unlike', 'data-unlike': String(item), 'aria-label': `Unlike ${s.bundle.title(item)}` }, 'Unlike');
+    unlike.addEventListener('click', () => void act(() => unlike_(item)));
+    li.append(unlike);
+    liked.append(li);
+  }
+  if (!seen.size) liked.append(el('li', { class: 'empty' }, 'No likes yet: ♥ a title to start. The list adapts on this device.'));
+  $('liked-count').textContent = String(seen.size);
+  renderSearch(s);
+}
+
+function renderSearch(s: AppState): void {
+  const query = ($('search') as HTMLInputElement).value.trim().toLowerCase();
+  const out = $('search-results');
+  out.replaceChildren();
+  if (!query) return;
+  const liked = new Set(s.interactions.map((i) => i.item));
+  let shown = 0;
+  for (let row = 0; row < s.bundle.numItems && shown < SEARCH_LIMIT; row++) {
+    const title = s.bundle.title(row);
+    if (liked.has(row) || !title.toLowerCase().includes(query)) continue;
+    const li = el('li', { 'data-item': String(row) });
+    li.append(el('span', { class: 'title' }, title));
+    const like = el('button', { class: 'like', 'data-like': String(row), 'aria-label': `Like ${title}` }, '♥ Like');
+    like.addEventListener('click', () => void act(() => like_(row)));
+    li.append(like);
+    out.append(li);
+    shown++;
+  }
+  if (!shown) out.append(el('li', { class: 'empty' }, 'No title matches.'));
+}
+
+function row(table: HTMLTableSectionElement, cells: string[]): void {
+  const tr = el('tr');
+  for (const c of cells) tr.append(el('td', {}, c));
+  table.append(tr);
+}
+
+function renderPrivacy(s: AppState): void {
+  const m = s.bundle.manifest;
+  const p = m.privacy;
+  const eps = typeof p.epsilon === 'number' ? p.epsilon : null;
+  let summary: string;
+  if (eps !== null) summary = `Trained with user-level differential privacy (${p.mode} noise).`;
+  else if (p.mode === 'off') summary = 'Trained federated without differential privacy: ε = ∞ (no guarantee).';
+  else if (p.mode === 'none') summary = 'Trained centrally: this model makes no differential-privacy claim.';
+  else summary = `No privacy guarantee recorded (mode "${p.mode}").`;
+  $('privacy-summary').textContent = summary;
+  const body = $('privacy-table') as HTMLTableSectionElement;
+  body.replaceChildren();
+  row(body, ['ε (user-level)', eps !== null ? fmt(eps) : p.mode === 'none' ? '— (no claim)' : '∞ (no guarantee)']);
+  row(body, ['δ', typeof p.delta === 'number' ? p.delta.toExponential(1) : '—']);
+  row(body, ['mechanism', typeof p.mechanism === 'string' ? p.mechanism : p.mode === 'none' ? 'none (central training)' : '—']);
+  const first = p.ledger[0];
+  if (first) {
+    row(body, ['noise multiplier z', String(first.noise_multiplier ?? '—')]);
+    row(body, ['sample rate q', String(first.sample_rate ?? '—')]);
+  }
+  if (typeof p.rounds === 'number') row(body, ['rounds', String(p.rounds)]);
+  const warnings = $('privacy-warnings');
+  warnings.replaceChildren(...(p.warnings ?? []).map((w) => el('li', {}, w)));
+
+  const t = s.selfTest;
+  $('selftest-summary').textContent = t.ok
+    ? `Self-test passed: ${t.cases} golden cases within ${t.tolerance} (max abs error).`
+    : `Self-test FAILED: ${t.failures.join('; ')}`;
+  const st = $('selftest-table') as HTMLTableSectionElement;
+  st.replaceChildren();
+  for (const sig of ['score', 'recommend', 'finetune'] as const) row(st, [sig, t.maxAbsErr[sig].toExponential(2), String(t.tolerance)]);
+  $('signature').textContent = s.bundle.signedBy
+    ? `manifest.sig verified with the pinned key ${s.bundle.signedBy}`
+    : 'signature not checked: this page was built without a pinned public key';
+  $('model').textContent = `${m.model_version} · ${m.precision} · ${m.num_items.toLocaleString('en')} items × d=${m.dim} · K=${m.top_k}`;
+  $('recipe').textContent = `recipe: ${m.finetune.calls} × finetune (${m.finetune.steps} steps, lr ${m.finetune.lr}, l2 ${m.finetune.l2}), half-life ${m.finetune.recency_half_life ?? 'none'}`;
+}
+
+// --- actions ---------------------------------------------------------------------------------------------
+
+function log(s: AppState, interactions: Interaction[], user: Float32Array): InteractionLog {
+  return { version: 1, model_version: s.bundle.manifest.model_version, user: Array.from(user), interactions };
+}
+
+/** The recipe over the whole history (never a step from the previous vector); an empty history is zeros. */
+async function rebuild(s: AppState, interactions: Interaction[]): Promise<Float32Array> {
+  if (!interactions.length) return new Float32Array(s.bundle.dim);
+  return s.bundle.reconstruct(interactions.map((i) => i.item), interactions.map((i) => i.label));
+}
+
+/** Store first, then show: a failure leaves the previous, stored state on screen. */
+async function commit(s: AppState, interactions: Interaction[]): Promise<void> {
+  const user = await rebuild(s, interactions);
+  await s.store.write(log(s, interactions, user));
+  const recs = await s.bundle.recommend(user, interactions.map((i) => i.item));
+  s.interactions = interactions;
+  s.user = user;
+  s.recommendations = recs;
+}
+
+async function like_(item: number): Promise<void> {
+  const s = state as AppState;
+  await commit(s, [...s.interactions, { item, label: 1, time_ms: Date.now() }]);
+}
+
+async function unlike_(item: number): Promise<void> {
+  const s = state as AppState;
+  await commit(s, s.interactions.filter((i) => i.item !== item));
+}
+
+async function forget(): Promise<void> {
+  const s = state as AppState;
+  await s.store.erase();
+  s.interactions = [];
+  s.user = new Float32Array(s.bundle.dim);
+  s.recommendations = await s.bundle.recommend(s.user, []);
+}
+
+async function act(fn: () => Promise<void>): Promise<void> {
+  if (busy || !state) return;
+  busy = true;
+  document.body.dataset.busy = 'true';
+  setStatus('Rebuilding your taste vector on this device…');
+  try {
+    await fn();
+    showNotice(null);
+  } catch (exc) {
+    showNotice(`That did not work: ${exc instanceof Error ? exc.message : String(exc)}. Nothing was changed.`);
+  } finally {
+    busy = false;
+    delete document.body.dataset.busy;
+    renderLists(state);
+    setStatus(ready());
+  }
+}
+
+function ready(): string {
+  const s = state as AppState;
+  return `Ready · ${s.interactions.length} stored interaction${s.interactions.length === 1 ? '' : 's'} · computed in this browser`;
+}
+
+// --- start -----------------------------------------------------------------------------------------------
+
+async function restore(store: InteractionStore, modelVersion: string): Promise<Interaction[]> {
+  try {
+    const saved = await store.read();
+    if (saved === null) return [];
+    if (saved.model_version !== modelVersion) {
+      showNotice('Your likes were stored for another model version: starting a new history (item rows differ between models).');
+      return [];
+    }
+    return saved.interactions;
+  } catch (exc) {
+    if (exc instanceof StoreError) {
+      showNotice(`${exc.message} Starting a new history.`);
+      return [];
+    }
+    throw exc;
+  }
+}
+
+async function registerServiceWorker(): Promise<void> {
+  if (!('serviceWorker' in navigator)) return;
+  try {
+    const reg = await navigator.serviceWorker.register('./sw.js', { scope: './' });
+    const worker = reg.active ?? (await navigator.serviceWorker.ready).active;
+    // What this first load fetched before the worker existed (page, scripts, wasm, the bundle): cache it for offline.
+    const origin = location.origin;
+    const urls = [location.href, ...performance.getEntriesByType('resource').map((e) => e.name)].filter((u) => u.startsWith(origin));
+    worker?.postMessage({ type: 'cache-urls', urls });
+  } catch (exc) {
+    console.warn('service worker not registered: offline use unavailable', exc);
+  }
+}
+
+async function start(): Promise<AppSnapshot> {
+  useWasm(wasmUrl);
+  const bundleUrl = new URL(new URLSearchParams(location.search).get('bundle') ?? 'bundle/', location.href);
+  $('bundle-url').textContent = bundleUrl.pathname;
+  try {
+    const bundle = await load(bundleUrl, { onProgress: setStatus, publicKey: PINNED_KEY });
+    setStatus('Running the golden self-test…');
+    const selfTest = await bundle.selfTest();
+    if (!selfTest.ok) throw new Error(`Self-test failed, refusing to serve: ${selfTest.failures.join('; ')}`);
+    const store = await InteractionStore.open();
+    const interactions = await restore(store, bundle.manifest.model_version);
+    const s: AppState = { bundle, store, selfTest, interactions, user: new Float32Array(bundle.dim), recommendations: { ids: [], scores: [] } };
+    s.user = await rebuild(s, interactions); // the stored vector is only a cache: rebuilt with this bundle's recipe
+    s.recommendations = await bundle.recommend(s.user, interactions.map((i) => i.item));
+    state = s;
+    status = 'ready';
+    renderPrivacy(s);
+    renderLists(s);
+    setStatus(ready());
+    $('app').hidden = false;
+    ($('search') as HTMLInputElement).addEventListener('input', () => renderSearch(s));
+    $('forget').addEventListener('click', () => void act(forget));
+    void registerServiceWorker();
+  } catch (exc) {
+    status = 'error';
+    errorMessage = exc instanceof Error ? exc.message : String(exc);
+    errorFile = exc instanceof BundleError ? exc.file : null;
+    const box = $('error');
+    box.hidden = false;
+    box.textContent = exc instanceof BundleError ? `Bundle refused: ${errorMessage}` : `Could not start: ${errorMessage}`;
+    if (errorFile) box.dataset.file = errorFile;
+    setStatus('Not serving.');
+  }
+  document.body.dataset.state = status;
+  return snapshot();
+}
+
+window.privrecApp = { ready: start(), snapshot };
