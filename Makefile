@@ -6,13 +6,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: venv demo test lint data clean kotlin-tools bench-flower
+.PHONY: venv demo test lint data clean kotlin-tools bench-flower docs
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# The constraints file is the working set; torch==2.13.0 resolves to the CPU wheel on local disk.
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[all,dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[all,dev,docs]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -47,14 +47,37 @@ $(FLOWER_VENV)/.installed:
 
 bench-flower: $(FLOWER_VENV)/.installed
 
-test: lint data kotlin-tools $(TFLITE214_VENV)/.installed
-	PRIVREC_REQUIRE_KOTLIN=1 PRIVREC_REQUIRE_TFLITE214=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+# The web sample: its npm packages exactly as web_sample/package-lock.json pins them (`npm ci`), then the static
+# site in web_sample/dist/. Node 20.19+ must be on the PATH (Vite 8 needs it; Debian 12's own nodejs is 18).
+.PHONY: web chromium
+WEB := web_sample
+$(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json
+	@command -v node >/dev/null || { echo "node not found: install Node.js 20.19+ for the web sample" >&2; exit 1; }
+	cd $(WEB) && npm ci --no-audit --no-fund
+	@touch $@
+
+web: $(WEB)/node_modules/.package-lock.json
+	cd $(WEB) && npm run build
+
+# Debian's Chromium drives the web sample's tests and the browser latency row (playwright-core never downloads one).
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver; fi
+
+# The documentation site into build/site; mkdocs-jupyter executes the tutorial notebook (docs/tutorial.py, through
+# nbclient) during the build, so a failing cell fails it. `mkdocs serve` browses it.
+docs: data
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+test: lint data kotlin-tools $(TFLITE214_VENV)/.installed web chromium docs
+	PRIVREC_REQUIRE_KOTLIN=1 PRIVREC_REQUIRE_TFLITE214=1 PRIVREC_REQUIRE_WEB=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 # ruff over every Python file, mypy --strict over the package (sdk/, export/, runtime/, server_stub/ are its
 # subpackages through privrec/'s links).
 lint: $(STAMP)
-	$(VENV)/bin/ruff check privrec sdk export runtime server_stub tests
+	$(VENV)/bin/ruff check privrec sdk export runtime server_stub tests docs/_hooks docs/scripts
 	$(VENV)/bin/mypy privrec
 
 clean:
-	rm -rf $(VENV) $(TFLITE214_VENV) $(FLOWER_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(TFLITE214_VENV) $(FLOWER_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info \
+	  $(WEB)/node_modules $(WEB)/dist
