@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from .interactions import Interactions
 
-__all__ = ["LeaveOneOutSplit", "heldout_users", "leave_one_out"]
+__all__ = ["LeaveOneOutSplit", "heldout_users", "leave_one_out", "training_histories"]
 
 
 @dataclass(frozen=True)
@@ -94,3 +94,18 @@ def heldout_users(num_users: int, *, fraction: float = 0.1, seed: int = 0) -> tu
     perm = rng.permutation(num_users)
     n_out = max(1, round(fraction * num_users))
     return np.sort(perm[n_out:]).astype(np.int64), np.sort(perm[:n_out]).astype(np.int64)
+
+
+def training_histories(split: LeaveOneOutSplit, users: NDArray[np.int64]) -> list[NDArray[np.int64]]:
+    """Each user's training items, oldest first: the history a device stores (one array per user, in order).
+
+    How a history becomes labels is the bundle's reconstruction recipe (:mod:`privrec.sdk.recipe`), applied on
+    the device.
+    """
+    order = np.argsort(split.train_users, kind="stable")  # grouped by user, time order kept within a user
+    users_sorted, items_sorted = split.train_users[order], split.train_items[order]
+    wanted = np.asarray(users, np.int64)
+    starts = np.searchsorted(users_sorted, wanted, side="left")
+    ends = np.searchsorted(users_sorted, wanted, side="right")
+    return [items_sorted[a:b].astype(np.int64) for a, b in zip(starts, ends, strict=True)]
+

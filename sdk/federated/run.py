@@ -25,16 +25,17 @@ from .config import FederatedConfig
 from .side_info import movielens100k_item_features
 from .simulate import FederatedResult, simulate_federated
 
-__all__ = ["train_federated_run", "write_federated_run"]
+__all__ = ["json_safe", "train_federated_run", "write_federated_run"]
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (strict JSON, as ``metrics.json`` is written)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -66,8 +67,8 @@ def write_federated_run(out: Path, result: FederatedResult, *, dataset: str, see
         "train_devices": int(result.train_users.size),
         "seconds": result.seconds,
     }
-    (out / "config.json").write_text(json.dumps(_json_safe(config), indent=2, sort_keys=True) + "\n")
-    (out / "history.json").write_text(json.dumps(_json_safe(result.history), indent=1) + "\n")
+    (out / "config.json").write_text(json.dumps(json_safe(config), indent=2, sort_keys=True) + "\n")
+    (out / "history.json").write_text(json.dumps(json_safe(result.history), indent=1) + "\n")
     result.ledger.save(out)
     if items_catalog is not None:
         (out / "items.json").write_text(json.dumps(items_catalog, indent=0, ensure_ascii=False) + "\n")
@@ -88,5 +89,5 @@ def train_federated_run(out: Path, *, overrides: dict[str, Any] | None = None, s
     out = write_federated_run(Path(out), result, dataset=data.name, seed=seed, items_catalog=data.item_catalog())
     metrics = evaluate_run(out, split=split)
     metrics["privacy"] = result.ledger.to_manifest()
-    (out / "metrics.json").write_text(json.dumps(_json_safe(metrics), indent=2) + "\n")
+    (out / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2) + "\n")
     return out

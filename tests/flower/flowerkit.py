@@ -1,0 +1,132 @@
+"""Processes for the Flower tests: a SuperLink (simulation or deployment), SuperNodes, ``flwr run``.
+
+Every process is started in its own session and ended by its process group id (it spawns the ServerApp,
+the simulation runtime and Ray, or the ClientApps): nothing else on the machine is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "flower_app"
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def stop(proc: subprocess.Popen[Any]) -> None:
+    """End ``proc``'s process group (SIGTERM, then SIGKILL after 20 s)."""
+    if proc.poll() is None or _group_alive(proc.pid):
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+        if _group_alive(proc.pid):
+            with suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+@dataclass
+class Flower:
+    """A FLWR_HOME with one SuperLink connection and the environment to run ``flwr`` against it."""
+
+    home: Path
+    port: int
+    connection: str = "test"
+    procs: list[subprocess.Popen[Any]] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return dict(os.environ, FLWR_HOME=str(self.home), PATH=f"{BIN}:{os.environ['PATH']}",
+                    FLWR_DISABLE_UPDATE_CHECK="1")
+
+    def spawn(self, args: list[str], log: Path) -> subprocess.Popen[Any]:
+        with open(log, "w") as out:  # the child keeps its own descriptor
+            proc = subprocess.Popen(args, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                    cwd=self.home)
+        self.procs.append(proc)
+        return proc
+
+    def flwr(self, *args: str, timeout: float = 110.0) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "flwr"), *args], env=self.env, capture_output=True, text=True,
+                              timeout=timeout, check=False, cwd=self.home)
+
+    def run_app(self, overrides: dict[str, Any], *, federation_config: str | None = None,
+                timeout: float = 110.0) -> subprocess.CompletedProcess[str]:
+        """``flwr run flower_app <connection> --run-config overrides.toml --stream`` (blocks until the run ends)."""
+        path = self.home / "overrides.toml"
+        path.write_text("".join(f"{k} = {toml_value(v)}\n" for k, v in overrides.items()))
+        args = ["run", str(APP), self.connection, "--run-config", str(path), "--stream"]
+        if federation_config:
+            args += ["--federation-config", federation_config]
+        return self.flwr(*args, timeout=timeout)
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[Any], log: Path, seconds: float = 30.0) -> None:
+    give_up = time.monotonic() + seconds
+    while time.monotonic() < give_up:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {seconds} s: {log.read_text()[-2000:]}")
+
+
+@contextmanager
+def superlink(home: Path, *, simulation: bool, tls: Any = None, node_auth: bool = False) -> Iterator[Flower]:
+    """A SuperLink on 127.0.0.1 (simulation runtime, or deployment with TLS and SuperNode authentication)."""
+    home.mkdir(parents=True, exist_ok=True)
+    flower = Flower(home=home, port=free_port())
+    lines = ['[superlink]', 'default = "test"', '', '[superlink.test]', f'address = "127.0.0.1:{flower.port}"']
+    lines.append("insecure = true" if tls is None else f'root-certificates = "{tls.ca_cert}"')
+    (home / "config.toml").write_text("\n".join(lines) + "\n")
+    args = [str(BIN / "flower-superlink"), "--isolation", "subprocess", "--host", "127.0.0.1", "--port",
+            str(flower.port), "--disable-runtime-dependency-installation"]
+    args += ["--simulation"] if simulation else []
+    if tls is None:
+        args.append("--insecure")
+    else:
+        args += ["--ssl-ca-certfile", str(tls.ca_cert), "--ssl-certfile", str(tls.server_cert),
+                 "--ssl-keyfile", str(tls.server_key)]
+    args += ["--enable-supernode-auth"] if node_auth else []
+    log = home / "superlink.log"
+    proc = flower.spawn(args, log)
+    try:
+        wait_for_port(flower.port, proc, log)
+        yield flower
+    finally:
+        for p in reversed(flower.procs):
+            stop(p)
