@@ -1,4 +1,5 @@
-"""The Flower tests need flwr (``pip install 'privrec[flower]'``, in ``make venv``'s environment).
+"""The Flower tests need flwr, which runs in its own environment for now (``flower_app/constraints.txt``;
+``flower_app/README.md`` says how to build it); ``make test``'s environment does not hold it yet.
 
 Without it each test skips with the reason, unless ``PRIVREC_REQUIRE_FLOWER=1`` (then it fails). The test
 modules import flwr-dependent code inside their tests, so collection never needs flwr.
@@ -15,7 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-FLOWER_MISSING = "flwr is not importable: install privrec's `flower` extra (`make venv`)"
+FLOWER_MISSING = "flwr is not importable: the Flower tests run in the environment of flower_app/constraints.txt"
 
 
 @pytest.fixture(autouse=True)
