@@ -70,9 +70,10 @@ class ServerConfig:
         rate_limit_per_second, rate_limit_burst: each device (by bearer token) and each client address (for
             registration) gets a token bucket of ``burst`` requests refilled at ``per_second``; past it the
             server answers 429 with ``Retry-After``.
-        enroll_close_fraction: enrolment also closes as soon as this fraction of the registered devices has
-            checked in and at least ``min_participants`` take part, so a few devices that never check in
-            cannot stall every round until the enrolment deadline.
+        enroll_close_fraction, enroll_grace_seconds: once this fraction of the registered devices has checked
+            in and at least ``min_participants`` take part, enrolment closes within ``enroll_grace_seconds``
+            (or as soon as everyone has checked in), so a few devices that never check in cannot stall every
+            round until the enrolment deadline.
         max_body_bytes: requests with larger bodies are refused with 413.
         auto_rounds: open a new round whenever a device asks and none is running.
         max_rounds: stop opening rounds after this many completed (None: no limit).
@@ -112,6 +113,7 @@ class ServerConfig:
     rate_limit_per_second: float = 50.0
     rate_limit_burst: int = 500
     enroll_close_fraction: float = 0.9
+    enroll_grace_seconds: float = 2.0
     max_body_bytes: int = 16 * 1024 * 1024
     auto_rounds: bool = True
     max_rounds: int | None = None
@@ -152,7 +154,7 @@ class ServerConfig:
         _count(self.max_body_bytes, "max_body_bytes", 1024)
         if self.admission not in ("code", "open"):
             raise ValueError(f"`admission` must be 'code' or 'open'. Found {self.admission!r}.")
-        for name in ("enrolment_code_ttl_seconds", "rate_limit_per_second"):
+        for name in ("enrolment_code_ttl_seconds", "rate_limit_per_second", "enroll_grace_seconds"):
             _positive(getattr(self, name), name)
         _count(self.rate_limit_burst, "rate_limit_burst", 1)
         f2 = self.enroll_close_fraction

@@ -409,8 +409,11 @@ class RoundManager:
                 raise ApiError(409, f"Device {device_id} already checked in to round {round_id!r} (replay).") from None
             log_event(self.log, "checked_in", round_id=round_id, device_id=device_id, participate=participate)
             quorum = checked >= math.ceil(self.config.enroll_close_fraction * registered)
-            if checked >= registered or (quorum and joined >= self.config.min_participants):
+            if checked >= registered:
                 self._advance(live)
+            elif quorum and joined >= self.config.min_participants:
+                # Enough have checked in: the rest get a short grace period, then the deadline tick closes it.
+                live.deadline = min(live.deadline, self.clock() + self.config.enroll_grace_seconds)
             answer = {"round_id": round_id, "participate": participate, "phase": self._phase(round_id)}
         self.publish_pending()
         return answer

@@ -188,13 +188,17 @@ def test_a_device_flooding_requests_gets_429_with_retry_after(tmp_path: Path) ->
 
 
 def test_one_silent_device_does_not_stall_enrolment(tmp_path: Path) -> None:
-    """The attack: a registered device never checks in. Enrolment closes once 90% have checked in."""
+    """The attack: a registered device never checks in. Enrolment closes 2 s after 90% have checked in, not at the
+    enrolment deadline (600 s here)."""
     app = create_app(tmp_path / "s.db", small_config(enroll_close_fraction=0.9), admin_token=ADMIN, tick_seconds=0)
     with TestClient(app) as http:
         fleet = Fleet(http, 10)
         rid = http.get("/v1/rounds/current", headers=fleet.headers(0)).json()["round_id"]
         for i in range(9):  # device 9 stays silent
             assert http.post(f"/v1/rounds/{rid}/checkin", json={"participate": True}, headers=fleet.headers(i)).status_code == 200
+        assert http.get(f"/v1/rounds/{rid}", headers=fleet.headers(0)).json()["phase"] == "enrolling"  # a 2 s grace
+        app.state.manager.clock = lambda: time.time() + 2.5
+        app.state.manager.tick()
         assert http.get(f"/v1/rounds/{rid}", headers=fleet.headers(0)).json()["phase"] == "advertise_keys"
 
 
