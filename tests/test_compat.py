@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_readme_quickstart import QUICK_START
 
 from privrec.compat import (
     CoreMLExporter,
@@ -22,41 +23,10 @@ from privrec.compat import (
 )
 from privrec.sdk.errors import PrivacyBudgetExceededError
 
-# The founding document's "Basic Example", with `from federated_recommender import` → `from privrec.compat import`.
-BASIC_EXAMPLE = """
-from privrec.compat import FederatedRecommendationSystem
-import numpy as np
-
-# Initialize system
-fed_system = FederatedRecommendationSystem(
-    num_items=1000,
-    embedding_dim=64,
-    epsilon=1.0,  # Privacy budget
-    num_clients=50
-)
-
-# Register clients (devices)
-clients = []
-for i in range(50):
-    client = fed_system.register_client(f"device_{i:03d}")
-    clients.append(client)
-
-    # Simulate user interactions (stays on device!)
-    for _ in range(np.random.randint(10, 50)):
-        item_id = np.random.randint(0, 1000)
-        rating = np.random.beta(8, 2)
-        client.add_interaction(item_id, rating)
-
-# Run federated learning
-for round_num in range(5):
-    participating = np.random.choice(clients, size=15, replace=False)
-    participating_ids = [c.client_id for c in participating]
-    fed_system.federated_round(participating_ids)
-
-# Get recommendations on-device
-recommendations = clients[0].get_recommendations(top_k=10)
-print(f"Top 10 Recommendations: {recommendations}")
-"""
+# The founding document's "Basic Example" (the README's Quick Start test holds its text), with
+# `from federated_recommender import` → `from privrec.compat import`.
+BASIC_EXAMPLE = QUICK_START.replace("from privrec import FederatedRecommendationSystem",
+                                    "from privrec.compat import FederatedRecommendationSystem")
 
 # The founding document's iOS and Android snippets, with `from edge_deployment import` → `from privrec.compat import`.
 MOBILE_EXAMPLE = """
@@ -74,6 +44,7 @@ TensorFlowLiteExporter.export_to_tflite(model, 1000, 32, "recommender.tflite")
 
 
 def test_basic_example_runs_as_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    assert BASIC_EXAMPLE.count("from privrec.compat import FederatedRecommendationSystem") == 1
     namespace: dict[str, object] = {"__name__": "founding"}
     exec(compile(BASIC_EXAMPLE, "founding-basic-example", "exec"), namespace)
     line = capsys.readouterr().out.strip().splitlines()[-1]
