@@ -126,23 +126,8 @@ class BundleTest {
     }
 
     /** [dir] is refused naming [file]; loaded with the pinned key, or without any key when [signed] is false. */
-    private fun assertRefused(dir: File, file: String, fragment: String, signed: Boolean = true) {
-        try {
-            if (signed) loadSigned(dir) else loadUnsigned(dir)
-            fail("expected the bundle in $dir to be refused")
-        } catch (e: BundleException) {
-            assertEquals("file named in <${e.message}>", file, e.file)
-            assertTrue("message <${e.message}> lacks <$fragment>", e.message!!.contains(fragment))
-        }
-    }
-
-    private fun editManifest(dir: File, edit: (MutableMap<String, Any?>) -> Unit) {
-        val f = File(dir, Manifest.FILE)
-        @Suppress("UNCHECKED_CAST")
-        val doc = Json.parse(f.readText()) as MutableMap<String, Any?>
-        edit(doc)
-        f.writeText(Json.write(doc))
-    }
+    private fun assertRefused(dir: File, file: String, fragment: String, signed: Boolean = true) =
+        assertRefused(file, fragment) { if (signed) loadSigned(dir) else loadUnsigned(dir) }
 
     @Test
     fun aFlippedByteInTheWeightsIsRefusedNamingTheFile() {

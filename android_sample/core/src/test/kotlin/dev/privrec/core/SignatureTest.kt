@@ -29,24 +29,6 @@ class SignatureTest {
         return copy
     }
 
-    private fun assertRefused(file: String, fragment: String, load: () -> Unit) {
-        try {
-            load()
-            fail("expected the bundle to be refused naming $file ($fragment)")
-        } catch (e: BundleException) {
-            assertEquals("file named in <${e.message}>", file, e.file)
-            assertTrue("message <${e.message}> lacks <$fragment>", e.message!!.contains(fragment))
-        }
-    }
-
-    private fun editManifest(dir: File, edit: (MutableMap<String, Any?>) -> Unit) {
-        val f = File(dir, Manifest.FILE)
-        @Suppress("UNCHECKED_CAST")
-        val doc = Json.parse(f.readText()) as MutableMap<String, Any?>
-        edit(doc)
-        f.writeText(Json.write(doc))
-    }
-
     /** A fresh key pair of another publisher (or an attacker): the private key and its public half as the app would pin it. */
     private fun otherKey(): Pair<java.security.PrivateKey, BundlePublicKey> {
         val pair = KeyPairGenerator.getInstance("Ed25519").generateKeyPair()
