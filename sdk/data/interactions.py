@@ -23,6 +23,10 @@ class Interactions:
         item_ids: original item id of each index (``len == num_items``).
         item_titles: title of each item index (``None`` when the data set has none).
         name: data set name, recorded in run configs.
+        item_features: ``float32[num_items, F]`` multi-hot of the items' public categorical features
+            (genres, categories...; ``None`` when the data set has none). Each entry is 0 or 1.
+        item_feature_names: name of each of the ``F`` feature columns (``"genre=Comedy"``-style);
+            set exactly when ``item_features`` is.
     """
 
     users: NDArray[np.int64]
@@ -33,6 +37,8 @@ class Interactions:
     item_ids: tuple[str, ...]
     item_titles: tuple[str, ...] | None = None
     name: str = "interactions"
+    item_features: NDArray[np.float32] | None = None
+    item_feature_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         n = self.users.shape[0]
@@ -48,6 +54,23 @@ class Interactions:
             raise ValueError(
                 f"`item_titles` must have one title per item ({len(self.item_ids)}). Found {len(self.item_titles)}."
             )
+        if (self.item_features is None) != (self.item_feature_names is None):
+            raise ValueError("`item_features` and `item_feature_names` must be given together (or both None).")
+        if self.item_features is not None and self.item_feature_names is not None:
+            feats = self.item_features
+            if feats.dtype != np.float32:
+                raise ValueError(f"`item_features` must be float32. Found {feats.dtype}.")
+            if feats.ndim != 2 or feats.shape[0] != len(self.item_ids):
+                raise ValueError(
+                    f"`item_features` must have shape ({len(self.item_ids)}, F). Found {feats.shape}."
+                )
+            if feats.shape[1] != len(self.item_feature_names):
+                raise ValueError(
+                    f"`item_feature_names` must name each of the {feats.shape[1]} feature columns. "
+                    f"Found {len(self.item_feature_names)} names."
+                )
+            if feats.size and not np.isin(feats, (0.0, 1.0)).all():
+                raise ValueError("`item_features` must be a multi-hot matrix (every entry 0 or 1).")
 
     @property
     def num_users(self) -> int:
