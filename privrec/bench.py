@@ -2,6 +2,8 @@
 
 Suites: ``privacy`` (privacy–utility trade-off, :mod:`privrec.benchmarks.privacy`), and the
 latency / size / quality / aggregation suites of :mod:`privrec.benchmarks` (see the README).
+Each suite writes into ``<out>/<suite>/``; the CLI's default ``out`` is ``reports/bench``, where the committed
+reports live, so a run without ``--out`` regenerates them in place.
 """
 
 from __future__ import annotations

@@ -249,7 +249,9 @@ def device_simulate(
 def bench(
     what: Annotated[str, typer.Argument(help="all, latency, size, quality, aggregation or privacy.")] = "all",
     quick: Annotated[bool, typer.Option("--quick", help="Small sizes and few repeats (under 2 minutes).")] = False,
-    out: Annotated[Path, typer.Option("--out", help="Folder for the markdown report and PNG plots.")] = Path("reports"),
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for the reports: one subfolder per suite (the committed reports live here).")
+    ] = Path("reports/bench"),
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     update_readme: Annotated[
         Path | None,

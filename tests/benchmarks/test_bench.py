@@ -137,3 +137,15 @@ def test_aggregation_quick_via_the_cli_json(tmp_path: Path) -> None:
         assert r["flower_mean_max_abs_err"] < 1e-5 and r["privrec_sum_max_abs_err"] < 1e-6  # both unmasked correctly
         assert r["round_ratio"] > 0 and r["bytes_ratio"] > 0
     _report(tmp_path / "aggregation", pngs=2)
+
+
+def test_default_out_is_where_the_committed_reports_live() -> None:
+    import inspect
+
+    from privrec.cli import bench
+
+    default = inspect.signature(bench).parameters["out"].default
+    assert default == Path("reports/bench")
+    root = Path(__file__).resolve().parents[2]
+    for name in MINE:  # each suite writes <out>/<suite>/report.md, the committed report's path
+        assert (root / default / name / "report.md").is_file(), name
