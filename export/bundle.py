@@ -102,7 +102,8 @@ def _check_formats(formats: object) -> tuple[str, ...]:
 
 
 def _check_items(items: object, num_items: int) -> list[dict[str, Any]]:
-    """Item metadata sorted by ``index``, one entry per model row, ``id`` as a string."""
+    """The item map: item metadata sorted by ``index``, one entry per model row, ``id`` the app's own item
+    id as a non-empty string, unique (devices store their histories by it)."""
     if items is None:
         return []
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
@@ -114,7 +115,16 @@ def _check_items(items: object, num_items: int) -> list[dict[str, Any]]:
             raise TypeError(f"`items[{pos}]['index']` must be an int. Found {index!r}.")
         if not isinstance(ident, str | int) or isinstance(ident, bool):
             raise TypeError(f"`items[{pos}]['id']` must be a str or int. Found {ident!r}.")
+        if str(ident) == "":
+            raise ValueError(f"`items[{pos}]['id']` must be a non-empty item id. Found ''.")
         out.append({**item, "index": index, "id": str(ident), "title": str(item.get("title", ""))})
+    first: dict[str, int] = {}
+    for pos, item in enumerate(out):
+        if first.setdefault(item["id"], pos) != pos:
+            raise ValueError(
+                f"`items[{pos}]['id']` repeats id {item['id']!r} of items[{first[item['id']]}]: a device stores its "
+                "history by these ids, so they must be unique."
+            )
     out.sort(key=lambda i: int(i["index"]))
     indices = [i["index"] for i in out]
     if indices != list(range(num_items)):
@@ -306,7 +316,10 @@ def export_bundle(
         finetune: steps (baked into the artifacts), and the recommended ``lr`` and ``l2``; default
             :class:`FinetuneConfig()`.
         top_k: ``K`` of ``recommend`` (at most the number of items).
-        items: optional metadata, one ``{"index", "id", "title", ...}`` per model row.
+        items: the item map, one ``{"index", "id", "title", ...}`` per model row: ``id`` is the app's own
+            item id (a str, or an int written as its decimal string), unique; devices store their history
+            by it, so a later bundle with a changed catalog keeps every surviving item's history. None
+            writes none: row ``r`` then holds the item with id ``str(r)``.
         privacy: the privacy ledger for the manifest; default ``{"mode": "none", "ledger": []}``.
         sparsity: the target sparsity the table was pruned to, in [0, 1) (the manifest records the
             measured fraction of zeros; Core ML uses the target to pick its sparse variant).

@@ -19,6 +19,7 @@ import re
 import struct
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -36,6 +37,7 @@ from .files import (
     parse_json,
     read_manifest_bytes,
 )
+from .item_map import ItemMap, check_item_map
 from .signing import PublicKeySource, check_manifest_signature, load_public_key
 
 __all__ = [
@@ -287,8 +289,9 @@ class Manifest:
     """The parsed ``manifest.json`` (docs/BUNDLE.md). Construct with :meth:`from_dict`, which validates.
 
     Attributes mirror the JSON fields; ``finetune`` holds ``steps`` (int, baked into the artifacts),
-    ``lr`` and ``l2`` (floats, the recommended inputs); ``items`` is empty when the exporter was given
-    no item metadata (then an item's id is its row index).
+    ``lr`` and ``l2`` (floats, the recommended inputs); ``items`` is the item map sorted by row (one
+    ``{"index", "id", "title", …}`` per row, ids unique), or empty when the exporter was given no item
+    metadata: then row ``r`` holds the item with id ``str(r)`` (:attr:`item_map`).
     """
 
     schema_version: int
@@ -307,6 +310,11 @@ class Manifest:
     files: dict[str, dict[str, Any]]
     privacy: dict[str, Any]
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def item_map(self) -> ItemMap:
+        """Row ↔ app item id (:class:`~privrec.export.item_map.ItemMap`; the implicit map without ``items``)."""
+        return ItemMap.from_items(self.items, self.num_items)
 
     @property
     def formats(self) -> tuple[str, ...]:
@@ -464,16 +472,8 @@ def _finetune(raw: object) -> dict[str, Any]:
 
 
 def _items(raw: object, num_items: int) -> list[dict[str, Any]]:
-    if not isinstance(raw, list):
-        raise BundleError(f"{MANIFEST_NAME}: field `items` must be a list. Found {type(raw).__name__}.")
-    if raw and len(raw) != num_items:
-        raise BundleError(
-            f"{MANIFEST_NAME}: field `items` must be empty or hold one entry per item ({num_items}). Found {len(raw)}."
-        )
-    for pos, item in enumerate(raw):
-        if not isinstance(item, dict) or item.get("index") != pos or not isinstance(item.get("id"), str):
-            raise BundleError(f"{MANIFEST_NAME}: field `items[{pos}]` must be {{'index': {pos}, 'id': str, …}}. Found {item!r}.")
-    return raw
+    """The item map, validated (:func:`~privrec.export.item_map.check_item_map`) and sorted by row."""
+    return check_item_map(raw, num_items)
 
 
 def _signatures(raw: object, dim: int, num_items: int, top_k: int) -> SignatureTable:
