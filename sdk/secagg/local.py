@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from ..validation import check_finite
 from .client import SecAggClient
 from .config import SecAggConfig
 from .encoding import FixedPointEncoder
@@ -146,7 +147,9 @@ def simulate_round(
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
     encoder = FixedPointEncoder(clip_range=clip_range, max_clients=n)
-    encoded = encoder.encode(vectors)
+    for first in range(0, n, 256):  # every row checked up front in O(256 D) memory; each row is encoded when masked
+        if not np.isfinite(vectors[first : first + 256]).all():
+            check_finite(vectors, "vectors")  # names the first bad entry
     config = SecAggConfig(
         round_id=f"sim-{seed}",
         participants=tuple(range(1, n + 1)),
@@ -198,7 +201,7 @@ def simulate_round(
             clock.charge(None, stage, time.perf_counter() - t)
             routing = wire(routing, None, u, stage)
             t = time.perf_counter()
-            reply = client.mask_input(routing, encoded[u - 1])
+            reply = client.mask_input(routing, encoder.encode(vectors[u - 1]))  # one row at a time: O(D) memory
         else:
             request = server.unmasking_request(u)
             clock.charge(None, stage, time.perf_counter() - t)
