@@ -1,22 +1,46 @@
-"""privrec.sdk.data: MovieLens fetching and loading, the interaction log, splits, synthetic data."""
+"""privrec.sdk.data: MovieLens fetching and loading, an app's own files (CSV, Parquet, JSON Lines), the
+interaction log, splits, synthetic data."""
 
 from .fetch import data_dir, fetch_movielens100k, movielens100k_dir, sha256_file
 from .interactions import Interactions
+from .loaders import (
+    ColumnSpec,
+    DataProblem,
+    DataValidationError,
+    ItemsSpec,
+    LoadReport,
+    detect_format,
+    load_interactions,
+    read_interactions,
+)
 from .movielens import load_movielens1m, load_movielens100k
+from .source import DataSource
 from .splits import LeaveOneOutSplit, heldout_users, leave_one_out, training_histories
+from .summary import DataSummary, summarize
 from .synthetic import synthetic_interactions
 
 __all__ = [
+    "ColumnSpec",
+    "DataProblem",
+    "DataSource",
+    "DataSummary",
+    "DataValidationError",
     "Interactions",
+    "ItemsSpec",
     "LeaveOneOutSplit",
+    "LoadReport",
     "data_dir",
+    "detect_format",
     "fetch_movielens100k",
     "heldout_users",
     "leave_one_out",
+    "load_interactions",
     "load_movielens1m",
     "load_movielens100k",
     "movielens100k_dir",
+    "read_interactions",
     "sha256_file",
+    "summarize",
     "synthetic_interactions",
     "training_histories",
 ]
