@@ -730,7 +730,8 @@ def _read_item_file(
     if empty.count:
         problems.append(DataProblem(
             "empty_items", f"{path}: {empty.count} row{'s' if empty.count > 1 else ''} {_verb('have', empty.count)} "
-                           f"an empty item id in column {id_col!r} (--items-id-col; {empty.where()}). Fix or remove those rows.", empty.count))
+                           f"an empty item id in column {id_col!r} (--items-id-col; {empty.where()}). "
+                           "Fix or remove those rows.", empty.count))
     if dup:
         problems.append(DataProblem(
             "duplicate_item_rows", f"{path}: {dup} item id{'s' if dup > 1 else ''} listed more than once in column "
