@@ -21,9 +21,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from privrec.sdk.model import ItemModel
-from privrec.sdk.quantize import QuantizedItemModel
+from privrec.sdk.quantize import Int4ItemModel, QuantizedItemModel
 
 __all__ = [
+    "PRECISIONS",
     "ArtifactRecord",
     "ExportConfig",
     "Exportable",
@@ -38,8 +39,9 @@ __all__ = [
     "register_exporter",
 ]
 
-Precision = Literal["float32", "int8"]
-Exportable = ItemModel | QuantizedItemModel
+Precision = Literal["float32", "int8", "int4"]
+PRECISIONS: tuple[Precision, ...] = ("float32", "int8", "int4")
+Exportable = ItemModel | QuantizedItemModel | Int4ItemModel
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ class ArtifactRecord:
 
     Attributes:
         format: registry key (``"onnx"``, ``"tflite"``, ``"coreml"``).
-        precision: ``"float32"`` or ``"int8"``.
+        precision: ``"float32"``, ``"int8"`` or ``"int4"``.
         files: paths relative to the bundle directory (a ``.mlpackage`` directory counts as one entry
             per file inside it).
         signatures: for each signature name, its inputs and outputs.

@@ -14,10 +14,10 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -26,10 +26,10 @@ from safetensors.numpy import load_file, save_file
 
 import privrec
 from privrec.sdk.model import ItemModel, TrainedModel
-from privrec.sdk.quantize import QuantizedItemModel, quantize_int8
+from privrec.sdk.quantize import Int4ItemModel, QuantizedItemModel, quantize_int4, quantize_int8
 from privrec.sdk.reconstruct import FinetuneConfig
 
-from .base import ArtifactRecord, Exportable, ExportConfig, Precision, get_exporter
+from .base import PRECISIONS, ArtifactRecord, Exportable, ExportConfig, Precision, get_exporter
 from .files import MANIFEST_NAME, RESERVED_NAMES, parse_json, read_manifest_bytes
 from .golden import golden_cases, load_golden, write_golden
 from .manifest import (
@@ -67,24 +67,28 @@ NO_PRIVACY: dict[str, Any] = {"mode": "none", "ledger": []}
 
 
 def _check_precision(precision: object) -> Precision:
-    if precision not in ("float32", "int8"):
-        raise ValueError(f"`precision` must be 'float32' or 'int8'. Found {precision!r}.")
+    if precision not in PRECISIONS:
+        raise ValueError(f"`precision` must be one of {list(PRECISIONS)}. Found {precision!r}.")
     return precision
 
 
 def _prepare_model(model: object, precision: object | None) -> tuple[Exportable, Precision]:
     """The model to export at ``precision`` (``None``: the model's own precision); quantizes float32."""
-    if isinstance(model, QuantizedItemModel):
-        if precision not in (None, "int8"):
-            raise ValueError(
-                f"`precision` must be 'int8' for a QuantizedItemModel. Found {precision!r}: export "
-                "`model.dequantize()` for float32 (its values are the int8 grid, not the original weights)."
-            )
-        return model, "int8"
+    for cls, own in ((QuantizedItemModel, "int8"), (Int4ItemModel, "int4")):
+        if isinstance(model, cls):
+            if precision not in (None, own):
+                raise ValueError(
+                    f"`precision` must be {own!r} for a {cls.__name__}. Found {precision!r}: export "
+                    f"`model.dequantize()` for float32 (its values are the {own} grid, not the original weights)."
+                )
+            return model, cast(Precision, own)
     if not isinstance(model, ItemModel):
-        raise TypeError(f"`model` must be an ItemModel or a QuantizedItemModel. Found {type(model).__name__}.")
+        raise TypeError(
+            f"`model` must be an ItemModel, a QuantizedItemModel or an Int4ItemModel. Found {type(model).__name__}."
+        )
     p = _check_precision("float32" if precision is None else precision)
-    return (quantize_int8(model) if p == "int8" else model), p
+    quantizers: dict[str, Callable[[ItemModel], Exportable]] = {"int8": quantize_int8, "int4": quantize_int4}
+    return (quantizers[p](model) if p in quantizers else model), p
 
 
 def _check_formats(formats: object) -> tuple[str, ...]:
@@ -249,7 +253,7 @@ def _write_bundle(
         dim=model.dim,
         num_items=model.num_items,
         precision=precision,
-        sparsity=float((model.item_embedding == 0).mean()),
+        sparsity=model.sparsity if isinstance(model, Int4ItemModel) else float((model.item_embedding == 0).mean()),
         top_k=top_k,
         finetune={
             "steps": ft.steps, "lr": float(ft.lr), "l2": float(ft.l2), "calls": ft.calls,
@@ -290,7 +294,7 @@ def sign_bundle(bundle_dir: Path | str, private_key: PrivateKeySource) -> Path:
 
 
 def export_bundle(
-    model: ItemModel | QuantizedItemModel,
+    model: Exportable,
     out_dir: Path | str,
     *,
     formats: Sequence[str] = DEFAULT_FORMATS,
@@ -308,11 +312,12 @@ def export_bundle(
     """Write a complete bundle (docs/BUNDLE.md) to ``out_dir`` and return its path.
 
     Args:
-        model: float32 :class:`ItemModel` or int8 :class:`QuantizedItemModel`.
+        model: float32 :class:`ItemModel`, int8 :class:`QuantizedItemModel` or int4 :class:`Int4ItemModel`.
         out_dir: the bundle directory to create; must not exist or be empty unless ``overwrite``.
         formats: artifact formats, each a registered exporter (``privrec.export.available_formats()``).
-        precision: ``"float32"`` or ``"int8"`` (an ``ItemModel`` is quantized with
-            :func:`~privrec.sdk.quantize.quantize_int8`); ``None`` keeps the model's own precision.
+        precision: ``"float32"``, ``"int8"`` or ``"int4"`` (an ``ItemModel`` is quantized with
+            :func:`~privrec.sdk.quantize.quantize_int8` or :func:`~privrec.sdk.quantize.quantize_int4`);
+            ``None`` keeps the model's own precision.
         finetune: steps (baked into the artifacts), and the recommended ``lr`` and ``l2``; default
             :class:`FinetuneConfig()`.
         top_k: ``K`` of ``recommend`` (at most the number of items).
@@ -436,7 +441,7 @@ def _read_json(path: Path, *, default: Any) -> Any:
 
 
 def export_format(
-    model: ItemModel | QuantizedItemModel,
+    model: Exportable,
     out_dir: Path | str,
     fmt: str,
     *,
@@ -460,16 +465,16 @@ def export_format(
     return exporter(m, out, ExportConfig(top_k=top_k, finetune_steps=finetune_steps, sparsity=sparsity))
 
 
-def export_onnx(model: ItemModel | QuantizedItemModel, out_dir: Path | str, **kwargs: Any) -> ArtifactRecord:
+def export_onnx(model: Exportable, out_dir: Path | str, **kwargs: Any) -> ArtifactRecord:
     """:func:`export_format` for ONNX (three graph files sharing ``model.onnx.data``)."""
     return export_format(model, out_dir, "onnx", **kwargs)
 
 
-def export_tflite(model: ItemModel | QuantizedItemModel, out_dir: Path | str, **kwargs: Any) -> ArtifactRecord:
+def export_tflite(model: Exportable, out_dir: Path | str, **kwargs: Any) -> ArtifactRecord:
     """:func:`export_format` for TFLite."""
     return export_format(model, out_dir, "tflite", **kwargs)
 
 
-def export_coreml(model: ItemModel | QuantizedItemModel, out_dir: Path | str, **kwargs: Any) -> ArtifactRecord:
+def export_coreml(model: Exportable, out_dir: Path | str, **kwargs: Any) -> ArtifactRecord:
     """:func:`export_format` for Core ML."""
     return export_format(model, out_dir, "coreml", **kwargs)

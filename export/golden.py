@@ -35,7 +35,9 @@ __all__ = [
 ]
 
 # Max absolute error allowed against the reference (docs/BUNDLE.md).
-TOLERANCE: dict[str, float] = {"float32": 1e-4, "int8": 2e-2}
+# int4: every runtime dequantizes the exact stored int4 values and computes in float32 (no user-vector
+# quantization as in the int8 integer kernels), so the error is float32 rounding over larger sums.
+TOLERANCE: dict[str, float] = {"float32": 1e-4, "int8": 2e-2, "int4": 1e-3}
 MAX_GOLDEN_IDS = 2048
 # The writer emits 9 cases (three per signature); the cap bounds what a self-test or `privrec verify` runs.
 MAX_GOLDEN_CASES = 64

@@ -26,7 +26,7 @@ from typing import Any, BinaryIO, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from .base import ArtifactRecord, Precision, TensorSpec
+from .base import PRECISIONS, ArtifactRecord, Precision, TensorSpec
 from .errors import BundleError
 from .files import (
     MANIFEST_NAME,
@@ -185,7 +185,9 @@ def weight_specs(precision: Precision, num_items: int, dim: int) -> dict[str, di
     specs: dict[str, dict[str, Any]] = {
         "item_embedding": {"dtype": precision, "shape": [num_items, dim]},
     }
-    if precision == "int8":
+    if precision == "int4":  # two int4 values per byte (privrec.sdk.quantize.pack_int4)
+        specs["item_embedding"] = {"dtype": "uint8", "shape": [num_items, (dim + 1) // 2]}
+    if precision in ("int8", "int4"):
         specs["item_scale"] = {"dtype": "float32", "shape": [num_items]}
     specs["item_bias"] = {"dtype": "float32", "shape": [num_items]}
     return specs
@@ -381,8 +383,8 @@ class Manifest:
                 f"table in one array). Found {num_items} × {dim} = {num_items * dim}."
             )
         precision = raw["precision"]
-        if precision not in ("float32", "int8"):
-            raise BundleError(f"{MANIFEST_NAME}: field `precision` must be 'float32' or 'int8'. Found {precision!r}.")
+        if precision not in PRECISIONS:
+            raise BundleError(f"{MANIFEST_NAME}: field `precision` must be one of {list(PRECISIONS)}. Found {precision!r}.")
         sparsity = raw["sparsity"]
         if isinstance(sparsity, bool) or not isinstance(sparsity, int | float) or not 0.0 <= float(sparsity) <= 1.0:
             raise BundleError(f"{MANIFEST_NAME}: field `sparsity` must be a number in [0, 1]. Found {sparsity!r}.")
@@ -517,9 +519,10 @@ def _artifacts(raw: object, files: Mapping[str, Any]) -> dict[str, dict[str, Any
         where = f"artifacts.{fmt}"
         if not isinstance(art, dict) or not isinstance(art.get("files"), list) or not art["files"]:
             raise BundleError(f"{MANIFEST_NAME}: field `{where}.files` must be a non-empty list. Found {art!r:.200}.")
-        if art.get("precision") not in ("float32", "int8"):
+        if art.get("precision") not in PRECISIONS:
             raise BundleError(
-                f"{MANIFEST_NAME}: field `{where}.precision` must be 'float32' or 'int8'. Found {art.get('precision')!r:.80}."
+                f"{MANIFEST_NAME}: field `{where}.precision` must be one of {list(PRECISIONS)}. "
+                f"Found {art.get('precision')!r:.80}."
             )
         for i, rel in enumerate(art["files"]):
             check_relpath(rel, f"{where}.files[{i}]")

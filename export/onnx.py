@@ -50,7 +50,7 @@ import onnx
 from numpy.typing import NDArray
 from onnx import TensorProto, helper
 
-from privrec.sdk.quantize import QuantizedItemModel
+from privrec.sdk.quantize import Int4ItemModel, QuantizedItemModel
 
 from .base import ArtifactRecord, Exportable, ExportConfig, Precision, register_exporter
 from .manifest import bundle_signatures
@@ -175,6 +175,10 @@ def _save(g: _Graph, path: Path, signature: str, inputs: Sequence[Any], outputs:
 @register_exporter("onnx", load_runner)
 def export(model: Exportable, bundle_dir: Path, config: ExportConfig) -> ArtifactRecord:
     """Write the ONNX artifact (four files, see the module docstring) into ``bundle_dir``."""
+    if isinstance(model, Int4ItemModel):  # INT4 table + DequantizeLinear (opset 21): privrec.export.onnx_int4
+        from .onnx_int4 import export_int4
+
+        return export_int4(model, bundle_dir, config)
     int8 = isinstance(model, QuantizedItemModel)
     precision: Precision = "int8" if int8 else "float32"
     if config.top_k > model.num_items:

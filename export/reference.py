@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from privrec.sdk.quantize import unpack_int4
 from privrec.sdk.reconstruct import finetune_reference
 
 from .manifest import WEIGHTS_NAME, Manifest, load_manifest, load_safetensors
@@ -91,9 +92,12 @@ class Reference:
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, NDArray[np.generic]], *, top_k: int, steps: int) -> Reference:
-        """Build from the raw ``weights.safetensors`` tensors (int8 when ``item_scale`` is present)."""
+        """Build from the raw ``weights.safetensors`` tensors (int8 when ``item_scale`` is present, int4 when
+        ``item_embedding`` is uint8: packed pairs, ``V = unpack_int4(item_embedding) * item_scale[:, None]``)."""
         emb = tensors["item_embedding"]
-        if "item_scale" in tensors:
+        if emb.dtype == np.uint8:  # int4: two values per byte (privrec.sdk.quantize.pack_int4)
+            v = unpack_int4(emb).astype(np.float32) * tensors["item_scale"].astype(np.float32)[:, None]
+        elif "item_scale" in tensors:
             v = emb.astype(np.float32) * tensors["item_scale"].astype(np.float32)[:, None]
         else:
             v = emb.astype(np.float32)

@@ -154,7 +154,7 @@ def test_metadata_finetune_and_privacy_reach_the_manifest(tmp_path: Path, small_
         ({"formats": "onnx"}, TypeError, r"`formats` must be a sequence of format names"),
         ({"formats": ("onnx", "onnx")}, ValueError, r"must not repeat a format\. Found \['onnx'\]"),
         ({"formats": ("pmml",)}, ValueError, r"unknown format 'pmml'\. Expected one of \["),
-        ({"precision": "int4"}, ValueError, r"`precision` must be 'float32' or 'int8'\. Found 'int4'\."),
+        ({"precision": "int2"}, ValueError, r"`precision` must be one of \['float32', 'int8', 'int4'\]\. Found 'int2'\."),
         (
             {"top_k": 201},
             ValueError,

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 from bundle_edits import edit_manifest, rehash
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from safetensors.numpy import save_file
 
 from privrec.export import BundleError, load_manifest
@@ -140,7 +142,7 @@ def test_manifest_weights_must_match_dim_and_precision(make_bundle: Callable[...
     ("field", "value", "message"),
     [
         ("dim", 0, r"field `dim` must be an int in \[1, 4096\]\. Found 0\."),
-        ("precision", "int4", r"field `precision` must be 'float32' or 'int8'\. Found 'int4'\."),
+        ("precision", "int2", r"field `precision` must be one of \['float32', 'int8', 'int4'\]\. Found 'int2'\."),
         ("top_k", True, r"field `top_k` must be an int in \[1, 200\]\. Found True\."),
         (
             "finetune",
@@ -382,3 +384,100 @@ def test_manifest_limits_are_checked_up_front(
     with pytest.raises(BundleError, match=rf"^manifest\.json: {message}"):
         load_manifest(bundle)
     assert time.perf_counter() - start < 5.0
+
+
+# ------------------------------------------------------------------------------------------- item map
+def _catalog(n: int = 200) -> list[dict[str, Any]]:
+    return [{"index": i, "id": f"sku-{i:04d}", "title": f"Item {i}"} for i in range(n)]
+
+
+def test_item_map_round_trips_in_any_order_and_maps_ids(make_bundle: Callable[..., Path]) -> None:
+    bundle = make_bundle(items=_catalog())
+    # Entries may come in any order: the indices are a permutation of the rows, and the reader sorts them.
+    edit_manifest(bundle, lambda d: d.__setitem__("items", list(reversed(d["items"]))))
+    m = load_manifest(bundle)
+    assert [i["index"] for i in m.items] == list(range(200))
+    assert m.item_map.explicit and m.item_map.ids[17] == "sku-0017" and m.item_map.row("sku-0199") == 199
+    assert m.item_map.row("sku-9999") is None and "sku-0003" in m.item_map
+    mapped = m.item_map.map_history(["sku-0005", "gone", "sku-0002", "sku-0005"], [1.0, 2.0, 0.5, 3.0])
+    assert mapped.rows.tolist() == [5, 2, 5] and mapped.weights.tolist() == [1.0, 0.5, 3.0]
+    assert mapped.dropped == ("gone",)
+    assert m.item_map.ids_of([3, 0]) == ["sku-0003", "sku-0000"]
+
+
+def test_a_bundle_without_an_item_map_has_the_implicit_one(make_bundle: Callable[..., Path]) -> None:
+    m = load_manifest(make_bundle())
+    assert m.items == [] and not m.item_map.explicit
+    assert m.item_map.ids[:3] == ("0", "1", "2") and m.item_map.row("199") == 199 and m.item_map.row("200") is None
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda items: items[7].__setitem__("id", "sku-0003"),
+         r"field `items\[7\]`\.id repeats id 'sku-0003' of items\[3\]: item ids must be unique\."),
+        (lambda items: items[9].__setitem__("index", 4),
+         r"field `items\[9\]`\.index repeats index 4 of items\[4\]: the indices must be a permutation of 0\.\.199, "
+         r"and index 9 has no entry\."),
+        (lambda items: items[5].__setitem__("index", 200), r"field `items\[5\]`\.index must be in \[0, 200\)\. Found 200\."),
+        (lambda items: items[5].__setitem__("index", -1), r"field `items\[5\]`\.index must be in \[0, 200\)\. Found -1\."),
+        (lambda items: items[2].__setitem__("index", "2"), r"field `items\[2\]`\.index must be an int\. Found '2'\."),
+        (lambda items: items[2].__setitem__("index", True), r"field `items\[2\]`\.index must be an int\. Found True\."),
+        (lambda items: items[6].__setitem__("id", 6),
+         r"field `items\[6\]`\.id must be a non-empty string \(the app's item id\)\. Found 6\."),
+        (lambda items: items[6].__setitem__("id", ""), r"field `items\[6\]`\.id must be a non-empty string"),
+        (lambda items: items[6].pop("id"), r"field `items\[6\]`\.id must be a non-empty string .* Found None\."),
+        (lambda items: items[1].__setitem__("title", ["x"]), r"field `items\[1\]`\.title must be a string\. Found \['x'\]\."),
+        (lambda items: items.__setitem__(3, "sku-0003"), r"field `items\[3\]` must be an object"),
+        (lambda items: items.pop(), r"field `items` must be empty or hold one entry per item \(200\)\. Found 199\."),
+    ],
+)
+def test_a_tampered_item_map_is_refused_naming_the_problem(
+    make_bundle: Callable[..., Path], edit: Callable[[list[dict[str, Any]]], object], message: str
+) -> None:
+    bundle = make_bundle(items=_catalog())
+    before = (bundle / MANIFEST_NAME).read_bytes()
+    raw = json.loads(before)
+    edit(raw["items"])
+    with pytest.raises(BundleError, match=message):
+        Manifest.from_dict(raw)
+    edit_manifest(bundle, lambda d: d.__setitem__("items", raw["items"]))
+    with pytest.raises(BundleError, match=message):
+        load_manifest(bundle)
+
+
+def test_the_writer_refuses_an_inconsistent_item_map(make_model: Callable[..., ItemModel], tmp_path: Path) -> None:
+    from privrec.export import export_bundle
+
+    model = make_model(4, 2)
+    dupes = [{"index": i, "id": "a" if i in (1, 3) else str(i)} for i in range(4)]
+    with pytest.raises(ValueError, match=r"`items\[3\]\['id'\]` repeats id 'a' of items\[1\]"):
+        export_bundle(model, tmp_path / "b", formats=("onnx",), items=dupes, top_k=2)
+    with pytest.raises(ValueError, match=r"`items\[0\]\['id'\]` must be a non-empty item id"):
+        export_bundle(model, tmp_path / "b", formats=("onnx",), items=[{"index": i, "id": ""} for i in range(4)], top_k=2)
+    with pytest.raises(ValueError, match=r"missing indices start \[3\]"):
+        export_bundle(model, tmp_path / "b", formats=("onnx",), items=[{"index": i, "id": str(i)} for i in range(3)], top_k=2)
+    assert not (tmp_path / "b").exists()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    catalog=st.lists(st.text(min_size=1, max_size=6), min_size=1, max_size=30, unique=True),
+    others=st.lists(st.text(min_size=1, max_size=6), max_size=10),
+    data=st.data(),
+)
+def test_mapping_a_history_keeps_exactly_the_ids_the_catalog_holds(catalog: list[str], others: list[str], data: Any) -> None:
+    """Through any permutation of any catalog, a history maps to rows whose ids are the history's ids the
+    catalog holds, in order, with their weights; the rest are reported as dropped, in order."""
+    from privrec.export.item_map import ItemMap, check_item_map
+
+    order = data.draw(st.permutations(range(len(catalog))))
+    raw = [{"index": row, "id": catalog[k]} for k, row in enumerate(order)]
+    item_map = ItemMap.from_items(check_item_map(raw, len(catalog)), len(catalog))
+    assert all(item_map.ids[row] == catalog[k] for k, row in enumerate(order))
+    history = data.draw(st.lists(st.sampled_from(catalog + others), max_size=25))
+    weights = np.arange(len(history), dtype=np.float32)
+    mapped = item_map.map_history(history, weights)
+    held = [(h, float(w)) for h, w in zip(history, weights, strict=True) if h in set(catalog)]
+    assert list(zip(item_map.ids_of(mapped.rows.tolist()), mapped.weights.tolist(), strict=True)) == held
+    assert mapped.dropped == tuple(h for h in history if h not in set(catalog))
