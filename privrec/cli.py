@@ -15,7 +15,7 @@ import typer
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="privrec: private on-device recommendations.")
-data_app = typer.Typer(no_args_is_help=True, help="Data sets: fetch and inspect.")
+data_app = typer.Typer(no_args_is_help=True, help="Data sets: fetch MovieLens, validate an app's own file.")
 device_app = typer.Typer(no_args_is_help=True, help="Simulated devices that take part in federated rounds.")
 keys_app = typer.Typer(no_args_is_help=True, help="Ed25519 keys that sign bundles.")
 app.add_typer(data_app, name="data")
@@ -50,25 +50,128 @@ def data_fetch(
     typer.echo(f"MovieLens-100K ready in {path}", err=True)
 
 
+# An app's own data: the options `train`, `evaluate` and `data validate` share.
+_DataFile = Annotated[
+    Path | None, typer.Option("--data", help="An app's interactions: CSV, TSV, Parquet or JSON Lines (default: MovieLens-100K).")
+]
+_ItemsFile = Annotated[
+    Path | None, typer.Option("--items", help="Item file (same formats): id, title and categorical feature columns.")
+]
+_UserCol = Annotated[str, typer.Option("--user-col", help="User id column.")]
+_ItemCol = Annotated[str, typer.Option("--item-col", help="Item id column (and the item file's id column).")]
+_TimeCol = Annotated[
+    str | None,
+    typer.Option("--time-col", help="Time column (seconds or ISO 8601). Default: 'timestamp' if present, else file order."),
+]
+_RatingCol = Annotated[
+    str | None, typer.Option("--rating-col", help="Rating column. Default: 'rating' if present, else every row counts 1.")
+]
+_MinRating = Annotated[float | None, typer.Option("--min-rating", help="Drop rows rated below this.")]
+_TitleCol = Annotated[str | None, typer.Option("--title-col", help="Item file's title column (default: 'title' if present).")]
+_FeatureCols = Annotated[
+    str | None,
+    typer.Option("--feature-cols", help="Item file's categorical columns, comma-separated; cells split on '|' "
+                                        "(default: those of genres, genre, categories, category, tags present)."),
+]
+_Dedupe = Annotated[
+    bool, typer.Option("--dedupe", help="Keep the first of duplicate rows (same user, item, time) instead of refusing.")
+]
+
+
+def _data_source(data: Path, items: Path | None, user_col: str, item_col: str, time_col: str | None,
+                 rating_col: str | None, min_rating: float | None, title_col: str | None, feature_cols: str | None,
+                 dedupe: bool) -> Any:
+    """The :class:`~privrec.sdk.data.DataSource` the flags describe (files hashed), or exit 2 naming the problem."""
+    from privrec.sdk.data import ColumnSpec, DataSource, ItemsSpec
+
+    try:
+        columns = ColumnSpec(user=user_col, item=item_col, time=time_col, rating=rating_col, min_rating=min_rating)
+        feats = None if feature_cols is None else tuple(c.strip() for c in feature_cols.split(",") if c.strip())
+        spec = ItemsSpec(title_col=title_col, feature_cols=feats)
+        return DataSource.from_files(data, columns, items=items, items_spec=spec, dedupe=dedupe)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+
+
+def _report_problems(report: Any) -> None:
+    """Warnings as ``warning: ...`` lines, errors as ``error: ...`` lines on stderr; exit 2 if any error."""
+    for p in report.problems:
+        typer.echo(f"{p.severity}: {p.message}", err=True)
+    if not report.ok:
+        raise typer.Exit(2)
+
+
+@data_app.command("validate")
+def data_validate(
+    data: Annotated[Path, typer.Argument(help="Interactions: CSV, TSV, Parquet or JSON Lines.")],
+    items: _ItemsFile = None,
+    user_col: _UserCol = "user_id",
+    item_col: _ItemCol = "item_id",
+    time_col: _TimeCol = None,
+    rating_col: _RatingCol = None,
+    min_rating: _MinRating = None,
+    title_col: _TitleCol = None,
+    feature_cols: _FeatureCols = None,
+    dedupe: _Dedupe = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+) -> None:
+    """Check an app's data file without training: the summary table and every problem (exit 2 on an error)."""
+    source = _data_source(data, items, user_col, item_col, time_col, rating_col, min_rating, title_col,
+                          feature_cols, dedupe)
+    report = source.read(progress=not as_json)
+    if as_json:
+        _emit(report.to_dict() | {"data": {"path": source.path, "sha256": source.sha256,
+                                           "items_path": source.items_path, "items_sha256": source.items_sha256}})
+        if not report.ok:
+            raise typer.Exit(2)
+        return
+    if report.summary is not None:
+        report.summary.render(title=data.name)
+    for note in report.notes:
+        typer.echo(f"note: {note}")
+    _report_problems(report)
+    typer.echo(f"{data.name}: ok ({source.format}, sha256 {source.sha256[:16]}…)")
+
+
 @app.command("train")
 def train(
     out: Annotated[Path, typer.Option("--out", help="RUN_DIR to write weights, config and metrics into.")],
     mode: Annotated[str, typer.Option(help="central or federated.")] = "central",
     config: Annotated[Path | None, typer.Option("--config", help="JSON file overriding the training config.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    data: _DataFile = None,
+    items: _ItemsFile = None,
+    user_col: _UserCol = "user_id",
+    item_col: _ItemCol = "item_id",
+    time_col: _TimeCol = None,
+    rating_col: _RatingCol = None,
+    min_rating: _MinRating = None,
+    title_col: _TitleCol = None,
+    feature_cols: _FeatureCols = None,
+    dedupe: _Dedupe = False,
 ) -> None:
-    """Train a model on MovieLens-100K, centrally or by simulated federated rounds."""
+    """Train a model on MovieLens-100K or an app's own data (--data), centrally or by simulated federated rounds."""
     overrides: dict[str, Any] = json.loads(config.read_text()) if config else {}
+    if mode not in ("central", "federated"):
+        _fail(f"--mode must be 'central' or 'federated'. Found {mode!r}.")
+    source = loaded = None
+    if data is not None:
+        source = _data_source(data, items, user_col, item_col, time_col, rating_col, min_rating, title_col,
+                              feature_cols, dedupe)
+        report = source.read()
+        _report_problems(report)
+        report.summary.render(stderr=True, title=f"{data.name}")
+        loaded = report.interactions
+    elif items is not None:
+        _fail("--items needs --data (the interactions it describes).")
     if mode == "central":
         from privrec.sdk.run import train_central_run
 
-        train_central_run(out, overrides=overrides, seed=seed)
-    elif mode == "federated":
+        train_central_run(out, overrides=overrides, seed=seed, data_source=source, data=loaded)
+    else:
         from privrec.sdk.federated.run import train_federated_run
 
-        train_federated_run(out, overrides=overrides, seed=seed)
-    else:
-        _fail(f"--mode must be 'central' or 'federated'. Found {mode!r}.")
+        train_federated_run(out, overrides=overrides, seed=seed, data_source=source, data=loaded)
 
 
 @app.command("evaluate")
@@ -77,11 +180,34 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     baseline: Annotated[str | None, typer.Option(help="Evaluate a peer baseline instead: 'als'.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the baseline's training.")] = 0,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="The run's data file at another path (default: the path the run recorded; "
+                                                 "its sha256 must match).")
+    ] = None,
+    items: _ItemsFile = None,
+    user_col: _UserCol = "user_id",
+    item_col: _ItemCol = "item_id",
+    time_col: _TimeCol = None,
+    rating_col: _RatingCol = None,
+    min_rating: _MinRating = None,
+    title_col: _TitleCol = None,
+    feature_cols: _FeatureCols = None,
+    dedupe: _Dedupe = False,
 ) -> None:
     """Evaluate HR@10 and NDCG@10 (sampled and full catalog) on the leave-one-out test items."""
     from privrec.sdk.run import evaluate_baseline, evaluate_run
 
-    if baseline is not None:
+    if data is not None:
+        if run_dir is None:
+            _fail("--data needs a RUN_DIR trained on that data.")
+            return
+        source = _data_source(data, items, user_col, item_col, time_col, rating_col, min_rating, title_col,
+                              feature_cols, dedupe)
+        try:
+            result = evaluate_run(run_dir, data_source=source)
+        except (OSError, ValueError) as exc:
+            _fail(str(exc))
+    elif baseline is not None:
         if baseline != "als":
             _fail(f"--baseline must be 'als'. Found {baseline!r}.")
         result = evaluate_baseline(baseline, seed=seed)
@@ -89,7 +215,10 @@ def evaluate(
         _fail("give a RUN_DIR, or --baseline als.")
         return
     else:
-        result = evaluate_run(run_dir)
+        try:
+            result = evaluate_run(run_dir)
+        except (OSError, ValueError) as exc:
+            _fail(str(exc))
     if as_json:
         _emit(result)
     else:

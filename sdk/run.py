@@ -1,8 +1,10 @@
 """RUN_DIR workflows behind ``privrec train --mode central`` and ``privrec evaluate``.
 
 A RUN_DIR holds ``weights.safetensors`` (item table, bias and — central runs only — user vectors),
-``config.json`` (mode, data set, training and fine-tune settings), ``items.json`` (the item map with
-titles), ``history.json`` (per-epoch or per-round log) and ``metrics.json`` (test metrics).
+``config.json`` (mode, data set, training and fine-tune settings; for an app's own data also ``"data"``:
+the file, its sha256 and how it was read, :class:`~privrec.sdk.data.DataSource`), ``items.json`` (the item
+map with the app's item ids and titles), ``history.json`` (per-epoch or per-round log) and ``metrics.json``
+(test metrics).
 """
 
 from __future__ import annotations
@@ -16,31 +18,63 @@ import numpy as np
 import torch
 
 from .baselines import tune_als
-from .data import LeaveOneOutSplit, leave_one_out, load_movielens100k
+from .data import DataSource, Interactions, LeaveOneOutSplit, leave_one_out, load_movielens100k
 from .evaluate import EvalProtocol, Metrics, evaluate
 from .model import ItemModel, TrainedModel
 from .reconstruct import FinetuneConfig, reconstruct_batch, tune_calls
 from .train import TrainConfig, label_matrix, train_central, write_run
 
 __all__ = [
+    "apply_item_cold_start",
     "evaluate_baseline",
     "evaluate_reconstructed",
     "evaluate_run",
+    "load_run_data",
     "train_central_run",
     "tune_finetune",
 ]
 
 
-def train_central_run(out: Path, *, overrides: dict[str, Any] | None = None, seed: int = 0, progress: bool = True) -> Path:
-    """Train centrally on MovieLens-100K and write a RUN_DIR (see module docstring)."""
+def load_run_data(source: DataSource | None, *, progress: bool = True) -> Interactions:
+    """The data a run trains on: MovieLens-100K when ``source`` is None, otherwise the app's file (hash-checked)."""
+    return load_movielens100k() if source is None else source.load(progress=progress)
+
+
+def apply_item_cold_start(model: TrainedModel, split: LeaveOneOutSplit, mode: str) -> tuple[TrainedModel, int]:
+    """``(model, number of rows rebuilt)``: with ``mode="features"`` and item features in ``split.data``, items
+    with no training interaction get their row from the feature-tied table
+    (:func:`~privrec.sdk.federated.side_info.feature_tied_items`); otherwise the model is returned unchanged."""
+    feats = split.data.item_features
+    if mode != "features" or feats is None:
+        return model, 0
+    from .federated.side_info import feature_tied_items
+
+    cold = np.bincount(split.train_items, minlength=split.num_items) == 0
+    if not cold.any() or cold.all():
+        return model, 0
+    items = feature_tied_items(model.items, feats, cold)
+    return TrainedModel(items=items, user_embedding=model.user_embedding), int(cold.sum())
+
+
+def train_central_run(out: Path, *, overrides: dict[str, Any] | None = None, seed: int = 0, progress: bool = True,
+                      data_source: DataSource | None = None, data: Interactions | None = None) -> Path:
+    """Train centrally and write a RUN_DIR (see module docstring): on MovieLens-100K, or on an app's own
+    file when ``data_source`` is given (the same leave-one-out split and protocol; ``data`` is that file
+    already loaded, to skip a second read)."""
     cfg = TrainConfig.from_dict(dict(overrides or {}))
-    data = load_movielens100k()
+    data = data if data is not None else load_run_data(data_source, progress=progress)
     split = leave_one_out(data)
     result = train_central(split, cfg, seed=seed, progress=progress)
+    model, n_cold = apply_item_cold_start(result.model, split, cfg.item_cold_start)
+    result = replace(result, model=model)
     finetune = tune_finetune(result.model.items, split, cfg)
     result = replace(result, config=replace(cfg, finetune=finetune))
     out = Path(out)
-    write_run(out, result, {"dataset": data.name, "seed": seed, "best_epoch": result.best_epoch})
+    extra: dict[str, Any] = {"dataset": data.name, "seed": seed, "best_epoch": result.best_epoch,
+                             "cold_start_items": n_cold}
+    if data_source is not None:
+        extra["data"] = data_source.to_dict()
+    write_run(out, result, extra)
     (out / "items.json").write_text(json.dumps(data.item_catalog(), indent=0, ensure_ascii=False) + "\n")
     metrics = evaluate_run(out, split=split)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -91,20 +125,36 @@ def evaluate_reconstructed(
     return evaluate(lambda us: U[us] @ V.T + b, split, users=eval_users, protocol=protocol)
 
 
-def evaluate_run(run_dir: Path, *, split: LeaveOneOutSplit | None = None) -> dict[str, Any]:
+def evaluate_run(run_dir: Path, *, split: LeaveOneOutSplit | None = None,
+                 data_source: DataSource | None = None) -> dict[str, Any]:
     """Test metrics of a RUN_DIR in the ``privrec evaluate --json`` shape.
 
     Central runs are scored with their jointly trained user vectors, and additionally with vectors
     rebuilt by reconstruction (``"reconstructed"``). Runs without user vectors (federated) are scored
     by reconstruction only — on their held-out users when the run lists them.
+
+    A run trained on an app's file re-reads the file recorded in its ``config.json`` (refused if its
+    sha256 changed); ``data_source`` points at the same data elsewhere (its sha256 must be the recorded one).
     """
     run_dir = Path(run_dir)
     config = json.loads((run_dir / "config.json").read_text())
     model = TrainedModel.load(run_dir)
+    if split is None and data_source is not None:
+        recorded = config.get("data")
+        if not isinstance(recorded, dict):
+            raise ValueError(f"{run_dir}/config.json: the run was trained on {config.get('dataset')!r}, not on an "
+                             f"app's data file: evaluate it without --data.")
+        if data_source.sha256 != recorded.get("sha256"):
+            raise ValueError(f"{data_source.path}: sha256 must be {recorded.get('sha256')} (the file the run was "
+                             f"trained on, {recorded.get('path')}). Found {data_source.sha256}.")
+        split = leave_one_out(data_source.load(progress=False))
     if split is None:
-        if config.get("dataset") != "ml-100k":
+        if "data" in config:
+            split = leave_one_out(DataSource.from_dict(config["data"]).load(progress=False))
+        elif config.get("dataset") != "ml-100k":
             raise ValueError(f"{run_dir}/config.json: dataset {config.get('dataset')!r} is not one `privrec evaluate` loads.")
-        split = leave_one_out(load_movielens100k())
+        else:
+            split = leave_one_out(load_movielens100k())
     finetune = FinetuneConfig(**config["finetune"])
     half_life = config.get("train", {}).get("recency_half_life")
     heldout = np.asarray(config["heldout_users"], np.int64) if "heldout_users" in config else None

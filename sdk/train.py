@@ -53,6 +53,12 @@ class TrainConfig:
             (``None`` = uniform labels). Defaults were chosen on MovieLens-100K validation items.
         user_weighting: ``"uniform"`` (every user weighs the same, like every device) or ``"count"``.
         finetune: the on-device reconstruction settings exported with the model.
+        item_cold_start: how items with no training interaction get their row. ``"features"``: from their
+            public item features through a feature-tied table fitted on the trained items
+            (:func:`privrec.sdk.federated.side_info.feature_tied_items`), so a new item can be recommended
+            on day one; applied by the RUN_DIR workflow (``privrec train``) when the data has item features,
+            otherwise nothing changes. ``"none"``: keep the rows as trained (never a positive, such items
+            sink to the bottom of every ranking).
         mask: optional fixed sparsity mask ``bool[num_items, dim]`` (True = kept) for fine-tuning after pruning.
     """
 
@@ -69,6 +75,7 @@ class TrainConfig:
     recency_half_life: float | None = 10.0
     user_weighting: Literal["uniform", "count"] = "uniform"
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    item_cold_start: Literal["features", "none"] = "features"
 
     def __post_init__(self) -> None:
         check_positive_int(self.dim, "dim")
@@ -77,6 +84,8 @@ class TrainConfig:
         check_positive_int(self.patience, "patience")
         if self.loss not in ("full", "sampled"):
             raise ValueError(f"`loss` must be 'full' or 'sampled'. Found {self.loss!r}.")
+        if self.item_cold_start not in ("features", "none"):
+            raise ValueError(f"`item_cold_start` must be 'features' or 'none'. Found {self.item_cold_start!r}.")
         for name in ("lr", "init_std"):
             v = getattr(self, name)
             if not (np.isfinite(v) and v > 0):

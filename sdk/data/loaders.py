@@ -55,6 +55,8 @@ FORMATS: dict[str, str] = {
 _COMPRESSED = (".gz", ".bz2", ".zst", ".lz4")
 #: Item-file columns used as categorical features when ``ItemsSpec.feature_cols`` is not given.
 AUTO_FEATURE_COLUMNS = ("genres", "genre", "categories", "category", "tags")
+#: Files smaller than this load without a progress bar (a blink).
+_PROGRESS_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -496,7 +498,8 @@ def read_interactions(
     offset = 0
     total = path.stat().st_size if fmt != "parquet" else _parquet_rows(path)
     bar = tqdm(total=total, desc=f"load {path.name}", unit="B" if fmt != "parquet" else " rows",
-               unit_scale=True, file=sys.stderr, disable=not progress, leave=False)
+               unit_scale=True, file=sys.stderr, leave=False,
+               disable=not progress or path.stat().st_size < _PROGRESS_BYTES)
     try:
         for batch, done in _batches(path, fmt, read_cols):
             n = batch.num_rows

@@ -1,4 +1,4 @@
-"""``privrec train --mode federated``: simulated federated training on MovieLens-100K into a RUN_DIR.
+"""``privrec train --mode federated``: simulated federated training (MovieLens-100K or an app's own data) into a RUN_DIR.
 
 The RUN_DIR has the layout of a central run (:mod:`privrec.sdk.run`) — ``weights.safetensors`` (the item
 table ``V = E + F W`` and bias only: user vectors never exist outside devices), ``config.json``
@@ -19,8 +19,8 @@ from typing import Any
 
 from safetensors.numpy import save_file
 
-from ..data import heldout_users, leave_one_out, load_movielens100k
-from ..run import evaluate_run
+from ..data import DataSource, Interactions, heldout_users, leave_one_out
+from ..run import evaluate_run, load_run_data
 from .config import FederatedConfig
 from .side_info import movielens100k_item_features
 from .simulate import FederatedResult, simulate_federated
@@ -40,7 +40,8 @@ def json_safe(value: Any) -> Any:
 
 
 def write_federated_run(out: Path, result: FederatedResult, *, dataset: str, seed: int,
-                        items_catalog: list[dict[str, object]] | None = None) -> Path:
+                        items_catalog: list[dict[str, object]] | None = None,
+                        data_source: DataSource | None = None) -> Path:
     """Write ``result`` as a RUN_DIR (everything but ``metrics.json``); returns ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -67,6 +68,8 @@ def write_federated_run(out: Path, result: FederatedResult, *, dataset: str, see
         "train_devices": int(result.train_users.size),
         "seconds": result.seconds,
     }
+    if data_source is not None:
+        config["data"] = data_source.to_dict()
     (out / "config.json").write_text(json.dumps(json_safe(config), indent=2, sort_keys=True) + "\n")
     (out / "history.json").write_text(json.dumps(json_safe(result.history), indent=1) + "\n")
     result.ledger.save(out)
@@ -76,17 +79,27 @@ def write_federated_run(out: Path, result: FederatedResult, *, dataset: str, see
 
 
 def train_federated_run(out: Path, *, overrides: dict[str, Any] | None = None, seed: int = 0,
-                        progress: bool = True) -> Path:
-    """Simulate federated training on MovieLens-100K (one device per user, 10% of users held out) and
-    write a RUN_DIR (module docstring). ``overrides`` are :class:`FederatedConfig` fields."""
+                        progress: bool = True, data_source: DataSource | None = None,
+                        data: Interactions | None = None) -> Path:
+    """Simulate federated training (one device per user, 10% of users held out) and write a RUN_DIR
+    (module docstring). ``overrides`` are :class:`FederatedConfig` fields.
+
+    On MovieLens-100K by default; on an app's own file with ``data_source`` (recorded in ``config.json``;
+    ``data`` is that file already loaded, to skip a second read).
+    There ``item_features="genre"`` ties the item table to the item file's features (the data's
+    ``item_features``), or to none when the data has none.
+    """
     cfg = FederatedConfig.from_dict(dict(overrides or {}))
-    data = load_movielens100k()
+    data = data if data is not None else load_run_data(data_source, progress=progress)
     split = leave_one_out(data)
     train, held = heldout_users(split.num_users, fraction=cfg.heldout_fraction, seed=cfg.heldout_seed)
-    features = movielens100k_item_features(data)[0] if cfg.item_features == "genre" else None
+    features = None
+    if cfg.item_features == "genre":
+        features = movielens100k_item_features(data)[0] if data_source is None else data.item_features
     result = simulate_federated(split, cfg, train_users=train, heldout_users=held, seed=seed,
                                 features=features, progress=progress)
-    out = write_federated_run(Path(out), result, dataset=data.name, seed=seed, items_catalog=data.item_catalog())
+    out = write_federated_run(Path(out), result, dataset=data.name, seed=seed, items_catalog=data.item_catalog(),
+                              data_source=data_source)
     metrics = evaluate_run(out, split=split)
     metrics["privacy"] = result.ledger.to_manifest()
     (out / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2) + "\n")
