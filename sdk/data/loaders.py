@@ -244,7 +244,7 @@ def _schema_names(path: Path, fmt: str) -> list[str]:
         with pjson.open_json(pa.input_stream(str(path), compression="detect")) as jreader:
             return list(jreader.schema.names)
     except (pa.ArrowException, OSError) as exc:
-        raise _UnreadableError(f"{path}: cannot read it as {fmt} ({_one_line(exc)}).") from None
+        raise _unreadable(path, fmt, exc) from None
 
 
 def _batches(path: Path, fmt: str, columns: list[str], *, block_size: int = 1 << 22) -> Iterator[tuple[Any, int]]:
@@ -276,7 +276,12 @@ def _batches(path: Path, fmt: str, columns: list[str], *, block_size: int = 1 <<
                 pos = raw.tell() if stream is raw else 0
                 yield (batch.select(columns) if fmt == "jsonl" else batch), pos
     except (pa.ArrowException, OSError) as exc:
-        raise _UnreadableError(f"{path}: cannot read it as {fmt} ({_one_line(exc)}).") from None
+        raise _unreadable(path, fmt, exc) from None
+
+
+def _unreadable(path: Path, fmt: str, exc: BaseException) -> _UnreadableError:
+    hint = " Each JSON field must hold one type in every line: write ids as strings." if fmt == "jsonl" else ""
+    return _UnreadableError(f"{path}: cannot read it as {fmt} ({_one_line(exc)}).{hint}")
 
 
 def _verb(phrase: str, count: int) -> str:
