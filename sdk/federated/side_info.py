@@ -68,7 +68,8 @@ def movielens100k_item_features(data: Interactions, cache_dir: Path | None = Non
 
 
 def feature_tied_items(
-    items: ItemModel, features: NDArray[np.floating], cold: NDArray[np.bool_], *, l2: float = 1.0
+    items: ItemModel, features: NDArray[np.floating], cold: NDArray[np.bool_], *, l2: float = 1.0,
+    weights: NDArray[np.floating] | None = None,
 ) -> ItemModel:
     """Item cold start: the rows of ``cold`` items rebuilt from their public features.
 
@@ -84,6 +85,9 @@ def feature_tied_items(
         features: ``float[n, f]`` public item features (multi-hot or weighted), the same rows as ``items``.
         cold: ``bool[n]``, True for the items whose rows are replaced.
         l2: ridge coefficient (≥ 0) on ``W``.
+        weights: optional ``float[n]`` ≥ 0 weight of each warm item in the fit (e.g. its interaction count: the
+            table then predicts the row of an item as users meet items, which favours popular items' rows);
+            ``None`` weighs every warm item the same.
 
     Returns the new :class:`ItemModel`; warm rows are unchanged. Raises ``ValueError`` on shape mismatches
     or when no item is warm.
@@ -102,12 +106,16 @@ def feature_tied_items(
         raise ValueError("every item is cold: the feature-tied table needs at least one item with interactions.")
     if not cold.any():
         return items
+    w = np.ones(n) if weights is None else np.asarray(weights, np.float64)
+    if w.shape != (n,) or not np.isfinite(w).all() or (w < 0).any() or not (w[warm] > 0).any():
+        raise ValueError(f"`weights` must be {n} finite values >= 0, positive for some warm item. Found shape {w.shape}.")
     X = np.hstack([F, np.ones((n, 1))])
     Y = np.hstack([items.item_embedding, items.item_bias[:, None]]).astype(np.float64)
     reg = l2 * np.eye(X.shape[1])
     reg[-1, -1] = 0.0  # no penalty on the intercept
     Xw = X[warm]
-    W = np.linalg.lstsq(Xw.T @ Xw + reg, Xw.T @ Y[warm], rcond=None)[0]
+    Xww = Xw * w[warm][:, None]
+    W = np.linalg.lstsq(Xw.T @ Xww + reg, Xww.T @ Y[warm], rcond=None)[0]
     pred = X[cold] @ W
     V = items.item_embedding.copy()
     b = items.item_bias.copy()
