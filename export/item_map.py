@@ -55,7 +55,7 @@ def check_item_map(raw: object, num_items: int) -> list[dict[str, Any]]:
         if not isinstance(item, dict):
             raise BundleError(f"{where} must be an object {{'index', 'id', …}}. Found {item!r:.80}.")
         index, ident, title = item.get("index"), item.get("id"), item.get("title", "")
-        if not _is_int(index):
+        if not isinstance(index, int) or isinstance(index, bool):
             raise BundleError(f"{where}.index must be an int. Found {index!r:.80}.")
         if not 0 <= index < num_items:
             raise BundleError(f"{where}.index must be in [0, {num_items}). Found {index}.")
@@ -196,12 +196,12 @@ class ItemMap:
         if weights is None:
             w = np.ones(len(ids), np.float32)
         else:
-            w = np.asarray(weights, np.float64).reshape(-1)
-            if w.shape != (len(ids),):
-                raise ValueError(f"`weights` must have one value per item id ({len(ids)}). Found {w.size}.")
-            if not np.isfinite(w).all() or (w < 0).any():
+            given = np.asarray(weights, np.float64).reshape(-1)
+            if given.shape != (len(ids),):
+                raise ValueError(f"`weights` must have one value per item id ({len(ids)}). Found {given.size}.")
+            if not np.isfinite(given).all() or (given < 0).any():
                 raise ValueError("`weights` must be finite and >= 0.")
-            w = w.astype(np.float32)
+            w = given.astype(np.float32)
         rows: list[int] = []
         keep: list[int] = []
         dropped: list[str] = []

@@ -18,10 +18,19 @@ Round participation (``Device.take_part``) follows the server's lead (:mod:`priv
 
 The user vector and the interactions never leave the device; only masked vectors, public keys and
 encrypted or revealed Shamir shares do.
+
+**History by item id.** The device stores its history as the app's own item ids (the manifest's item map,
+docs/BUNDLE.md), never as rows of a bundle's table. Each bundle it installs maps the history onto its own
+rows (:meth:`Device.mapped_history`): after a catalog update (a new bundle with items added, removed and
+re-ordered) every surviving item keeps its place in the history, and items the new catalog lacks are left
+out of reconstruction, updates and the seen-item filter (counted, and logged) while staying stored, so a
+later catalog that brings one back finds it. A history written by an earlier privrec as rows is converted
+to ids with the item map of the first bundle installed after the upgrade (the catalog those rows index).
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 import shutil
 import tarfile
@@ -35,6 +44,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from privrec.export.errors import BundleError
+from privrec.export.item_map import MappedHistory, check_history_ids, holds_item_ids
 from privrec.export.signing import PublicKeySource
 from privrec.sdk.federated.device import device_update
 from privrec.sdk.federated.round import aggregation_input
@@ -53,11 +63,13 @@ from privrec.sdk.secagg import (
 
 from .client import ServerClient, ServerError
 from .recommender import Backend, Recommender
-from .store import EncryptedStore
+from .store import EncryptedStore, StoreIntegrityError
 
 __all__ = ["Device", "RoundReport"]
 
-_INTERACTIONS = "interactions"
+_log = logging.getLogger(__name__)
+_HISTORY = "history"  # {"item_ids": [str], "ratings": [float >= 0]}: the app's item ids, oldest first
+_LEGACY_INTERACTIONS = "interactions"  # earlier privrec: {"item_ids": [int row], "ratings": [float]}
 _CREDENTIALS = "credentials"
 _USER = "user_vector"
 _ROUND = "round"
@@ -131,28 +143,96 @@ class Device:
 
     # ----------------------------------------------------------------------------------- data
     def add_interactions(self, item_ids: object, ratings: object | None = None) -> None:
-        """Append interactions (item ids, optional non-negative weights) to the encrypted store."""
-        ids = np.asarray(item_ids).reshape(-1)
-        weights = np.ones(ids.size, np.float64) if ratings is None else np.asarray(ratings, np.float64).reshape(-1)
-        if weights.shape != ids.shape:
-            raise ValueError(f"`ratings` must have one weight per item ({ids.size}). Found {weights.size}.")
+        """Append interactions to the encrypted store, oldest first: the app's item ids and optional weights.
+
+        Args:
+            item_ids: the app's item ids (strings, as in the manifest's item map). For callers written
+                for rows, ints are rows of the installed bundle and are stored as that bundle's ids for
+                them; with no bundle installed, row ``r`` is stored as ``str(r)`` (the id a bundle without
+                an item map gives it).
+            ratings: non-negative finite weights, one per item (default 1).
+
+        Raises ``TypeError``/``ValueError`` naming the first bad entry; nothing is stored then.
+        """
+        ids = self._as_item_ids(item_ids)
+        weights = np.ones(len(ids), np.float64) if ratings is None else np.asarray(ratings, np.float64).reshape(-1)
+        if weights.shape != (len(ids),):
+            raise ValueError(f"`ratings` must have one weight per item ({len(ids)}). Found {weights.size}.")
         if not np.all(np.isfinite(weights)) or (weights < 0).any():
             raise ValueError("`ratings` must be finite and >= 0.")
-        if ids.size and (ids.dtype.kind not in "iu" or ids.min() < 0):
-            raise ValueError("`item_ids` must be non-negative integers.")
-        data = self.store.get_json(_INTERACTIONS, {"item_ids": [], "ratings": []})
-        data["item_ids"].extend(int(i) for i in ids)
-        data["ratings"].extend(float(w) for w in weights)
-        self.store.put_json(_INTERACTIONS, data)
+        stored, stored_ratings = self.history()
+        self.store.put_json(
+            _HISTORY, {"item_ids": [*stored, *ids], "ratings": [*stored_ratings.tolist(), *(float(w) for w in weights)]}
+        )
+        self.store.delete(_USER)  # the stored user vector no longer reflects the history
 
-    def add_interaction(self, item_id: int, rating: float = 1.0) -> None:
-        """Append one interaction."""
+    def add_interaction(self, item_id: str | int, rating: float = 1.0) -> None:
+        """Append one interaction (an app item id; an int is a row, see :meth:`add_interactions`)."""
         self.add_interactions([item_id], [rating])
 
-    def interactions(self) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
-        """``(item_ids int64[M], ratings float32[M])`` from the encrypted store."""
-        data = self.store.get_json(_INTERACTIONS, {"item_ids": [], "ratings": []})
-        return np.asarray(data["item_ids"], np.int64), np.asarray(data["ratings"], np.float32)
+    def _as_item_ids(self, item_ids: object) -> list[str]:
+        if holds_item_ids(item_ids):
+            return check_history_ids(item_ids)
+        rows = np.asarray(item_ids).reshape(-1)
+        if rows.size == 0:
+            return []
+        if rows.dtype.kind not in "iu" or rows.min() < 0:
+            raise TypeError(
+                f"`item_ids` must be the app's item ids (strings) or rows (non-negative ints). Found {item_ids!r:.80}."
+            )
+        if self._recommender is None:
+            return [str(int(r)) for r in rows]
+        return self._recommender.item_map.ids_of(rows.tolist())
+
+    def history(self) -> tuple[list[str], NDArray[np.float32]]:
+        """The stored history: the app's item ids (oldest first) and their weights ``float32[M]``.
+
+        Raises :class:`~privrec.runtime.StoreIntegrityError` when the record is not a history of item ids
+        (a list of non-empty strings and one finite weight >= 0 each), and ``RuntimeError`` when only a
+        history written by an earlier privrec (rows) is stored and no bundle is installed to convert it.
+        """
+        raw = self.store.get_json(_HISTORY)
+        if raw is None:
+            if _LEGACY_INTERACTIONS in self.store:
+                return self._migrate_legacy()
+            return [], np.zeros(0, np.float32)
+        return _check_history_record(raw)
+
+    def interactions(self) -> tuple[NDArray[np.str_], NDArray[np.float32]]:
+        """``(item_ids str[M], ratings float32[M])``: :meth:`history` as numpy arrays."""
+        ids, ratings = self.history()
+        return np.asarray(ids, dtype=np.str_), ratings
+
+    def _migrate_legacy(self) -> tuple[list[str], NDArray[np.float32]]:
+        """Convert a history stored as rows by an earlier privrec to item ids, through the installed bundle.
+
+        The new record is written before the old one is deleted: a crash in between leaves both, and the
+        next read uses the new one (and deletes the old)."""
+        rows, ratings = _check_legacy_record(self.store.get_json(_LEGACY_INTERACTIONS))
+        if self._recommender is None:
+            raise RuntimeError(
+                "This device's history was stored as bundle rows by an earlier privrec: install the bundle those "
+                "rows index (install_bundle) before reading or adding interactions, so they become item ids."
+            )
+        item_map = self._recommender.item_map
+        keep = [pos for pos, row in enumerate(rows) if row < item_map.num_items]
+        if len(keep) < len(rows):
+            _log.warning(
+                "history migration: %d of %d stored rows are outside bundle %s (%d items); dropped",
+                len(rows) - len(keep), len(rows), self._recommender.manifest.model_version, item_map.num_items,
+            )
+        ids = item_map.ids_of([rows[p] for p in keep])
+        kept_ratings = [ratings[p] for p in keep]
+        self.store.put_json(_HISTORY, {"item_ids": ids, "ratings": kept_ratings})
+        self.store.delete(_LEGACY_INTERACTIONS)
+        self.store.delete(_USER)
+        return ids, np.asarray(kept_ratings, np.float32)
+
+    def mapped_history(self) -> MappedHistory:
+        """The stored history mapped onto the installed bundle's rows; ``dropped`` lists the stored ids that
+        bundle's catalog does not hold (left out of everything the device computes with it)."""
+        ids, ratings = self.history()
+        return self.recommender.map_history(ids, ratings)
 
     # ----------------------------------------------------------------------------------- bundle
     @property
@@ -168,7 +248,12 @@ class Device:
         return self._model_version
 
     def install_bundle(self, source: Path | str | bytes, *, version: int | None = None) -> Recommender:
-        """Load a bundle from a directory or from the server's tar bytes (hashes checked by the loader)."""
+        """Load a bundle from a directory or from the server's tar bytes (hashes checked by the loader).
+
+        Then maps the stored history through the bundle's item map (converting one an earlier privrec
+        stored as rows) and logs how many stored interactions name items this catalog does not hold.
+        A stored history that cannot be read (:class:`~privrec.runtime.StoreIntegrityError`) is raised
+        and the previous bundle stays installed."""
         if isinstance(source, bytes):
             bundles = self.root / "bundles"
             bundles.mkdir(parents=True, exist_ok=True)
@@ -185,36 +270,63 @@ class Device:
             path = target
         else:
             path = Path(source)
+        previous = self._recommender, self._model_version
         self._recommender = Recommender.load(path, backend=self.backend, public_key=self.public_key,
                                              allow_unsigned=self.allow_unsigned)
         self._model_version = version
+        try:
+            if _LEGACY_INTERACTIONS in self.store and _HISTORY in self.store:
+                self.store.delete(_LEGACY_INTERACTIONS)  # a migration interrupted after its new record was written
+            mapped = self.mapped_history()  # converts a history an earlier privrec stored as rows
+        except BaseException:
+            self._recommender, self._model_version = previous  # a stored history this bundle cannot read
+            raise
+        if mapped.dropped:
+            _log.info(
+                "bundle %s does not hold %d of the %d stored interactions' items (removed from the catalog); "
+                "they are left out while it is installed", self._recommender.manifest.model_version,
+                len(mapped.dropped), len(mapped.dropped) + mapped.rows.size,
+            )
         return self._recommender
 
     def _labels(self) -> NDArray[np.float32]:
-        """The recipe's labels of the stored history for the installed bundle."""
-        ids, ratings = self.interactions()
-        return self.recommender.recipe.labels(ids, self.recommender.num_items, weights=ratings)
+        """The recipe's labels of the stored history (mapped onto the installed bundle's rows)."""
+        mapped = self.mapped_history()
+        return self.recommender.recipe.labels(mapped.rows, self.recommender.num_items, weights=mapped.weights)
+
+    def _bundle_key(self) -> list[Any]:
+        return [self._model_version, self.recommender.manifest.model_version]
 
     def finetune(self) -> NDArray[np.float32]:
         """Rebuild the user vector from the stored history with the bundle's reconstruction recipe
-        (:meth:`Recommender.reconstruct`) and keep it in the encrypted store."""
-        ids, ratings = self.interactions()
-        user = self.recommender.reconstruct(ids, weights=ratings)
-        self.store.put_json(_USER, {"model_version": self._model_version, "user": user.tolist()})
+        (:meth:`Recommender.reconstruct`) and keep it in the encrypted store.
+
+        The history is mapped through the installed bundle's item map first: items its catalog does not
+        hold are left out (:meth:`mapped_history` lists them), so the vector is the one a device that
+        started on this bundle with the surviving history would build."""
+        mapped = self.mapped_history()
+        user = self.recommender.reconstruct(mapped.rows, weights=mapped.weights)
+        self.store.put_json(_USER, {"model_version": self._bundle_key(), "user": user.tolist()})
         return user
 
     def user_vector(self) -> NDArray[np.float32]:
-        """The stored user vector for the installed model (fine-tuned now if missing or stale)."""
+        """The stored user vector for the installed bundle (fine-tuned now if missing or stale)."""
         saved = self.store.get_json(_USER)
-        if saved is None or saved.get("model_version") != self._model_version:
+        if saved is None or saved.get("model_version") != self._bundle_key():
             return self.finetune()
         return np.asarray(saved["user"], np.float32)
 
     def recommend(self, k: int | None = None, *, exclude_seen: bool = True) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
-        """Top-``k`` items from the bundle's ``recommend`` signature, excluding seen items by default."""
-        ids, _ = self.interactions()
-        exclude = np.unique(ids) if exclude_seen and ids.size else None
+        """Top-``k`` rows of the installed bundle from its ``recommend`` signature, excluding seen items by
+        default (:meth:`recommend_ids` returns the app's item ids)."""
+        rows = self.mapped_history().rows
+        exclude = np.unique(rows) if exclude_seen and rows.size else None
         return self.recommender.recommend(self.user_vector(), exclude=exclude, k=k)
+
+    def recommend_ids(self, k: int | None = None, *, exclude_seen: bool = True) -> tuple[list[str], NDArray[np.float32]]:
+        """:meth:`recommend` as the app's item ids (the installed bundle's item map) and their scores."""
+        rows, scores = self.recommend(k, exclude_seen=exclude_seen)
+        return self.recommender.item_map.ids_of(rows.tolist()), scores
 
     # ----------------------------------------------------------------------------------- rounds
     def connect(self, server: str, *, enrolment_code: str | None = None, **client_kwargs: Any) -> ServerClient:
@@ -375,3 +487,44 @@ class Device:
 
     def __repr__(self) -> str:
         return f"Device(name={self.name!r}, root={str(self.root)!r}, model_version={self._model_version})"
+
+
+def _check_history_record(raw: object) -> tuple[list[str], NDArray[np.float32]]:
+    """The ``history`` record's ids and weights, or :class:`StoreIntegrityError` naming what is wrong."""
+    where = f"Store record {_HISTORY!r}"
+    if not isinstance(raw, dict) or set(raw) != {"item_ids", "ratings"}:
+        found = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
+        raise StoreIntegrityError(f"{where} must be an object with keys ['item_ids', 'ratings']. Found {found}.")
+    ids, ratings = raw["item_ids"], raw["ratings"]
+    if not isinstance(ids, list) or not isinstance(ratings, list) or len(ids) != len(ratings):
+        raise StoreIntegrityError(
+            f"{where} must hold two lists of equal length. Found item_ids {type(ids).__name__} "
+            f"and ratings {type(ratings).__name__}"
+            + (f" of lengths {len(ids)} and {len(ratings)}." if isinstance(ids, list) and isinstance(ratings, list) else ".")
+        )
+    for pos, ident in enumerate(ids):
+        if not isinstance(ident, str) or not ident:
+            raise StoreIntegrityError(
+                f"{where}: `item_ids[{pos}]` must be a non-empty item id string. Found {ident!r:.80} ({type(ident).__name__})."
+            )
+    return ids, _check_ratings(ratings, where)
+
+
+def _check_legacy_record(raw: object) -> tuple[list[int], list[float]]:
+    """The rows and weights of a history an earlier privrec stored, checked like :func:`_check_history_record`."""
+    where = f"Store record {_LEGACY_INTERACTIONS!r} (written by an earlier privrec)"
+    if not isinstance(raw, dict) or not isinstance(raw.get("item_ids"), list) or not isinstance(raw.get("ratings"), list) \
+            or len(raw["item_ids"]) != len(raw["ratings"]):
+        raise StoreIntegrityError(f"{where} must hold lists `item_ids` and `ratings` of equal length. Found {raw!r:.120}.")
+    rows = raw["item_ids"]
+    for pos, row in enumerate(rows):
+        if isinstance(row, bool) or not isinstance(row, int) or row < 0:
+            raise StoreIntegrityError(f"{where}: `item_ids[{pos}]` must be a row (an int >= 0). Found {row!r:.80}.")
+    return rows, _check_ratings(raw["ratings"], where).tolist()
+
+
+def _check_ratings(ratings: list[Any], where: str) -> NDArray[np.float32]:
+    for pos, w in enumerate(ratings):
+        if isinstance(w, bool) or not isinstance(w, int | float) or not np.isfinite(w) or w < 0:
+            raise StoreIntegrityError(f"{where}: `ratings[{pos}]` must be a finite number >= 0. Found {w!r:.80}.")
+    return np.asarray(ratings, np.float32)

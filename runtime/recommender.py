@@ -7,10 +7,17 @@ other file is read; ``allow_unsigned=True`` skips that, loudly) that pass every 
 symbolic links, each file's size and sha256, weight dtypes, shapes and data offsets). It validates every
 input at the boundary and every output of the artifact (a non-finite result is refused, never returned),
 with messages that say what was expected and what was found.
+
+**Rows and item ids.** Everywhere an item is an input, an ``int`` is a row of this bundle's item table and
+a ``str`` is the app's own item id, mapped through the manifest's item map (:attr:`Recommender.item_map`;
+row ``r`` holds id ``str(r)`` in a bundle without one). Store histories by id: ids survive a catalog update
+(items added, removed, re-ordered in a new bundle version), rows do not. Ids the bundle does not hold are
+left out of a reconstruction (and logged); :meth:`Recommender.map_history` reports them.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from dataclasses import dataclass
@@ -24,6 +31,7 @@ from numpy.typing import NDArray
 from privrec.export.base import SignatureRunner, get_runner_factory
 from privrec.export.errors import BundleWarning
 from privrec.export.golden import case_arrays, load_golden
+from privrec.export.item_map import ItemMap, MappedHistory, holds_item_ids
 from privrec.export.manifest import Manifest, load_item_features, load_manifest
 from privrec.export.signing import PublicKeySource, load_public_key
 from privrec.export.verify import max_abs_err
@@ -37,6 +45,7 @@ BACKENDS: dict[str, str] = {"onnxruntime": "onnx", "litert": "tflite"}  # backen
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+_log = logging.getLogger(__name__)
 
 
 def _check_rate(value: object, name: str, *, positive: bool) -> float:
@@ -175,6 +184,26 @@ class Recommender:
         """Item metadata, one ``{"index", "id", "title", …}`` per model row (empty if none was exported)."""
         return self.manifest.items
 
+    @property
+    def item_map(self) -> ItemMap:
+        """Row ↔ the app's item id for this bundle (the implicit ``str(row)`` map when it has none)."""
+        return self.manifest.item_map
+
+    def map_history(self, item_ids: object, weights: object | None = None) -> MappedHistory:
+        """Map a history of app item ids (oldest first) onto this bundle's rows.
+
+        Returns the rows and weights of the ids this catalog holds, in order, and the ids it does not hold
+        (``dropped``: items removed by a catalog update, or never in it). Raises ``TypeError`` naming the
+        first entry that is not a string.
+        """
+        return self.item_map.map_history(item_ids, weights)
+
+    def _rows(self, values: object) -> object:
+        """Rows for an input that may hold app item ids (ids this bundle lacks are left out)."""
+        if not holds_item_ids(values):
+            return values
+        return self.item_map.map_history(values).rows
+
     def score(self, user: NDArray[np.floating], item_ids: object | None = None) -> NDArray[np.float32]:
         """Scores ``float32[N]`` of ``item_ids`` (1-D ints in ``[0, num_items)``) for ``user`` ``[dim]``.
 
@@ -199,7 +228,8 @@ class Recommender:
         """The ``k`` best items for ``user`` (highest first) and their scores, never any of ``exclude``.
 
         ``k`` defaults to, and must not exceed, the exported ``top_k``. Fewer than ``k`` items come back
-        only when fewer than ``k`` are not excluded. Ties go to the lower item index.
+        only when fewer than ``k`` are not excluded. Ties go to the lower item index. Returns rows
+        (``int64[k]``); ``exclude`` holds rows or app item ids. :meth:`recommend_ids` returns app item ids.
         """
         u = check_user_vector(user, self.dim)
         if k is None:
@@ -210,12 +240,19 @@ class Recommender:
             raise ValueError(f"`k` must be in [1, {self.top_k}] (the K this bundle was exported with). Found {k}.")
         mask = np.zeros(self.num_items, np.float32)
         if exclude is not None:
-            mask[check_item_ids(exclude, self.num_items, "exclude")] = -np.inf
+            mask[check_item_ids(self._rows(exclude), self.num_items, "exclude")] = -np.inf
         ids, scores = self._runner.recommend(u, mask)
         _check_output(scores, "recommend", "top_scores", " (a user vector too large for float32?)", allow_neg_inf=True)
         ids, scores = np.asarray(ids)[:k], np.asarray(scores, np.float32)[:k]
         keep = np.isfinite(scores)
         return ids[keep].astype(np.int64), scores[keep]
+
+    def recommend_ids(
+        self, user: NDArray[np.floating], exclude: object | None = None, k: int | None = None
+    ) -> tuple[list[str], NDArray[np.float32]]:
+        """:meth:`recommend`, with the app's item ids (through :attr:`item_map`) instead of rows."""
+        rows, scores = self.recommend(user, exclude=exclude, k=k)
+        return self.item_map.ids_of(rows.tolist()), scores
 
     def finetune(
         self,
@@ -273,14 +310,32 @@ class Recommender:
         weights: object | None = None,
         init: NDArray[np.floating] | None = None,
     ) -> NDArray[np.float32]:
-        """Fit this device's user vector to its ``history`` (item ids, oldest first) — the on-device
-        Federated Reconstruction step, run entirely through the exported ``finetune`` signature.
+        """Fit this device's user vector to its ``history`` (oldest first) — the on-device Federated
+        Reconstruction step, run entirely through the exported ``finetune`` signature.
+
+        ``history`` holds rows of this bundle (ints) or the app's item ids (strings, mapped through
+        :attr:`item_map`: ids this catalog does not hold — removed by a catalog update — are left out with
+        their weights, and logged; :meth:`map_history` reports them). The surviving history then gives the
+        vector a device that started on this bundle with it would get.
 
         Follows the bundle's :attr:`recipe` (:mod:`privrec.sdk.recipe`): the item ``r`` interactions
         before the latest is labelled ``w · 0.5 ** (r / recency_half_life)`` (optional ``weights`` w, default
         1), a repeated item keeps its largest label; ``finetune`` runs ``calls`` times over the whole catalog
         from ``init`` (default zeros). Returns ``float32[dim]``.
         """
+        if holds_item_ids(history):
+            mapped = self.map_history(history, weights)
+            if mapped.dropped:
+                _log.info(
+                    "reconstruct: %d of %d history entries name items bundle %s does not hold; left out",
+                    len(mapped.dropped), len(mapped.dropped) + mapped.rows.size, self.manifest.model_version,
+                )
+            if mapped.rows.size == 0:
+                raise ValueError(
+                    f"`history` must name at least one item of this catalog. Found {len(mapped.dropped)} item id(s), "
+                    "none in this bundle's item map."
+                )
+            history, weights = mapped.rows, mapped.weights
         recipe = self.recipe
         labels = recipe.labels(history, self.num_items, weights=weights)
         return recipe.fit(self.finetune, labels, dim=self.dim, init=init)

@@ -48,15 +48,17 @@ def test_history_is_encrypted_at_rest(tmp_path: Path) -> None:
     dev = Device(tmp_path / "d", name="alice", allow_unsigned=True)
     dev.add_interactions([3, 7, 11], [1.0, 0.5, 2.0])
     dev.add_interaction(5)
+    dev.add_interactions(["sku-9"])
     ids, ratings = dev.interactions()
-    assert ids.tolist() == [3, 7, 11, 5] and ratings.tolist() == [1.0, 0.5, 2.0, 1.0]
+    # Stored by item id: with no bundle installed, row r is the id str(r) (a bundle without an item map).
+    assert ids.tolist() == ["3", "7", "11", "5", "sku-9"] and ratings.tolist() == [1.0, 0.5, 2.0, 1.0, 1.0]
     raw = b"".join(p.read_bytes() for p in (tmp_path / "d" / "store").glob("*.rec"))
-    assert b"[3, 7, 11" not in raw and b"item_ids" not in raw
+    assert b'"3", "7"' not in raw and b"sku-9" not in raw and b"item_ids" not in raw
     (rec,) = list((tmp_path / "d" / "store").glob("*.rec"))
     blob = bytearray(rec.read_bytes())
     blob[-3] ^= 0xFF
     rec.write_bytes(bytes(blob))
-    with pytest.raises(StoreIntegrityError, match="Record 'interactions'"):
+    with pytest.raises(StoreIntegrityError, match="Record 'history'"):
         dev.interactions()
     with pytest.raises(ValueError, match="`ratings` must be finite and >= 0"):
         Device(tmp_path / "e", name="e", allow_unsigned=True).add_interactions([1], [-1.0])
