@@ -24,6 +24,7 @@ from .bundle import (
     sign_bundle,
 )
 from .errors import BundleError, BundleWarning, SignatureError
+from .item_map import ItemMap, MappedHistory
 from .manifest import Manifest, load_manifest
 from .reference import Reference, load_reference
 from .signing import generate_signing_key, key_id, load_private_key, load_public_key, verify_signature
@@ -34,7 +35,9 @@ __all__ = [
     "BundleError",
     "BundleWarning",
     "ExportConfig",
+    "ItemMap",
     "Manifest",
+    "MappedHistory",
     "Reference",
     "SignatureError",
     "SignatureRunner",
