@@ -14,6 +14,7 @@ from .loaders import (
     read_interactions,
 )
 from .movielens import load_movielens1m, load_movielens100k
+from .population import PopulationChunk, PopulationModel, generate_users, iter_population, movielens100k_population
 from .source import DataSource
 from .splits import LeaveOneOutSplit, heldout_users, leave_one_out, training_histories
 from .summary import DataSummary, summarize
@@ -29,15 +30,20 @@ __all__ = [
     "ItemsSpec",
     "LeaveOneOutSplit",
     "LoadReport",
+    "PopulationChunk",
+    "PopulationModel",
     "data_dir",
     "detect_format",
     "fetch_movielens100k",
+    "generate_users",
     "heldout_users",
+    "iter_population",
     "leave_one_out",
     "load_interactions",
     "load_movielens1m",
     "load_movielens100k",
     "movielens100k_dir",
+    "movielens100k_population",
     "read_interactions",
     "sha256_file",
     "summarize",
