@@ -24,6 +24,7 @@ from privrec.sdk.model import ItemModel
 from privrec.sdk.quantize import Int4ItemModel, QuantizedItemModel
 
 __all__ = [
+    "COREML_TARGETS",
     "PRECISIONS",
     "ArtifactRecord",
     "ExportConfig",
@@ -41,6 +42,7 @@ __all__ = [
 
 Precision = Literal["float32", "int8", "int4"]
 PRECISIONS: tuple[Precision, ...] = ("float32", "int8", "int4")
+COREML_TARGETS: tuple[str, ...] = ("iOS18", "iOS16")
 Exportable = ItemModel | QuantizedItemModel | Int4ItemModel
 
 
@@ -51,13 +53,19 @@ class ExportConfig:
     Attributes:
         top_k: ``K`` of the ``recommend`` signature.
         finetune_steps: gradient steps unrolled in the ``finetune`` signature.
-        sparsity: target sparsity the table was pruned to (0 = dense); Core ML uses it to choose the
-            iOS18 joint sparse + int8 variant.
+        sparsity: target sparsity the table was pruned to (0 = dense); with ``sparsity > 0`` the formats
+            that can store a sparse table do (Core ML iOS18 ``constexpr_sparse_to_dense``, ONNX int4 bit
+            mask + non-zeros), so pruning shrinks the files.
+        coreml_targets: Core ML deployment targets to write: ``("iOS18",)`` (default: one multifunction
+            package holding the three signatures over one copy of the weights), ``("iOS18", "iOS16")``
+            (plus the fallback for older iOS: three single-function iOS16 packages, each with its own copy
+            of the table; dense float32 or int8 only), or ``("iOS16",)`` alone.
     """
 
     top_k: int = 10
     finetune_steps: int = 10
     sparsity: float = 0.0
+    coreml_targets: tuple[str, ...] = ("iOS18",)
 
     def __post_init__(self) -> None:
         if self.top_k <= 0:
@@ -66,6 +74,17 @@ class ExportConfig:
             raise ValueError(f"`finetune_steps` must be > 0. Found {self.finetune_steps}.")
         if not 0.0 <= self.sparsity < 1.0:
             raise ValueError(f"`sparsity` must be in [0, 1). Found {self.sparsity}.")
+        targets = self.coreml_targets
+        if (
+            not isinstance(targets, tuple)
+            or not targets
+            or len(set(targets)) != len(targets)
+            or not set(targets) <= set(COREML_TARGETS)
+        ):
+            raise ValueError(
+                f"`coreml_targets` must be a non-empty tuple of distinct targets from {list(COREML_TARGETS)}. "
+                f"Found {targets!r}."
+            )
 
 
 @dataclass(frozen=True)

@@ -217,13 +217,14 @@ def _write_bundle(
     recency_half_life: float | None = None,
     item_features: NDArray[np.float32] | None = None,
     sign_key: Ed25519PrivateKey | None = None,
+    coreml_targets: tuple[str, ...] = ("iOS18",),
 ) -> None:
     save_file(dict(model.tensors()), str(tmp / WEIGHTS_NAME))
     extra: dict[str, Any] = {}
     if item_features is not None:
         save_file({"item_features": item_features}, str(tmp / ITEM_FEATURES_NAME))
         extra["item_features"] = {"file": ITEM_FEATURES_NAME, "columns": int(item_features.shape[1])}
-    config = ExportConfig(top_k=top_k, finetune_steps=ft.steps, sparsity=sparsity)
+    config = ExportConfig(top_k=top_k, finetune_steps=ft.steps, sparsity=sparsity, coreml_targets=coreml_targets)
     artifacts: dict[str, dict[str, Any]] = {}
     owner: dict[str, str] = {}
     for fmt in fmts:
@@ -308,6 +309,7 @@ def export_bundle(
     recency_half_life: float | None = None,
     item_features: NDArray[np.floating] | None = None,
     sign_key: PrivateKeySource | None = None,
+    coreml_targets: tuple[str, ...] = ("iOS18",),
 ) -> Path:
     """Write a complete bundle (docs/BUNDLE.md) to ``out_dir`` and return its path.
 
@@ -337,6 +339,8 @@ def export_bundle(
         sign_key: the publisher's Ed25519 private key (a PEM path, its bytes, or the key object): writes
             ``manifest.sig`` (:func:`sign_bundle`) so apps can verify the bundle with the public key they
             pin. None writes an unsigned bundle, which readers load only with ``allow_unsigned=True``.
+        coreml_targets: Core ML deployment targets (:class:`~privrec.export.base.ExportConfig`): one iOS18
+            multifunction package by default; add ``"iOS16"`` for the three-package fallback.
 
     The bundle appears atomically: it is written to a temporary sibling directory, signed, checked with
     :func:`~privrec.export.manifest.load_manifest` (against the signing key's public half), and renamed
@@ -344,6 +348,7 @@ def export_bundle(
     """
     m, p = _prepare_model(model, precision)
     fmts = _check_formats(formats)
+    ExportConfig(coreml_targets=coreml_targets)  # refuses bad targets before any work
     ft = FinetuneConfig() if finetune is None else finetune
     if not isinstance(ft, FinetuneConfig):
         raise TypeError(f"`finetune` must be a FinetuneConfig. Found {type(ft).__name__}.")
@@ -363,7 +368,9 @@ def export_bundle(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
-        _write_bundle(tmp, m, p, fmts, ft, top_k, meta, ledger, float(sparsity), recency_half_life, features, key)
+        _write_bundle(
+            tmp, m, p, fmts, ft, top_k, meta, ledger, float(sparsity), recency_half_life, features, key, coreml_targets
+        )
         os.chmod(tmp, 0o755)
         old: Path | None = None
         if out.is_dir() and any(out.iterdir()):
@@ -387,6 +394,7 @@ def export_run(
     sparsity: float = 0.0,
     overwrite: bool = False,
     sign_key: PrivateKeySource | None = None,
+    coreml_targets: tuple[str, ...] = ("iOS18",),
 ) -> Path:
     """Export a RUN_DIR written by ``privrec train`` (what ``privrec export`` calls).
 
@@ -394,7 +402,7 @@ def export_run(
     ``"finetune"`` object with ``steps``/``lr``/``l2``), ``items.json`` (item metadata, if present) and
     ``privacy_ledger.json`` (the privacy ledger, if present; otherwise ``{"mode": "none"}``). With
     ``sparsity > 0`` the item table is first pruned and fine-tuned by ``privrec.sdk.prune.prune_run``.
-    ``sign_key`` signs the bundle (:func:`export_bundle`).
+    ``sign_key`` signs the bundle and ``coreml_targets`` picks the Core ML packages (:func:`export_bundle`).
     """
     run = Path(run_dir)
     key = None if sign_key is None else load_private_key(sign_key)  # a bad key fails before any work
@@ -428,6 +436,7 @@ def export_run(
         overwrite=overwrite,
         recency_half_life=(config.get("train") or {}).get("recency_half_life"),
         sign_key=key,
+        coreml_targets=coreml_targets,
     )
 
 
@@ -449,6 +458,7 @@ def export_format(
     top_k: int = 10,
     finetune_steps: int = 10,
     sparsity: float = 0.0,
+    coreml_targets: tuple[str, ...] = ("iOS18",),
 ) -> ArtifactRecord:
     """Write one format's artifact files into ``out_dir`` (no manifest, weights or golden file).
 
@@ -462,7 +472,8 @@ def export_format(
     exporter = get_exporter(fmt)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return exporter(m, out, ExportConfig(top_k=top_k, finetune_steps=finetune_steps, sparsity=sparsity))
+    config = ExportConfig(top_k=top_k, finetune_steps=finetune_steps, sparsity=sparsity, coreml_targets=coreml_targets)
+    return exporter(m, out, config)
 
 
 def export_onnx(model: Exportable, out_dir: Path | str, **kwargs: Any) -> ArtifactRecord:

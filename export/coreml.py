@@ -1,27 +1,34 @@
 """Core ML exporter: ML programs built directly with the MIL builder, and their Linux parity runner.
 
-Files written into the bundle::
+Files written into the bundle (``ExportConfig.coreml_targets``)::
 
-    RecommenderScore.mlpackage/      iOS16  score(user, item_ids) -> scores
-    RecommenderRecommend.mlpackage/  iOS16  recommend(user, mask) -> top_ids, top_scores
-    RecommenderFinetune.mlpackage/   iOS16  finetune(user, item_ids, labels, lr, l2) -> user_out, loss
-    RecommenderSparse.mlpackage/     iOS18, only when ``config.sparsity > 0``: one multifunction package with
-                                     the functions ``score``, ``recommend`` and ``finetune`` (same signatures)
+    Recommender.mlpackage/           iOS18 (default): one multifunction package with the functions
+                                     ``score``, ``recommend`` and ``finetune`` over one copy of the weights
+    RecommenderScore.mlpackage/      iOS16 (opt-in fallback)  score(user, item_ids) -> scores
+    RecommenderRecommend.mlpackage/  iOS16 (opt-in fallback)  recommend(user, mask) -> top_ids, top_scores
+    RecommenderFinetune.mlpackage/   iOS16 (opt-in fallback)  finetune(user, item_ids, labels, lr, l2) -> user_out, loss
 
 Why this layout: a multifunction ML program (several functions sharing one weight file) needs Core ML
-specification 9, i.e. iOS18 / macOS15 (coremltools "Multifunction Models" guide), and an iOS16 package has
-exactly one function, so the iOS16 baseline is three packages, one per signature (each stores the table;
-Core ML cannot share weights between packages). The iOS18 variant is one multifunction package whose
-three functions point at the same blobs (``weight_id``), and it stores the table sparse: the bit mask and
-the non-zero values only (``constexpr_sparse_to_dense``, and for int8 jointly with the per-row dequantize,
-``constexpr_sparse_blockwise_shift_scale`` — joint compression exists only from iOS18). Apps pick the
-iOS18 package when ``#available(iOS 18, *)`` and the three iOS16 packages otherwise (``details.variants``).
+specification 9, i.e. iOS18 / macOS15 (coremltools "Multifunction Models" guide). Its three functions
+point at the same blobs (``weight_id``), so the table is stored once and the Core ML artifact costs about
+what the ONNX one does. The table is stored as the precision says: float32 ``const``; int8 or int4 with
+one float32 scale per row in ``constexpr_blockwise_shift_scale`` (``data`` int8 / int4 ``[items, d]``,
+``scale`` ``[items, 1]``: ``V = q * scale``); and when the table was pruned (``sparsity > 0``), sparse —
+the bit mask and the non-zero values only (``constexpr_sparse_to_dense``, jointly with the per-row
+dequantize for int8 / int4 through ``constexpr_sparse_blockwise_shift_scale``). All of these exist
+only from iOS18.
+
+The fallback for iOS 16-17 (``coreml_targets=("iOS18", "iOS16")``, ``privrec export --coreml-ios16``):
+an iOS16 package has exactly one function, so it is three packages, one per signature, each storing the
+table (Core ML cannot share weights between packages): about 3x the bytes. It holds float32 or int8
+(``constexpr_affine_dequantize``) dense tables; int4 needs iOS18 and is refused there. Apps pick the iOS18
+package when ``#available(iOS 18, *)`` and the iOS16 packages otherwise (``details.variants``).
 
 How the programs are built: by hand with ``coremltools``' MIL builder (``mb.program``/``mb.function``),
-not by tracing a torch module, so every op is exactly the maths of docs/BUNDLE.md and the int8 package
-stores *our* int8 table and per-row float32 scales bit for bit: ``constexpr_affine_dequantize``
-(``quantized_data`` int8 ``[items, d]``, ``zero_point`` 0, ``scale`` float32 ``[items]``, ``axis`` 0)
-computes ``V = q * scale[:, None]``, the dequantization of :mod:`privrec.sdk.quantize`.
+not by tracing a torch module, so every op is exactly the maths of docs/BUNDLE.md and the int8 / int4
+packages store *our* table and per-row float32 scales bit for bit (iOS18 ``constexpr_blockwise_shift_scale``
+and iOS16 ``constexpr_affine_dequantize`` with ``zero_point`` 0, ``axis`` 0 both compute
+``V = q * scale[:, None]``), the dequantization of :mod:`privrec.sdk.quantize`.
 ``ct.optimize.coreml.linear_quantize_weights`` would re-quantize the float table with its own rounding
 and scales, which differs from the :class:`QuantizedItemModel` that ``weights.safetensors`` holds.
 Conversion uses ``compute_precision=FLOAT32`` (parity with the float32 reference), int32 ids, ``N``/``M``
@@ -51,7 +58,7 @@ from coremltools.converters.mil.mil import Function, Program, Var, types
 from coremltools.converters.mil.mil.program import get_new_symbol
 from numpy.typing import NDArray
 
-from privrec.sdk.quantize import QuantizedItemModel
+from privrec.sdk.quantize import Int4ItemModel, QuantizedItemModel
 
 from .base import (
     ArtifactRecord,
@@ -67,8 +74,8 @@ from .mil_interpreter import SUPPORTED_OPS, MilProgram, load_package_spec
 
 __all__ = [
     "DENSE_PACKAGES",
+    "MULTIFUNCTION_PACKAGE",
     "SIGNATURES",
-    "SPARSE_PACKAGE",
     "CoreMLRunner",
     "check_coreml_structure",
     "coreml_structure_problems",
@@ -82,9 +89,10 @@ DENSE_PACKAGES = {
     "recommend": "RecommenderRecommend.mlpackage",
     "finetune": "RecommenderFinetune.mlpackage",
 }
-SPARSE_PACKAGE = "RecommenderSparse.mlpackage"
-DENSE_TARGET = "iOS16"
-SPARSE_TARGET = "iOS18"
+MULTIFUNCTION_PACKAGE = "Recommender.mlpackage"
+DENSE_TARGET = "iOS16"  # the three single-function packages (fallback for iOS 16-17)
+MULTIFUNCTION_TARGET = "iOS18"
+_STALE_PACKAGES = ("RecommenderSparse.mlpackage",)  # written by earlier versions into the same place
 _TARGETS = {"iOS16": ct.target.iOS16, "iOS18": ct.target.iOS18}
 _SPEC_VERSIONS = {"iOS16": 7, "iOS18": 9}  # Core ML specification version of each deployment target
 _OPSETS = {"iOS16": "CoreML6", "iOS18": "CoreML8"}
@@ -108,21 +116,24 @@ def dynamic_upper_bound(num_items: int) -> int:
 # --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Weights:
-    """What the programs store: the table (float32, or int8 + float32 row scales) and the bias."""
+    """What the programs store: the table (float32, or int8 / int4 values + float32 row scales) and the bias."""
 
-    table: NDArray[Any]  # float32 or int8 [num_items, d]
-    scale: NDArray[np.float32] | None  # [num_items] for int8
+    table: NDArray[Any]  # float32, or int8 [num_items, d] holding int8 or int4 values
+    scale: NDArray[np.float32] | None  # [num_items] for int8 / int4
     bias: NDArray[np.float32]
+    precision: Precision
 
     @classmethod
     def of(cls, model: Exportable) -> _Weights:
         if isinstance(model, QuantizedItemModel):
-            return cls(model.item_embedding, model.item_scale, model.item_bias)
-        return cls(model.item_embedding, None, model.item_bias)
+            return cls(model.item_embedding, model.item_scale, model.item_bias, "int8")
+        if isinstance(model, Int4ItemModel):
+            return cls(model.values(), model.item_scale, model.item_bias, "int4")
+        return cls(model.item_embedding, None, model.item_bias, "float32")
 
-    @property
-    def int8(self) -> bool:
-        return self.scale is not None
+    def stored(self, values: NDArray[Any]) -> NDArray[Any]:
+        """``values`` with the dtype the blob stores: int4 tables as coremltools' int4 (two per byte)."""
+        return values.astype(types.np_int4_dtype) if self.precision == "int4" else values
 
 
 def _shared_const(val: NDArray[Any], name: str) -> Var:
@@ -132,9 +143,9 @@ def _shared_const(val: NDArray[Any], name: str) -> Var:
     return var
 
 
-def _table(w: _Weights, sparse: bool) -> Var:
+def _table(w: _Weights, target: str, sparse: bool) -> Var:
     """The float32 item table ``[num_items, d]`` as a (possibly compressed) compile-time constant."""
-    if not sparse:
+    if target == DENSE_TARGET:  # iOS16: dense only
         if w.scale is None:
             return _shared_const(w.table, "item_embedding")
         # V = scale * (q - 0), per row (axis 0): exactly QuantizedItemModel.dequantize().
@@ -146,12 +157,22 @@ def _table(w: _Weights, sparse: bool) -> Var:
             name="item_embedding",
         )
         return var
+    if not sparse:
+        if w.scale is None:
+            return _shared_const(w.table, "item_embedding")
+        # iOS18 blockwise dequantize with one block per row: V = q * scale[:, None].
+        deq: Var = mb.constexpr_blockwise_shift_scale(
+            data=_shared_const(w.stored(w.table), f"item_embedding_{w.precision}"),
+            scale=_shared_const(w.scale[:, None], "item_scale"),
+            name="item_embedding",
+        )
+        return deq
     mask = _shared_const((w.table != 0).astype(types.np_uint1_dtype), "item_embedding_mask")
-    nonzero = _shared_const(np.ascontiguousarray(w.table[w.table != 0]), "item_embedding_nonzero")
+    nonzero = _shared_const(w.stored(np.ascontiguousarray(w.table[w.table != 0])), "item_embedding_nonzero")
     if w.scale is None:
         dense: Var = mb.constexpr_sparse_to_dense(nonzero_data=nonzero, mask=mask, name="item_embedding")
         return dense
-    # Joint sparse + int8 (iOS18): dequantize the non-zeros per row, then scatter them by the mask.
+    # Joint sparse + int8 / int4 (iOS18): dequantize the non-zeros per row, then scatter them by the mask.
     out_mask, values = mb.constexpr_sparse_blockwise_shift_scale(
         data_mask=mask, nonzero_data=nonzero, scale=_shared_const(w.scale[:, None], "item_scale")
     )
@@ -165,26 +186,26 @@ def _dot_rows(V: Var, u_col: Var) -> Var:
     return out
 
 
-def _score_body(w: _Weights, sparse: bool, user: Var, item_ids: Var) -> Var:
-    V, b = _table(w, sparse), _shared_const(w.bias, "item_bias")
+def _score_body(w: _Weights, target: str, sparse: bool, user: Var, item_ids: Var) -> Var:
+    V, b = _table(w, target, sparse), _shared_const(w.bias, "item_bias")
     rows = mb.gather(x=V, indices=item_ids, axis=0)
     s = _dot_rows(rows, mb.expand_dims(x=user, axes=[1]))
     out: Var = mb.add(x=s, y=mb.gather(x=b, indices=item_ids, axis=0), name="scores")
     return out
 
 
-def _recommend_body(w: _Weights, sparse: bool, top_k: int, user: Var, mask: Var) -> tuple[Var, Var]:
-    V, b = _table(w, sparse), _shared_const(w.bias, "item_bias")
+def _recommend_body(w: _Weights, target: str, sparse: bool, top_k: int, user: Var, mask: Var) -> tuple[Var, Var]:
+    V, b = _table(w, target, sparse), _shared_const(w.bias, "item_bias")
     s = mb.add(x=mb.add(x=_dot_rows(V, mb.expand_dims(x=user, axes=[1])), y=b), y=mask)
     values, indices = mb.topk(x=s, k=top_k, axis=0, ascending=False)
     return mb.identity(x=indices, name="top_ids"), mb.identity(x=values, name="top_scores")
 
 
 def _finetune_body(
-    w: _Weights, sparse: bool, steps: int, user: Var, item_ids: Var, labels: Var, lr: Var, l2: Var
+    w: _Weights, target: str, sparse: bool, steps: int, user: Var, item_ids: Var, labels: Var, lr: Var, l2: Var
 ) -> tuple[Var, Var]:
     """``steps`` unrolled analytic steps of sdk/reconstruct.py (Singhal et al. 2021, §3), column form."""
-    V, b = _table(w, sparse), _shared_const(w.bias, "item_bias")
+    V, b = _table(w, target, sparse), _shared_const(w.bias, "item_bias")
     rows = mb.gather(x=V, indices=item_ids, axis=0)  # [M, d]
     b_col = mb.expand_dims(x=mb.gather(x=b, indices=item_ids, axis=0), axes=[1])  # [M, 1]
     total = mb.maximum(x=mb.reduce_sum(x=labels, axes=[0], keep_dims=True), y=np.float32(_LABEL_SUM_FLOOR))
@@ -230,7 +251,7 @@ def _function(signature: str, w: _Weights, config: ExportConfig, target: str, sp
     if signature == "score":
 
         def score(user: Var, item_ids: Var) -> Var:
-            return _score_body(w, sparse, user, item_ids)
+            return _score_body(w, target, sparse, user, item_ids)
 
         fn = mb.function(input_specs=[spec((d,), f32), spec((get_new_symbol(),), i32)], opset_version=opset)(
             score
@@ -238,13 +259,13 @@ def _function(signature: str, w: _Weights, config: ExportConfig, target: str, sp
     elif signature == "recommend":
 
         def recommend(user: Var, mask: Var) -> tuple[Var, Var]:
-            return _recommend_body(w, sparse, config.top_k, user, mask)
+            return _recommend_body(w, target, sparse, config.top_k, user, mask)
 
         fn = mb.function(input_specs=[spec((d,), f32), spec((n,), f32)], opset_version=opset)(recommend)
     else:
 
         def finetune(user: Var, item_ids: Var, labels: Var, lr: Var, l2: Var) -> tuple[Var, Var]:
-            return _finetune_body(w, sparse, config.finetune_steps, user, item_ids, labels, lr, l2)
+            return _finetune_body(w, target, sparse, config.finetune_steps, user, item_ids, labels, lr, l2)
 
         m = get_new_symbol()
         specs = [spec((d,), f32), spec((m,), i32), spec((m,), f32), spec((1,), f32), spec((1,), f32)]
@@ -293,71 +314,92 @@ class _Variant:
     packages: dict[str, str]  # signature -> package dir (relative to the bundle)
     functions: dict[str, str]  # signature -> function name inside that package
     compression: tuple[str, ...]
+    sparse: bool  # the table is stored as a bit mask + non-zeros
 
 
 def _runner_factory(bundle_dir: Path, record: ArtifactRecord) -> CoreMLRunner:
     return CoreMLRunner(bundle_dir, record)
 
 
+def _compression(precision: str, target: str, sparse: bool) -> tuple[str, ...]:
+    """The constexpr ops that hold the table of ``target`` (what the structure check expects)."""
+    quantized = precision != "float32"
+    if target == DENSE_TARGET:
+        return ("constexpr_affine_dequantize",) if quantized else ()
+    if sparse:
+        if quantized:
+            return ("constexpr_sparse_blockwise_shift_scale", "constexpr_sparse_to_dense")
+        return ("constexpr_sparse_to_dense",)
+    return ("constexpr_blockwise_shift_scale",) if quantized else ()
+
+
 @register_exporter("coreml", _runner_factory)
 def export(model: Exportable, bundle_dir: Path, config: ExportConfig) -> ArtifactRecord:
     """Write the Core ML packages (see the module docstring) into ``bundle_dir`` and describe them."""
     if not isinstance(model, Exportable):
-        raise TypeError(f"`model` must be an ItemModel or QuantizedItemModel. Found {type(model).__name__}.")
+        raise TypeError(
+            f"`model` must be an ItemModel, QuantizedItemModel or Int4ItemModel. Found {type(model).__name__}."
+        )
     if config.top_k > model.num_items:
         raise ValueError(f"`top_k` must be <= num_items ({model.num_items}). Found {config.top_k}.")
+    w = _Weights.of(model)
+    if w.precision == "int4" and DENSE_TARGET in config.coreml_targets:
+        raise ValueError(
+            "`coreml_targets` must not include 'iOS16' for an int4 model: 4-bit weights with per-row scales "
+            f"need iOS18 (constexpr_blockwise_shift_scale). Found {config.coreml_targets!r}."
+        )
     bundle_dir = Path(bundle_dir)
     bundle_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (*DENSE_PACKAGES.values(), SPARSE_PACKAGE):  # a re-export must not leave old files behind
-        shutil.rmtree(bundle_dir / stale, ignore_errors=True)
-    w = _Weights.of(model)
-    precision: Precision = "int8" if w.int8 else "float32"
+    for stale in (*DENSE_PACKAGES.values(), MULTIFUNCTION_PACKAGE, *_STALE_PACKAGES):
+        shutil.rmtree(bundle_dir / stale, ignore_errors=True)  # a re-export must not leave old files behind
+    precision = w.precision
+    sparse = config.sparsity > 0
     meta = {
         "privrec.precision": precision,
         "privrec.top_k": str(config.top_k),
         "privrec.finetune_steps": str(config.finetune_steps),
     }
     variants: list[_Variant] = []
-
-    for sig in SIGNATURES:
-        prog = Program()
-        prog.add_function("main", _function(sig, w, config, DENSE_TARGET, sparse=False))
-        _convert_and_save(
-            prog,
-            DENSE_TARGET,
-            bundle_dir / DENSE_PACKAGES[sig],
-            f"privrec {sig} signature (docs/BUNDLE.md)",
-            {**meta, "privrec.signature": sig},
-        )
-    dense_compression = ("constexpr_affine_dequantize",) if w.int8 else ()
-    variants.append(
-        _Variant(DENSE_TARGET, dict(DENSE_PACKAGES), dict.fromkeys(SIGNATURES, "main"), dense_compression)
-    )
-
-    if config.sparsity > 0:
+    if MULTIFUNCTION_TARGET in config.coreml_targets:
         prog = Program()
         for sig in SIGNATURES:
-            prog.add_function(sig, _function(sig, w, config, SPARSE_TARGET, sparse=True))
+            prog.add_function(sig, _function(sig, w, config, MULTIFUNCTION_TARGET, sparse=sparse))
         prog.default_function_name = "score"
         prog.export_as_multifunction = True  # per-function descriptions (Model.proto FunctionDescription)
         _convert_and_save(
             prog,
-            SPARSE_TARGET,
-            bundle_dir / SPARSE_PACKAGE,
+            MULTIFUNCTION_TARGET,
+            bundle_dir / MULTIFUNCTION_PACKAGE,
             "privrec score / recommend / finetune (docs/BUNDLE.md)",
             {**meta, "privrec.signature": ",".join(SIGNATURES)},
         )
-        sparse_compression = (
-            ("constexpr_sparse_blockwise_shift_scale", "constexpr_sparse_to_dense")
-            if w.int8
-            else ("constexpr_sparse_to_dense",)
-        )
         variants.append(
             _Variant(
-                SPARSE_TARGET,
-                dict.fromkeys(SIGNATURES, SPARSE_PACKAGE),
+                MULTIFUNCTION_TARGET,
+                dict.fromkeys(SIGNATURES, MULTIFUNCTION_PACKAGE),
                 {s: s for s in SIGNATURES},
-                sparse_compression,
+                _compression(precision, MULTIFUNCTION_TARGET, sparse),
+                sparse,
+            )
+        )
+    if DENSE_TARGET in config.coreml_targets:
+        for sig in SIGNATURES:
+            prog = Program()
+            prog.add_function("main", _function(sig, w, config, DENSE_TARGET, sparse=False))
+            _convert_and_save(
+                prog,
+                DENSE_TARGET,
+                bundle_dir / DENSE_PACKAGES[sig],
+                f"privrec {sig} signature (docs/BUNDLE.md)",
+                {**meta, "privrec.signature": sig},
+            )
+        variants.append(
+            _Variant(
+                DENSE_TARGET,
+                dict(DENSE_PACKAGES),
+                dict.fromkeys(SIGNATURES, "main"),
+                _compression(precision, DENSE_TARGET, False),
+                False,
             )
         )
 
@@ -373,6 +415,7 @@ def export(model: Exportable, bundle_dir: Path, config: ExportConfig) -> Artifac
             "packages": dict(v.packages),
             "functions": dict(v.functions),
             "compression": list(v.compression),
+            "sparse": v.sparse,
             "files": per_package,
             "bytes": {p: package_size(bundle_dir / p) for p in pkgs},
         }
@@ -382,7 +425,7 @@ def export(model: Exportable, bundle_dir: Path, config: ExportConfig) -> Artifac
         files=tuple(files),
         signatures=bundle_signatures(model.dim, model.num_items, config.top_k),
         details={
-            "deployment_target": DENSE_TARGET,
+            "deployment_target": variants[0].target,
             "variants": details_variants,
             "compute_precision": "float32",
             "dynamic_upper_bound": dynamic_upper_bound(model.num_items),
@@ -472,36 +515,39 @@ def _signature_problems(
     return problems
 
 
+# Which parameter of each compression op holds the stored (quantized) values.
+_VALUE_PARAMS = {
+    "constexpr_affine_dequantize": "quantized_data",
+    "constexpr_blockwise_shift_scale": "data",
+    "constexpr_sparse_blockwise_shift_scale": "nonzero_data",
+}
+_MIL_DTYPES = {"int8": "INT8", "int4": "INT4"}
+
+
 def _compression_problems(
-    prog: MilProgram, function: str, target: str, int8: bool, shape: tuple[int, int]
+    prog: MilProgram, function: str, target: str, precision: str, sparse: bool, shape: tuple[int, int]
 ) -> list[str]:
-    """The item table is stored as the precision and variant promise (int8 blobs, sparse mask)."""
+    """The item table is stored as the precision and variant promise (int8 / int4 blobs, sparse mask)."""
     where = f"{target} {function}"
-    ops = {op.type: op for op in prog.functions[function].operations}
+    fn = prog.functions[function]
+    ops = {op.type: op for op in fn.operations}
+    found = sorted(t for t in ops if t.startswith("constexpr_"))
+    expected = sorted(_compression(precision, target, sparse))
+    if found != expected:
+        return [f"{where}: a {precision}{' sparse' if sparse else ''} table must be stored with {expected}. Found {found}."]
     problems: list[str] = []
-
-    def param_type(op_type: str, key: str) -> tuple[str, tuple[int, ...]] | None:
-        if op_type not in ops:
-            return None
-        tt = prog.functions[function].param_type(ops[op_type], key)
-        return tt.dtype, tt.shape
-
-    if target == DENSE_TARGET:
-        if int8:
-            got = param_type("constexpr_affine_dequantize", "quantized_data")
-            if got != ("INT8", shape):
-                problems.append(
-                    f"{where}: the table must be int8 {shape} in constexpr_affine_dequantize. Found {got}."
-                )
-        elif any(op.type.startswith("constexpr_") for op in prog.functions[function].operations):
-            problems.append(f"{where}: a float32 package must not hold compressed (constexpr_*) weights.")
-    else:
-        if "constexpr_sparse_to_dense" not in ops:
-            problems.append(f"{where}: the iOS18 variant must hold constexpr_sparse_to_dense.")
-        if int8:
-            got = param_type("constexpr_sparse_blockwise_shift_scale", "nonzero_data")
-            if got is None or got[0] != "INT8":
-                problems.append(f"{where}: the iOS18 int8 variant must hold int8 non-zeros. Found {got}.")
+    for op_type, key in _VALUE_PARAMS.items():
+        if op_type in ops:
+            tt = fn.param_type(ops[op_type], key)
+            want = _MIL_DTYPES.get(precision)
+            if tt.dtype != want:
+                problems.append(f"{where}: `{op_type}.{key}` must be {want} for {precision}. Found {tt.dtype}.")
+            if key != "nonzero_data" and tt.shape != shape:
+                problems.append(f"{where}: `{op_type}.{key}` must have shape {shape}. Found {tt.shape}.")
+    if "constexpr_sparse_to_dense" in ops and target == MULTIFUNCTION_TARGET:
+        got = fn.param_type(ops["constexpr_sparse_to_dense"], "mask")
+        if (got.dtype, got.shape) != ("UINT1", shape):
+            problems.append(f"{where}: the sparse mask must be UINT1 {shape}. Found {got.dtype} {got.shape}.")
     return problems
 
 
@@ -511,13 +557,12 @@ def coreml_structure_problems(bundle_dir: Path, record: ArtifactRecord) -> list[
     Checked per variant and signature, from the files on disk: the package exists and holds an ML
     program of the variant's specification version; the function's opset; input and output names,
     dtypes and shapes (dynamic dims as ``ct.RangeDim(1, upper)``); the ops the maths needs, all of
-    them supported by the interpreter; compression (int8 table in ``constexpr_affine_dequantize`` for
-    iOS16 int8, ``constexpr_sparse_to_dense`` — with int8 non-zeros for int8 — for iOS18).
+    them supported by the interpreter; compression: exactly the constexpr ops the precision and the
+    variant's ``sparse`` flag call for, with int8 / int4 stored values of the table's shape.
     """
     bundle_dir = Path(bundle_dir)
     problems: list[str] = []
     upper = int(record.details.get("dynamic_upper_bound", 0))  # type: ignore[call-overload]
-    int8 = record.precision == "int8"
     for target, v in _variants(record).items():
         if target not in _SPEC_VERSIONS:
             problems.append(
@@ -544,7 +589,8 @@ def coreml_structure_problems(bundle_dir: Path, record: ArtifactRecord) -> list[
             if function in prog.functions:
                 dim = record.signatures["score"][0][0].shape[0]
                 num_items = record.signatures["recommend"][0][1].shape[0]
-                problems += _compression_problems(prog, function, target, int8, (num_items, dim))
+                sparse = v.get("sparse") is True
+                problems += _compression_problems(prog, function, target, record.precision, sparse, (num_items, dim))
     return problems
 
 

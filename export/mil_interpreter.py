@@ -15,7 +15,7 @@ Weight blob layout (MIL blob storage v2, as written by coremltools' ``milstorage
 header (``uint32`` blob count, ``uint32`` version = 2), then for each blob a 64-byte metadata record at the
 offset the program names — ``uint32`` sentinel ``0xDEADBEEF``, ``uint32`` data type, ``uint64`` size in
 bytes, ``uint64`` data offset — and the data at that offset. Sub-byte types (``uint1``, …) are packed
-least-significant bit first.
+least-significant bit first; ``int4`` (blob type 8) is two's complement, two per byte, low nibble first.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ _NUMPY_DTYPES: dict[int, np.dtype[Any]] = {
     _DT.Value("UINT32"): np.dtype(np.uint32),
     _DT.Value("UINT64"): np.dtype(np.uint64),
     _DT.Value("UINT1"): np.dtype(np.uint8),  # one value per element once unpacked
+    _DT.Value("INT4"): np.dtype(np.int8),  # one value per element once unpacked, in [-8, 7]
 }
 _SUB_BYTE_BITS = {_DT.Value("UINT1"): 1}
 _STRING = _DT.Value("STRING")
@@ -111,6 +112,7 @@ _BLOB_DTYPES = {
     2: "FLOAT32",
     3: "UINT8",
     4: "INT8",
+    8: "INT4",
     6: "INT16",
     7: "UINT16",
     9: "UINT1",
@@ -152,6 +154,9 @@ class BlobReader:
         count = int(np.prod(tensor_type.shape, dtype=np.int64))
         if tensor_type.dtype == "UINT1":
             flat: Array = np.unpackbits(raw, bitorder="little")[:count]
+        elif tensor_type.dtype == "INT4":  # two's complement nibbles, low nibble first
+            nibbles = np.stack([raw & 0xF, raw >> 4], axis=1).reshape(-1)[:count].astype(np.int8)
+            flat = np.where(nibbles > 7, nibbles - 16, nibbles).astype(np.int8)
         else:
             flat = raw.view(tensor_type.numpy_dtype)
         if flat.size != count:
@@ -312,6 +317,12 @@ def _blockwise(data: Array, scale: Array, offset: Array | None) -> Array:
     return (x * scale).astype(scale.dtype)
 
 
+def _blockwise_shift_scale(p: dict[str, Any]) -> tuple[Array, ...]:
+    """iOS18 ``constexpr_blockwise_shift_scale``: ``(data - offset) * scale``, each scale over its block."""
+    offset = p.get("offset")
+    return (_blockwise(_f(p["data"]), _f(p["scale"]), None if offset is None else _f(offset)),)
+
+
 def _sparse_to_dense(p: dict[str, Any]) -> tuple[Array, ...]:
     nz, mask = _f(p["nonzero_data"]), _f(p["mask"])
     if "shape" in p:  # iOS16: flat bit-packed uint8 mask + explicit shape
@@ -338,6 +349,7 @@ def _sparse_blockwise_shift_scale(p: dict[str, Any]) -> tuple[Array, ...]:
 _OPS: dict[str, OpFn] = {
     "const": lambda p: (p["val"],),
     "constexpr_affine_dequantize": _affine_dequantize,
+    "constexpr_blockwise_shift_scale": _blockwise_shift_scale,
     "constexpr_sparse_to_dense": _sparse_to_dense,
     "constexpr_sparse_blockwise_shift_scale": _sparse_blockwise_shift_scale,
     "gather": _gather,

@@ -9,11 +9,13 @@ node at the head of each graph::
     item_embedding = DequantizeLinear(item_embedding_int4, item_scale, axis=0)   # f32 [num_items, d]
 
 ``DequantizeLinear`` with an ``INT4`` input and a per-axis scale is a standard op from opset 21 (ONNX IR
-10); onnxruntime 1.32's CPU kernel runs it (checked here), and onnxruntime-web's WASM backend registers
-the same CPU kernels. The standard op was chosen over ``com.microsoft`` ``MatMulNBits`` /
-``GatherBlockQuantized`` (4-bit contrib kernels) so that every ONNX runtime, not only onnxruntime, can
-read the artifact. ONNX packs ``INT4`` two per byte with the first element in the low nibble — exactly
-:func:`privrec.sdk.quantize.pack_int4` — so the file holds the very bytes the numpy reference unpacks.
+10); onnxruntime 1.32's CPU kernel runs it, and so does onnxruntime-web 1.30 (WASM backend, one thread,
+under Node 20): both the dense and the sparse graphs below matched the numpy reference there (checked
+by hand; the web sample's browser tests run float32 and int8 bundles). The standard op was chosen over
+``com.microsoft`` ``MatMulNBits`` / ``GatherBlockQuantized`` (4-bit contrib kernels) so that every ONNX
+runtime, not only onnxruntime, can read the artifact. ONNX packs ``INT4`` two per byte with the first
+element in the low nibble — exactly :func:`privrec.sdk.quantize.pack_int4` — so the file holds the very
+bytes the numpy reference unpacks.
 
 After the dequantize the graphs are the float32 graphs of :mod:`privrec.export.onnx` (``score`` with
 its ``If`` on ``N``, ``recommend``, ``finetune`` unrolled), reading ``item_embedding`` from that node.

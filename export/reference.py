@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from privrec.sdk.quantize import unpack_int4
 from privrec.sdk.reconstruct import finetune_reference
 
+from .errors import BundleError
 from .manifest import WEIGHTS_NAME, Manifest, load_manifest, load_safetensors
 
 __all__ = ["Reference", "load_reference", "topk_stable"]
@@ -96,7 +97,13 @@ class Reference:
         ``item_embedding`` is uint8: packed pairs, ``V = unpack_int4(item_embedding) * item_scale[:, None]``)."""
         emb = tensors["item_embedding"]
         if emb.dtype == np.uint8:  # int4: two values per byte (privrec.sdk.quantize.pack_int4)
-            v = unpack_int4(emb).astype(np.float32) * tensors["item_scale"].astype(np.float32)[:, None]
+            values = unpack_int4(emb)
+            if (values == -8).any():
+                row = int(np.argwhere(values == -8)[0][0])
+                raise BundleError(
+                    f"{WEIGHTS_NAME}: `item_embedding` must hold symmetric int4 values in [-7, 7]. Found -8 in row {row}."
+                )
+            v = values.astype(np.float32) * tensors["item_scale"].astype(np.float32)[:, None]
         elif "item_scale" in tensors:
             v = emb.astype(np.float32) * tensors["item_scale"].astype(np.float32)[:, None]
         else:

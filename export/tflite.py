@@ -68,7 +68,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from privrec.sdk.model import ItemModel
-from privrec.sdk.quantize import QuantizedItemModel
+from privrec.sdk.quantize import Int4ItemModel, QuantizedItemModel
 from privrec.sdk.reconstruct import LABEL_SUM_FLOOR
 
 from .base import ArtifactRecord, Exportable, ExportConfig, Precision, register_exporter
@@ -395,6 +395,10 @@ def export(model: Exportable, bundle_dir: Path, config: ExportConfig) -> Artifac
     """
     if not isinstance(config, ExportConfig):
         raise TypeError(f"`config` must be an ExportConfig. Found {type(config).__name__}.")
+    if isinstance(model, Int4ItemModel):  # packed uint8 table unpacked in the graph: privrec.export.tflite_int4
+        from .tflite_int4 import export_int4
+
+        return export_int4(model, bundle_dir, config)
     data, precision, top_k, tf_version = _convert(model, config)
     out_dir = Path(bundle_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -230,9 +230,13 @@ def export(
     run_dir: Annotated[Path, typer.Argument(help="RUN_DIR written by `privrec train`.")],
     out: Annotated[Path, typer.Option("--out", help="BUNDLE_DIR to create.")],
     formats: Annotated[str, typer.Option(help="Comma-separated: onnx,tflite,coreml.")] = "onnx,tflite,coreml",
-    precision: Annotated[str, typer.Option(help="float32 or int8.")] = "float32",
+    precision: Annotated[str, typer.Option(help="float32, int8 or int4 (per-row scales; composes with --sparsity).")] = "float32",
     sparsity: Annotated[float, typer.Option(help="Prune the item table to this sparsity in [0, 1) before export.")] = 0.0,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing non-empty BUNDLE_DIR.")] = False,
+    coreml_ios16: Annotated[
+        bool,
+        typer.Option("--coreml-ios16", help="Also write the iOS 16-17 Core ML fallback (three packages; not for int4)."),
+    ] = False,
     sign_key: Annotated[
         Path | None,
         typer.Option("--sign-key", help="Ed25519 private key (PEM, from `privrec keys generate`): writes manifest.sig."),
@@ -244,7 +248,7 @@ def export(
     try:
         path = export_run(
             run_dir, out, formats=tuple(f for f in formats.split(",") if f), precision=precision, sparsity=sparsity,
-            overwrite=overwrite, sign_key=sign_key,
+            overwrite=overwrite, sign_key=sign_key, coreml_targets=("iOS18", "iOS16") if coreml_ios16 else ("iOS18",),
         )
     except (OSError, ValueError) as exc:
         _fail(str(exc))

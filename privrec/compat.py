@@ -273,7 +273,7 @@ class CoreMLExporter:
         folder.mkdir(parents=True, exist_ok=True)
         renames = {pkg: f"{stem}{pkg.removeprefix('Recommender')}" for pkg in DENSE_PACKAGES.values()}
         with tempfile.TemporaryDirectory(prefix=".coreml-", dir=folder) as tmp:
-            record = export_format(exportable, tmp, "coreml")
+            record = export_format(exportable, tmp, "coreml", coreml_targets=("iOS16",))  # one class per package
             for old, new in renames.items():
                 dest = folder / new
                 if dest.exists():

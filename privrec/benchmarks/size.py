@@ -1,9 +1,18 @@
-"""Size suite: every artifact format × precision × sparsity, bytes on disk and gzip-compressed.
+"""Size suite: every artifact format × precision × sparsity, bytes on disk and gzip-compressed, and the
+quality each compressed MovieLens-100K model keeps.
 
 The gzip figure is what an app download costs (stores compress their payloads): ``gzip.compress`` at
 level 9 of each file, summed. ``ratio_float32`` divides by the dense float32 artifact of the same format
-and catalog. Sparsity is magnitude pruning (:func:`privrec.sdk.prune.magnitude_prune`, global
-threshold) without fine-tuning: sizes do not depend on the values kept.
+and catalog. Precisions: float32, int8 and int4 (:mod:`privrec.sdk.quantize`); sparsity is magnitude
+pruning (:func:`privrec.sdk.prune.magnitude_prune`, global threshold), passed to the exporters so the
+formats that store a sparse table do (Core ML iOS18, ONNX int4).
+
+Catalogs: with ``ml100k`` in the plan, the 1,682-item catalog is the model trained on MovieLens-100K
+(:func:`privrec.sdk.train.train_central`, its default ``d`` = 64, seed 0), pruned by
+:func:`privrec.sdk.prune.prune_and_finetune` (mask fixed, fine-tuned), and each compressed variant's
+full-catalog HR@10 over all users is measured from the exact weights the bundle stores (its
+``dequantize()``) against float32. The other catalogs are synthetic (``V ~ N(0, 0.3²)``): sizes do not
+depend on the kept values, only gzip does a little.
 """
 
 from __future__ import annotations
@@ -15,30 +24,37 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 from safetensors.numpy import save_file
 
-from privrec.export.base import available_formats, get_exporter
+from privrec.export.base import Exportable, available_formats, get_exporter
 from privrec.export.bundle import export_format
 from privrec.sdk.model import ItemModel
 from privrec.sdk.prune import magnitude_prune
-from privrec.sdk.quantize import QuantizedItemModel, quantize_int8
+from privrec.sdk.quantize import QuantizedItemModel, quantize_int4, quantize_int8
 
 from .latency import synthetic_model
 
-__all__ = ["FULL", "QUICK", "SizePlan", "run_size"]
+__all__ = ["FULL", "PRECISIONS", "QUICK", "SizePlan", "quality_rows", "run_size", "size_acceptance"]
+
+PRECISIONS = ("float32", "int8", "int4")
 
 
 @dataclass(frozen=True)
 class SizePlan:
-    """Catalogs (items × d) and sparsities to export."""
+    """Catalogs (items × d), sparsities and formats to export; ``ml100k``: the 1,682 × 64 catalog is the trained
+    MovieLens-100K model and its HR@10 is measured per variant (needs ``privrec data fetch``)."""
 
     shapes: tuple[tuple[int, int], ...]
     sparsities: tuple[float, ...]
     formats: tuple[str, ...]
+    ml100k: bool = False
 
 
-FULL = SizePlan(shapes=((1682, 32), (100_000, 32)), sparsities=(0.0, 0.5), formats=("onnx", "tflite", "coreml"))
+FULL = SizePlan(
+    shapes=((1682, 64), (100_000, 32)), sparsities=(0.0, 0.5), formats=("onnx", "tflite", "coreml"), ml100k=True
+)
 QUICK = SizePlan(shapes=((1000, 32),), sparsities=(0.0, 0.5), formats=("onnx", "tflite"))  # Core ML: full run only (slow)
 
 
@@ -71,7 +87,7 @@ def _usable_formats(wanted: tuple[str, ...]) -> tuple[list[str], dict[str, str]]
     return usable, skipped
 
 
-def _artifact(model: ItemModel | QuantizedItemModel, fmt: str, out: Path, sparsity: float) -> list[Path]:
+def _artifact(model: Exportable, fmt: str, out: Path, sparsity: float) -> list[Path]:
     if fmt == "weights.safetensors":
         out.mkdir(parents=True, exist_ok=True)
         save_file(dict(model.tensors()), str(out / fmt))
@@ -91,24 +107,94 @@ def _artifact(model: ItemModel | QuantizedItemModel, fmt: str, out: Path, sparsi
     return _files(out, record.files)
 
 
+def _compress(model: ItemModel, precision: str) -> Exportable:
+    if precision == "int8":
+        return quantize_int8(model)
+    if precision == "int4":
+        return quantize_int4(model)
+    return model
+
+
+def _trained_ml100k(sparsities: tuple[float, ...]) -> tuple[Any, dict[float, Any]]:
+    """The MovieLens-100K split and ``{sparsity: TrainedModel}`` (0 = trained; > 0 pruned and fine-tuned)."""
+    from privrec.sdk.data import leave_one_out, load_movielens100k
+    from privrec.sdk.prune import prune_and_finetune
+    from privrec.sdk.train import TrainConfig, train_central
+
+    split = leave_one_out(load_movielens100k())
+    cfg = TrainConfig()
+    print(f"[bench size] training MovieLens-100K d={cfg.dim}", file=sys.stderr)
+    trained = train_central(split, cfg, seed=0, progress=True).model
+    models = {0.0: trained}
+    for s in sparsities:
+        if s > 0:
+            print(f"[bench size] pruning to {s} and fine-tuning", file=sys.stderr)
+            models[s] = prune_and_finetune(trained, split, s, cfg, seed=0, progress=True)
+    return split, models
+
+
+def _scorer(U: Any, V: Any, b: Any) -> Any:
+    def score(users: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        return np.asarray(U[users] @ V.T + b, np.float32)
+
+    return score
+
+
+def quality_rows(split: Any, models: dict[float, Any]) -> list[dict[str, Any]]:
+    """Full-catalog HR@10 / NDCG@10 on all users of each precision × sparsity, from the stored weights.
+
+    ``hr_ratio_float32`` divides by the dense float32 model's HR@10 (the goal is ≥ 0.98).
+    """
+    from privrec.sdk.evaluate import evaluate
+
+    rows: list[dict[str, Any]] = []
+    for sparsity, trained in sorted(models.items()):
+        U = trained.user_embedding
+        for precision in PRECISIONS:
+            stored = _compress(trained.items, precision)
+            items = stored if isinstance(stored, ItemModel) else stored.dequantize()
+            V, b = items.item_embedding, items.item_bias
+
+            m = evaluate(_scorer(U, V, b), split)
+            rows.append(
+                {"precision": precision, "sparsity": sparsity, "full_hr10": m.full_hr, "full_ndcg10": m.full_ndcg}
+                | {"users": m.users}
+            )
+            print(f"[bench size] quality {precision} sparsity={sparsity}: HR@10 {m.full_hr:.4f}", file=sys.stderr)
+    base = next(r["full_hr10"] for r in rows if r["precision"] == "float32" and r["sparsity"] == 0.0)
+    for r in rows:
+        r["hr_ratio_float32"] = r["full_hr10"] / base if base else None
+    return rows
+
+
 def run_size(plan: SizePlan) -> dict[str, Any]:
-    """Export every combination and measure it; returns ``{"plan", "rows", "skipped"}``."""
+    """Export every combination and measure it; returns ``{"plan", "rows", "quality", "skipped"}``."""
     formats, skipped = _usable_formats(plan.formats)
     kinds = ["weights.safetensors", *formats, "onnx-int8fast"]
     rows: list[dict[str, Any]] = []
+    quality: list[dict[str, Any]] = []
+    trained: dict[float, Any] = {}
+    if plan.ml100k:
+        split, trained = _trained_ml100k(plan.sparsities)
+        quality = quality_rows(split, trained)
     with tempfile.TemporaryDirectory(prefix="privrec-size-") as tmp:
         for n, d in plan.shapes:
-            base = synthetic_model(n, d, seed=n + d)
+            real = plan.ml100k and (n, d) == (1682, 64)
+            base = trained[0.0].items if real else synthetic_model(n, d, seed=n + d)
             dense: dict[str, int] = {}
             for sparsity in plan.sparsities:
-                model = magnitude_prune(base, sparsity)[0] if sparsity > 0 else base
-                for precision in ("float32", "int8"):
-                    m: ItemModel | QuantizedItemModel = quantize_int8(model) if precision == "int8" else model
+                pruned = magnitude_prune(base, sparsity)[0] if sparsity > 0 else base
+                model = trained[sparsity].items if real else pruned
+                for precision in PRECISIONS:
+                    m = _compress(model, precision)
                     for kind in kinds:
                         if kind == "onnx-int8fast" and precision != "int8":
                             continue
                         out = Path(tmp) / f"{n}x{d}-{sparsity}-{precision}-{kind}"
-                        case = {"catalog": n, "dim": d, "format": kind, "precision": precision, "sparsity": sparsity}
+                        case = {
+                            "catalog": n, "dim": d, "model": "ml-100k" if real else "synthetic",
+                            "format": kind, "precision": precision, "sparsity": sparsity,
+                        }  # fmt: skip
                         try:
                             raw, gz = _measure(_artifact(m, kind, out, sparsity))
                         except Exception as exc:  # a converter failure is a result, not a crash
@@ -136,4 +222,46 @@ def run_size(plan: SizePlan) -> dict[str, Any]:
                 if r["catalog"] == n and "gzip_bytes" in r:
                     ref_gz = dense_gz.get("onnx" if r["format"] == "onnx-int8fast" else r["format"])
                     r["gzip_ratio_float32"] = r["gzip_bytes"] / ref_gz if ref_gz else None
-    return {"plan": asdict(plan), "rows": rows, "skipped": skipped}
+    result = {"plan": asdict(plan), "rows": rows, "quality": quality, "skipped": skipped}
+    result["acceptance"] = size_acceptance(result)
+    return result
+
+
+def size_acceptance(result: dict[str, Any]) -> dict[str, Any]:
+    """The size targets, computed from the rows of one run.
+
+    - ``smallest``: per catalog and format, the smallest artifact and its ratio to float32 (target ≤ 1/6,
+      goal ≤ 1/8), with that variant's HR@10 ratio when quality was measured (goal ≥ 0.98);
+    - ``coreml_vs_onnx``: per catalog, precision and sparsity, Core ML bytes / ONNX bytes (target ≤ 1.1).
+    """
+    ok = [r for r in result["rows"] if "bytes" in r and r["format"] in ("onnx", "tflite", "coreml")]
+    hr = {(q["precision"], q["sparsity"]): q["hr_ratio_float32"] for q in result.get("quality", [])}
+    smallest: list[dict[str, Any]] = []
+    for key in sorted({(r["catalog"], r["dim"], r["format"]) for r in ok}):
+        group = [r for r in ok if (r["catalog"], r["dim"], r["format"]) == key]
+        best = min(group, key=lambda r: r["bytes"])
+        ratio = best["ratio_float32"]
+        quality = hr.get((best["precision"], best["sparsity"])) if best.get("model") == "ml-100k" else None
+        smallest.append(
+            {
+                "catalog": key[0], "dim": key[1], "format": key[2], "precision": best["precision"],
+                "sparsity": best["sparsity"], "bytes": best["bytes"], "ratio_float32": ratio,
+                "le_1_6": ratio is not None and ratio <= 1 / 6, "le_1_8": ratio is not None and ratio <= 1 / 8,
+                "hr_ratio_float32": quality, "hr_ge_0_98": None if quality is None else quality >= 0.98,
+            }
+        )  # fmt: skip
+    vs: list[dict[str, Any]] = []
+    for r in ok:
+        if r["format"] != "coreml":
+            continue
+        twin = next(
+            (o for o in ok if o["format"] == "onnx" and all(o[k] == r[k] for k in ("catalog", "dim", "precision", "sparsity"))),
+            None,
+        )
+        if twin is not None:
+            ratio = r["bytes"] / twin["bytes"]
+            vs.append(
+                {k: r[k] for k in ("catalog", "dim", "precision", "sparsity")}
+                | {"coreml_bytes": r["bytes"], "onnx_bytes": twin["bytes"], "ratio": ratio, "le_1_1": ratio <= 1.1}
+            )
+    return {"smallest": smallest, "coreml_vs_onnx": vs}

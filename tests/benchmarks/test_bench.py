@@ -90,7 +90,7 @@ def test_size_quick_has_every_row_and_int8_is_smaller(tmp_path: Path) -> None:
     result = _strict_json(run_bench("size", quick=True, out=tmp_path)["size"])
     plan = size.QUICK
     kinds = {"weights.safetensors", *plan.formats}
-    want = {(k, p, s) for k in kinds for p in ("float32", "int8") for s in plan.sparsities}
+    want = {(k, p, s) for k in kinds for p in size.PRECISIONS for s in plan.sparsities}
     want |= {("onnx-int8fast", "int8", s) for s in plan.sparsities}
     rows = result["rows"]
     assert {(r["format"], r["precision"], r["sparsity"]) for r in rows} == want
@@ -99,9 +99,13 @@ def test_size_quick_has_every_row_and_int8_is_smaller(tmp_path: Path) -> None:
     for kind in kinds:
         assert by[kind, "int8", 0.0]["bytes"] < 0.5 * by[kind, "float32", 0.0]["bytes"]
         assert by[kind, "float32", 0.0]["ratio_float32"] == 1.0
+        assert by[kind, "int4", 0.0]["bytes"] < 0.75 * by[kind, "int8", 0.0]["bytes"]  # half a byte per weight
         # pruning shrinks what a download costs (gzip), not the dense file on disk
         assert by[kind, "float32", 0.5]["gzip_bytes"] < by[kind, "float32", 0.0]["gzip_bytes"]
-    _report(tmp_path / "size", pngs=1)
+    # ONNX int4 stores a pruned table sparse (bit mask + int4 non-zeros): the file itself shrinks.
+    assert by["onnx", "int4", 0.5]["bytes"] < 0.9 * by["onnx", "int4", 0.0]["bytes"]
+    assert [r["format"] for r in result["acceptance"]["smallest"]] == sorted(plan.formats)
+    assert "## Acceptance" in _report(tmp_path / "size", pngs=1)
 
 
 def test_quality_quick_reports_its_source(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from privrec.export import ExportConfig, get_exporter, get_runner_factory
 from privrec.export.base import ArtifactRecord
 from privrec.export.coreml import (
     DENSE_PACKAGES,
-    SPARSE_PACKAGE,
+    MULTIFUNCTION_PACKAGE,
     CoreMLRunner,
     check_coreml_structure,
     coreml_structure_problems,
@@ -27,7 +28,7 @@ from privrec.export.coreml import (
 from privrec.export.errors import BundleError
 from privrec.export.mil_interpreter import SUPPORTED_OPS, MilProgram
 from privrec.sdk.model import ItemModel
-from privrec.sdk.quantize import QuantizedItemModel, quantize_int8
+from privrec.sdk.quantize import Int4ItemModel, QuantizedItemModel, quantize_int4, quantize_int8
 from privrec.sdk.reconstruct import finetune_reference
 
 # One xdist worker runs this module, so each module-scoped export happens once per run.
@@ -46,7 +47,7 @@ def _model(num_items: int, dim: int, seed: int = 0, sparsity: float = 0.0) -> It
     return ItemModel(V, rng.normal(0.0, 0.1, num_items).astype(np.float32))
 
 
-def _export(model: ItemModel | QuantizedItemModel, out: Path, **config: float) -> ArtifactRecord:
+def _export(model: ItemModel | QuantizedItemModel | Int4ItemModel, out: Path, **config: Any) -> ArtifactRecord:
     return get_exporter("coreml")(model, out, ExportConfig(**config))  # type: ignore[arg-type]
 
 
@@ -64,7 +65,9 @@ def _bytes(out: Path, packages: set[str]) -> int:
     return sum(package_size(out / p) for p in packages)
 
 
-# A 2000 × 64 table, 50% magnitude-pruned, in float32 and int8, both with the iOS18 sparse variant.
+# A 2000 × 64 table, 50% magnitude-pruned, in float32 and int8: the iOS18 sparse multifunction package and
+# the iOS16 fallback; and in int4 (iOS18 only), sparse.
+BOTH = ("iOS18", "iOS16")
 @pytest.fixture(scope="module")
 def pruned() -> ItemModel:
     return _model(2000, 64, seed=3, sparsity=0.5)
@@ -73,13 +76,19 @@ def pruned() -> ItemModel:
 @pytest.fixture(scope="module")
 def f32_art(tmp_path_factory: pytest.TempPathFactory, pruned: ItemModel) -> tuple[Path, ArtifactRecord]:
     out = tmp_path_factory.mktemp("coreml_f32")
-    return out, _export(pruned, out, top_k=10, finetune_steps=STEPS, sparsity=0.5)
+    return out, _export(pruned, out, top_k=10, finetune_steps=STEPS, sparsity=0.5, coreml_targets=BOTH)
 
 
 @pytest.fixture(scope="module")
 def int8_art(tmp_path_factory: pytest.TempPathFactory, pruned: ItemModel) -> tuple[Path, ArtifactRecord]:
     out = tmp_path_factory.mktemp("coreml_int8")
-    return out, _export(quantize_int8(pruned), out, top_k=10, finetune_steps=STEPS, sparsity=0.5)
+    return out, _export(quantize_int8(pruned), out, top_k=10, finetune_steps=STEPS, sparsity=0.5, coreml_targets=BOTH)
+
+
+@pytest.fixture(scope="module")
+def int4_art(tmp_path_factory: pytest.TempPathFactory, pruned: ItemModel) -> tuple[Path, ArtifactRecord]:
+    out = tmp_path_factory.mktemp("coreml_int4")
+    return out, _export(quantize_int4(pruned), out, top_k=10, finetune_steps=STEPS, sparsity=0.5)
 
 
 def test_golden_values_on_a_hand_made_model(tmp_path: Path) -> None:
@@ -88,7 +97,7 @@ def test_golden_values_on_a_hand_made_model(tmp_path: Path) -> None:
     b = np.array([0.0, 0.5, -1.0, 0.0], np.float32)
     record = _export(ItemModel(V, b), tmp_path, top_k=3, finetune_steps=1)
     r = get_runner_factory("coreml")(tmp_path, record)
-    assert isinstance(r, CoreMLRunner) and r.variant == "iOS16" and r.backend == "interpreter"
+    assert isinstance(r, CoreMLRunner) and r.variant == "iOS18" and r.backend == "interpreter"
     u = np.array([2, 3], np.float32)
     np.testing.assert_array_equal(r.score(u, np.array([0, 1, 2, 3], np.int32)), [2.0, 3.5, 4.0, 2.0])
     ids, scores = r.recommend(u, np.zeros(4, np.float32))
@@ -107,10 +116,10 @@ def test_golden_values_on_a_hand_made_model(tmp_path: Path) -> None:
     s1 = V[[0, 1]] @ expected + b[[0, 1]]
     np.testing.assert_allclose(loss, [-(s1[0] - np.log(np.exp(s1).sum()))], atol=1e-6)
     assert loss.shape == (1,) and loss.dtype == np.float32
-    # No sparsity asked: the iOS16 packages only.
-    assert sorted(record.details["variants"]) == ["iOS16"]  # type: ignore[call-overload]
-    assert not (tmp_path / SPARSE_PACKAGE).exists()
-    assert {f.split("/")[0] for f in record.files} == set(DENSE_PACKAGES.values())
+    # By default: the one iOS18 multifunction package, no iOS16 fallback.
+    assert sorted(record.details["variants"]) == ["iOS18"]  # type: ignore[call-overload]
+    assert not any((tmp_path / p).exists() for p in DENSE_PACKAGES.values())
+    assert {f.split("/")[0] for f in record.files} == {MULTIFUNCTION_PACKAGE}
 
 
 def _check_parity(r: CoreMLRunner, ref: ItemModel, tol: float) -> None:
@@ -176,7 +185,7 @@ def test_int8_packages_store_exactly_our_int8_table_and_scales(
         np.testing.assert_array_equal(params["scale"].view(np.uint32), q.item_scale.view(np.uint32))
         np.testing.assert_array_equal(prog.constant("item_bias").view(np.uint32), q.item_bias.view(np.uint32))
         np.testing.assert_array_equal(prog.constant("item_embedding"), q.dequantize().item_embedding)
-    sparse = MilProgram.load(out / SPARSE_PACKAGE)
+    sparse = MilProgram.load(out / MULTIFUNCTION_PACKAGE)
     assert sorted(sparse.functions) == ["finetune", "recommend", "score"]
     for name, fn in sparse.functions.items():
         joint = next(op for op in fn.operations if op.type == "constexpr_sparse_blockwise_shift_scale")
@@ -194,11 +203,11 @@ def test_record_lists_every_package_file_and_the_details(
     for (out, record), precision in ((f32_art, "float32"), (int8_art, "int8")):
         on_disk = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
         assert sorted(record.files) == on_disk
-        assert {f.split("/")[0] for f in record.files} == {*DENSE_PACKAGES.values(), SPARSE_PACKAGE}
+        assert {f.split("/")[0] for f in record.files} == {*DENSE_PACKAGES.values(), MULTIFUNCTION_PACKAGE}
         assert any(f.endswith("Data/com.apple.CoreML/weights/weight.bin") for f in record.files)
         assert record.format == "coreml" and record.precision == precision
         d = record.details
-        assert d["deployment_target"] == "iOS16" and d["dynamic_upper_bound"] == dynamic_upper_bound(2000) == 65536
+        assert d["deployment_target"] == "iOS18" and d["dynamic_upper_bound"] == dynamic_upper_bound(2000) == 65536
         variants = d["variants"]
         assert isinstance(variants, dict) and sorted(variants) == ["iOS16", "iOS18"]
         assert variants["iOS16"]["packages"] == DENSE_PACKAGES
@@ -216,15 +225,18 @@ def test_record_lists_every_package_file_and_the_details(
 
 
 def test_structure_of_the_saved_packages(
-    f32_art: tuple[Path, ArtifactRecord], int8_art: tuple[Path, ArtifactRecord]
+    f32_art: tuple[Path, ArtifactRecord], int8_art: tuple[Path, ArtifactRecord], tmp_path: Path
 ) -> None:
     used: set[str] = set()
+    dense_int8 = _export(quantize_int8(_model(20, 4)), tmp_path, top_k=3, finetune_steps=1)
+    assert coreml_structure_problems(tmp_path, dense_int8) == []
+    used |= set(MilProgram.load(tmp_path / MULTIFUNCTION_PACKAGE).functions["score"].op_counts())
     for out, record in (f32_art, int8_art):
         assert coreml_structure_problems(out, record) == []
         check_coreml_structure(out, record)
-        for package in (*DENSE_PACKAGES.values(), SPARSE_PACKAGE):
+        for package in (*DENSE_PACKAGES.values(), MULTIFUNCTION_PACKAGE):
             prog = MilProgram.load(out / package)
-            want_version = 9 if package == SPARSE_PACKAGE else 7
+            want_version = 9 if package == MULTIFUNCTION_PACKAGE else 7
             assert prog.specification_version == want_version
             for fn in prog.functions.values():
                 used |= set(fn.op_counts())
@@ -242,7 +254,13 @@ def test_structure_check_reports_a_wrong_record_and_a_missing_package(
     out, record = int8_art
     as_float = replace(record, precision="float32")
     problems = coreml_structure_problems(out, as_float)
-    assert "iOS16 main: a float32 package must not hold compressed (constexpr_*) weights." in problems
+    assert "iOS16 main: a float32 table must be stored with []. Found ['constexpr_affine_dequantize']." in problems
+    assert (
+        "iOS18 score: a float32 sparse table must be stored with ['constexpr_sparse_to_dense']. "
+        "Found ['constexpr_sparse_blockwise_shift_scale', 'constexpr_sparse_to_dense']."
+    ) in problems
+    problems = coreml_structure_problems(out, replace(record, precision="int4"))
+    assert "iOS18 score: `constexpr_sparse_blockwise_shift_scale.nonzero_data` must be INT4 for int4. Found INT8." in problems
     sigs = dict(record.signatures)
     inputs, outputs = sigs["recommend"]
     sigs["recommend"] = (inputs, (outputs[0], replace(outputs[1], dtype="int32")))
@@ -266,11 +284,11 @@ def test_sizes_int8_and_sparse_are_smaller(
     assert int8_bytes <= 0.30 * f32_bytes
     # Joint sparse + int8 at 50% sparsity beats dense int8 per stored table (one weight file each) ...
     weights = "Data/com.apple.CoreML/weights/weight.bin"
-    sparse_weights = (q_out / SPARSE_PACKAGE / weights).stat().st_size
+    sparse_weights = (q_out / MULTIFUNCTION_PACKAGE / weights).stat().st_size
     dense_weights = (q_out / DENSE_PACKAGES["score"] / weights).stat().st_size
     assert sparse_weights < 0.8 * dense_weights
     # ... and the one iOS18 package is smaller than the three iOS16 int8 packages together.
-    assert package_size(q_out / SPARSE_PACKAGE) < int8_bytes
+    assert package_size(q_out / MULTIFUNCTION_PACKAGE) < int8_bytes
     # The dense int8 weight file holds the int8 table, float32 scales and bias, and nothing else:
     # n·d + 4n + 4n bytes plus one 64-byte header, 64-byte records and 64-byte alignment per blob.
     n, d = 2000, 64
@@ -303,7 +321,7 @@ def test_a_100k_by_32_model_exports_and_keeps_parity(tmp_path: Path) -> None:
 def test_export_and_runner_refuse_bad_arguments(tmp_path: Path, f32_art: tuple[Path, ArtifactRecord]) -> None:
     with pytest.raises(ValueError, match=r"^`top_k` must be <= num_items \(4\)\. Found 5\.$"):
         _export(_model(4, 2), tmp_path, top_k=5)
-    with pytest.raises(TypeError, match=r"^`model` must be an ItemModel or QuantizedItemModel\. Found dict\.$"):
+    with pytest.raises(TypeError, match=r"^`model` must be an ItemModel, QuantizedItemModel or Int4ItemModel\. Found dict\.$"):
         _export({}, tmp_path)  # type: ignore[arg-type]
     out, record = f32_art
     with pytest.raises(ValueError, match=r"^`variant` must be one of \['iOS16', 'iOS18'\]\. Found 'iOS17'\.$"):
@@ -323,8 +341,70 @@ def test_export_and_runner_refuse_bad_arguments(tmp_path: Path, f32_art: tuple[P
 
 def test_a_re_export_leaves_no_stale_package(tmp_path: Path) -> None:
     model = _model(30, 4, sparsity=0.5)
-    first = _export(model, tmp_path, top_k=3, finetune_steps=1, sparsity=0.5)
-    assert (tmp_path / SPARSE_PACKAGE).is_dir() and sorted(first.details["variants"]) == ["iOS16", "iOS18"]  # type: ignore[call-overload]
+    first = _export(model, tmp_path, top_k=3, finetune_steps=1, sparsity=0.5, coreml_targets=BOTH)
+    assert (tmp_path / DENSE_PACKAGES["score"]).is_dir() and sorted(first.details["variants"]) == ["iOS16", "iOS18"]  # type: ignore[call-overload]
     second = _export(model, tmp_path, top_k=3, finetune_steps=1)
-    assert not (tmp_path / SPARSE_PACKAGE).exists()
+    assert not any((tmp_path / p).exists() for p in DENSE_PACKAGES.values())
     assert sorted(second.files) == sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+
+
+# --------------------------------------------------------------------------------------------------
+# int4 (iOS18 only) and the one-package size
+# --------------------------------------------------------------------------------------------------
+def test_int4_parity_against_the_stored_weights(int4_art: tuple[Path, ArtifactRecord], pruned: ItemModel) -> None:
+    out, record = int4_art
+    assert record.precision == "int4" and sorted(record.details["variants"]) == ["iOS18"]  # type: ignore[call-overload]
+    # The reference is the int4 grid itself (q * scale): the package holds exactly it, so float32 rounding only.
+    _check_parity(CoreMLRunner(out, record), quantize_int4(pruned).dequantize(), 1e-4)
+
+
+def test_int4_package_stores_exactly_our_int4_values_sparse(int4_art: tuple[Path, ArtifactRecord], pruned: ItemModel) -> None:
+    out, record = int4_art
+    q = quantize_int4(pruned)
+    values = q.values()
+    prog = MilProgram.load(out / MULTIFUNCTION_PACKAGE)
+    for name, fn in prog.functions.items():
+        joint = next(op for op in fn.operations if op.type == "constexpr_sparse_blockwise_shift_scale")
+        assert fn.param_type(joint, "nonzero_data").dtype == "INT4"
+        params = prog.op_params(joint.outputs[0].name, name)
+        np.testing.assert_array_equal(params["data_mask"], values != 0)
+        np.testing.assert_array_equal(params["nonzero_data"], values[values != 0])
+        np.testing.assert_array_equal(params["scale"][:, 0].view(np.uint32), q.item_scale.view(np.uint32))
+    assert coreml_structure_problems(out, record) == []
+    # Half a byte per kept value plus one bit per entry, once for the three functions.
+    weights = (out / MULTIFUNCTION_PACKAGE / "Data/com.apple.CoreML/weights/weight.bin").stat().st_size
+    n, d, kept = 2000, 64, int((values != 0).sum())
+    assert weights <= kept / 2 + n * d / 8 + 8 * n + 64 + 4 * 128
+
+
+def test_int4_dense_uses_blockwise_shift_scale_and_refuses_ios16(tmp_path: Path) -> None:
+    model = _model(40, 6, seed=1)
+    q = quantize_int4(model)
+    record = _export(q, tmp_path / "a", top_k=3, finetune_steps=2)
+    assert record.details["variants"]["iOS18"]["compression"] == ["constexpr_blockwise_shift_scale"]  # type: ignore[index]
+    prog = MilProgram.load(tmp_path / "a" / MULTIFUNCTION_PACKAGE)
+    np.testing.assert_array_equal(prog.constant("item_embedding", "score"), q.dequantize().item_embedding)
+    r = CoreMLRunner(tmp_path / "a", record)
+    u = np.linspace(-1, 1, 6).astype(np.float32)
+    np.testing.assert_allclose(r.score(u, np.arange(40, dtype=np.int32)), q.dequantize().score(u), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match=r"^`coreml_targets` must not include 'iOS16' for an int4 model: .* need iOS18"):
+        _export(q, tmp_path / "b", coreml_targets=BOTH)
+    with pytest.raises(ValueError, match=r"^`coreml_targets` must be a non-empty tuple of distinct targets"):
+        _export(q, tmp_path / "b", coreml_targets=("iOS17",))
+
+
+@pytest.mark.parametrize("precision", ["float32", "int8", "int4"])
+def test_one_package_is_at_most_1_1x_the_onnx_artifact(tmp_path: Path, precision: str) -> None:
+    # 20,000 × 32: the table dominates; the programs' fixed bytes (about 30 KB for the three functions with
+    # unrolled fine-tune steps, against about 9 KB of ONNX graphs) are what the size report shows at 1,682 items.
+    model = _model(20_000, 32, seed=4)
+    m = {"float32": model, "int8": quantize_int8(model), "int4": quantize_int4(model)}[precision]
+    coreml = _export(m, tmp_path / "coreml", top_k=10, finetune_steps=STEPS)
+    (tmp_path / "onnx").mkdir()
+    onnx = get_exporter("onnx")(m, tmp_path / "onnx", ExportConfig(top_k=10, finetune_steps=STEPS))
+
+    def size(root: Path, files: tuple[str, ...]) -> int:
+        return sum((root / f).stat().st_size for f in files)
+
+    ratio = size(tmp_path / "coreml", coreml.files) / size(tmp_path / "onnx", onnx.files)
+    assert ratio <= 1.1, f"{precision}: Core ML / ONNX bytes = {ratio:.3f}"

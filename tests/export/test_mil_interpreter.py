@@ -170,3 +170,31 @@ def test_blob_reader_agrees_with_coremltools(tmp_path: Path) -> None:
 def test_load_refuses_a_directory_that_is_not_a_package(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"is not an \.mlpackage: no Manifest\.json\.$"):
         MilProgram.load(tmp_path)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.integers(-8, 7), min_size=1, max_size=33))
+def test_int4_blob_reads_back_what_coremltools_wrote(tmp_path_factory: pytest.TempPathFactory, values: list[int]) -> None:
+    from coremltools.libmilstoragepython import _BlobStorageWriter
+
+    path = tmp_path_factory.mktemp("int4") / "weight.bin"
+    writer = _BlobStorageWriter(str(path))
+    offset = writer.write_int4_data(np.array(values, np.int8))
+    del writer  # flushes the file
+    got = BlobReader(path).read(offset, MilTensorType("INT4", (len(values),)))
+    assert got.dtype == np.int8
+    np.testing.assert_array_equal(got, values)
+
+
+def test_blockwise_shift_scale_per_row_int4_matches_numpy(tmp_path: Path) -> None:
+    q = np.random.default_rng(1).integers(-7, 8, (6, 4)).astype(np.int8)
+    scale = np.array([[0.5], [1.0], [0.25], [2.0], [0.1], [3.0]], np.float32)
+
+    @mb.program(input_specs=[mb.TensorSpec((4,), types.fp32)], opset_version=ct.target.iOS18)
+    def prog(u: Var) -> Var:
+        table = mb.constexpr_blockwise_shift_scale(data=q.astype(types.np_int4_dtype), scale=scale)
+        return mb.squeeze(x=mb.matmul(x=table, y=mb.expand_dims(x=u, axes=[1])), axes=[1], name="out")
+
+    program = MilProgram.load(_save(prog, tmp_path / "m.mlpackage", ct.target.iOS18))
+    u = np.array([1.0, -2.0, 0.5, 3.0], np.float32)
+    np.testing.assert_allclose(program.run({"u": u})["out"], (q * scale) @ u, atol=1e-6)

@@ -4,11 +4,14 @@ import Foundation
 /// The bundle's Core ML models behind typed Swift calls (`score`, `recommend`, `finetune`; docs/BUNDLE.md).
 ///
 /// The exporter (export/coreml.py) writes, per deployment target, a "variant" in
-/// `artifacts.coreml.details.variants`: for iOS16 three single-function packages
-/// (`RecommenderScore/Recommend/Finetune.mlpackage`, function `main`); for iOS18, when the table was
-/// pruned, one sparse multifunction package (`RecommenderSparse.mlpackage`, functions named after the
-/// signatures). This class picks iOS18 when the OS has it, the bundle offers it and the app was built
-/// with Xcode 16+ (the iOS 18 SDK), else iOS16.
+/// `artifacts.coreml.details.variants`: by default only iOS18, one multifunction package
+/// (`Recommender.mlpackage`, functions `score`, `recommend`, `finetune` over one copy of the weights,
+/// float32 / int8 / int4, sparse when pruned), loaded once per function with
+/// `MLModelConfiguration.functionName`; with `privrec export --coreml-ios16` also iOS16, three
+/// single-function packages (`RecommenderScore/Recommend/Finetune.mlpackage`, function `main`) for
+/// iOS 16-17. This class picks iOS18 when the OS has it, the bundle offers it and the app was built with
+/// Xcode 16+ (the iOS 18 SDK), else iOS16; a bundle without a variant this device can run is refused
+/// with a message saying how to export one.
 /// Packages are compiled on the device (`MLModel.compileModel(at:)`) from the verified `.mlpackage`
 /// files, once per model version. Runs on the CPU by default so float32 results match the golden
 /// tolerance (the Neural Engine computes in float16).
@@ -34,10 +37,13 @@ public final class CoreMLSignatures: RecommenderSignatures {
         guard let details = m.artifacts["coreml"]?.details, let variants = details["variants"]?.object else {
             throw PrivRecError.bundle(file: Manifest.fileName, detail: "field \"artifacts.coreml.details.variants\" is missing: export with --formats coreml")
         }
-        var target = details["deployment_target"]?.string ?? "iOS16"
+        var target = "iOS16"
         #if compiler(>=6.0)  // Xcode 16+: the iOS 18 SDK has MLModelConfiguration.functionName
         if #available(iOS 18.0, macOS 15.0, *), variants["iOS18"] != nil { target = "iOS18" }
         #endif
+        guard variants[target] != nil else {
+            throw PrivRecError.bundle(file: Manifest.fileName, detail: "the Core ML artifact holds only \(variants.keys.sorted()) and this device needs \(target): export with --coreml-ios16 for iOS 16-17 (float32 or int8)")
+        }
         guard let variant = variants[target], let packages = variant["packages"]?.object,
               let functions = variant["functions"]?.object else {
             throw PrivRecError.bundle(file: Manifest.fileName, detail: "field \"artifacts.coreml.details.variants.\(target)\" lacks packages/functions")

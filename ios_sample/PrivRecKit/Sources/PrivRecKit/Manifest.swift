@@ -211,7 +211,7 @@ public struct Manifest: Decodable, Sendable {
         } catch {
             throw fail("is not a valid manifest (\(error))")
         }
-        guard ["float32", "int8"].contains(m.precision) else { throw fail("field \"precision\" must be float32 or int8. Found \(m.precision).") }
+        guard ["float32", "int8", "int4"].contains(m.precision) else { throw fail("field \"precision\" must be float32, int8 or int4. Found \(m.precision).") }
         guard (1...maxDim).contains(m.dim), (1...maxNumItems).contains(m.numItems), (1...m.numItems).contains(m.topK) else {
             throw fail("fields \"dim\" in [1, \(maxDim)], \"num_items\" in [1, \(maxNumItems)] and \"top_k\" in [1, num_items]. Found \(m.dim), \(m.numItems), \(m.topK).")
         }
