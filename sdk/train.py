@@ -54,8 +54,8 @@ class TrainConfig:
         user_weighting: ``"uniform"`` (every user weighs the same, like every device) or ``"count"``.
         finetune: the on-device reconstruction settings exported with the model.
         item_cold_start: how items with no training interaction get their row. ``"features"``: from their
-            public item features through a feature-tied table fitted on the trained items
-            (:func:`privrec.sdk.federated.side_info.feature_tied_items`), so a new item can be recommended
+            public item features through a feature-tied table fitted on the trained items, each weighted by
+            its interactions (:func:`privrec.sdk.federated.side_info.feature_tied_items`), so a new item can be recommended
             on day one; applied by the RUN_DIR workflow (``privrec train``) when the data has item features,
             otherwise nothing changes. ``"none"``: keep the rows as trained (never a positive, such items
             sink to the bottom of every ranking).

@@ -168,7 +168,7 @@ def run_quality(*, quick: bool, demo_dir: Path = DEMO_DIR, federated: bool = Tru
 COLD_FRACTION = 0.1
 #: Item-holdout seeds pooled in the full cold-start measurement (training seed 0 each).
 COLD_SEEDS = (0, 1, 2)
-COLD_METHODS = ("features", "features (interaction-weighted fit)", "mean item (no features)", "popularity",
+COLD_METHODS = ("features", "features (unweighted fit)", "mean item (no features)", "popularity",
                 "as trained (none)", "trained on everything")
 
 
@@ -223,8 +223,11 @@ def cold_start_experiment(
     and score the test cases whose test item is held out (full-catalog ranking minus the user's history, the
     usual protocol) five ways:
 
-    * ``features``: the held-out rows from the feature-tied table (``item_cold_start="features"``);
-    * ``mean item (no features)``: the same table without features (every cold item is the average warm item);
+    * ``features``: the held-out rows from the feature-tied table fitted with each trained item weighted by
+      its interactions (what ``item_cold_start="features"`` does);
+    * ``features (unweighted fit)``: the same table, every trained item weighted the same;
+    * ``mean item (no features)``: the weighted table without features (every cold item is the average item as
+      users meet items);
     * ``popularity``: items ranked by training interactions (a cold item has none);
     * ``as trained (none)``: the rows as trained (``item_cold_start="none"``);
     * ``trained on everything``: a model trained with the held-out items' interactions (upper reference).
@@ -266,9 +269,10 @@ def cold_start_experiment(
             U = model.user_embedding
             pop = np.bincount(cold_split.train_items, minlength=n).astype(np.float64)
             tables = {
-                "features": feature_tied_items(model.items, F, untrained),
-                "features (interaction-weighted fit)": feature_tied_items(model.items, F, untrained, weights=pop),
-                "mean item (no features)": feature_tied_items(model.items, np.zeros((n, 0), np.float32), untrained),
+                "features": feature_tied_items(model.items, F, untrained, weights=pop),
+                "features (unweighted fit)": feature_tied_items(model.items, F, untrained),
+                "mean item (no features)": feature_tied_items(model.items, np.zeros((n, 0), np.float32), untrained,
+                                                              weights=pop),
                 "as trained (none)": model.items,
             }
             scorers: dict[str, Any] = {
@@ -362,10 +366,10 @@ def write_cold_start_report(out: Path, result: dict[str, Any]) -> Path:
         f"sampled HR@10 (99 negatives). A random ranking scores HR@10 ≈ {result['random_hr']:.4f} on these cases. "
         f"Ties are broken by a fixed tiny per-item jitter shared by every method.\n",
         "- **features**: `item_cold_start=\"features\"` — each held-out item's row and bias from the feature-tied "
-        "table (ridge fit of the trained rows on the public genre and release-period features).",
-        "- **features (interaction-weighted fit)**: the same, each trained item weighted by its interactions in the "
-        "fit (`feature_tied_items(..., weights=counts)`): the row of an item *as users meet items*.",
-        "- **mean item (no features)**: the same table with no features (every cold item is the average warm item).",
+        "table: a ridge fit of the trained rows on the public genre and release-period features, each trained item "
+        "weighted by its interactions (the row of an item *as users meet items*).",
+        "- **features (unweighted fit)**: the same table with every trained item weighted the same.",
+        "- **mean item (no features)**: the weighted table with no features (every cold item is the average item).",
         "- **popularity**: items ranked by their training interactions (a held-out item has none).",
         "- **as trained (none)**: `item_cold_start=\"none\"`, the rows the training left (never a positive).",
         "- **trained on everything**: the model trained with the held-out items' interactions (upper reference).\n",
