@@ -114,17 +114,24 @@ def _test_classes() -> list[str]:
 
 
 def _run_junit(
-    jar: Path, bundles: list[Path], classes: list[str], *, public_key: Path, via_env: bool = False
+    jar: Path, bundles: list[Path], classes: list[str], *, public_key: Path, via_env: bool = False,
+    catalog: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """JUnitCore over ``classes``; the bundle, key and fixture paths go in as system properties, or with
-    ``via_env`` as the environment variables the Kotlin tests fall back to when the properties are unset."""
+    ``via_env`` as the environment variables the Kotlin tests fall back to when the properties are unset.
+    ``catalog`` is the catalog-update fixture (:func:`catalog`) CatalogUpdateTest reads."""
     cp = os.pathsep.join(str(p) for p in (jar, KOTLIN_STDLIB, *JUNIT_JARS))
     inputs = {
         "privrec.bundles": os.pathsep.join(str(b) for b in bundles),
         "privrec.recipe_golden": str(RECIPE_GOLDEN),
         "privrec.public_key": str(public_key),
     }
-    env = {k: v for k, v in os.environ.items() if k not in ("PRIVREC_BUNDLES", "PRIVREC_RECIPE_GOLDEN", "PRIVREC_PUBLIC_KEY")}
+    if catalog is not None:
+        inputs["privrec.catalog"] = str(catalog)
+    env = {
+        k: v for k, v in os.environ.items()
+        if k not in ("PRIVREC_BUNDLES", "PRIVREC_RECIPE_GOLDEN", "PRIVREC_PUBLIC_KEY", "PRIVREC_CATALOG")
+    }
     if via_env:
         env.update({name.upper().replace(".", "_"): value for name, value in inputs.items()})
         props = []
@@ -177,20 +184,66 @@ def bundles(tmp_path_factory: pytest.TempPathFactory, keys: tuple[Path, Path]) -
     }
 
 
+CATALOG_V1 = np.arange(160)  # v1's rows hold these items of the model, in id order
+_catalog_rng = np.random.default_rng(19)
+CATALOG_REMOVED = np.sort(_catalog_rng.choice(CATALOG_V1, 20, replace=False))
+CATALOG_V2 = _catalog_rng.permutation(  # 20 removed, 40 added, rows re-ordered
+    np.concatenate([np.setdiff1d(CATALOG_V1, CATALOG_REMOVED), np.arange(160, NUM_ITEMS)])
+)
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory, keys: tuple[Path, Path]) -> Path:
+    """The catalog-update fixture CatalogUpdateTest reads: two signed bundles of one model whose catalogs
+    differ (v1 → v2: items removed, added, rows re-ordered), a history of v1 item ids (some removed in v2),
+    the history as v1 rows (the earlier store format), and what the Python runtime recommends on v2."""
+    from privrec.runtime import Recommender
+    from privrec.sdk.reconstruct import FinetuneConfig
+
+    root = tmp_path_factory.mktemp("catalog")
+    model = _model(5)
+    out: dict[str, Path] = {}
+    for name, rows in (("v1", CATALOG_V1), ("v2", CATALOG_V2)):
+        items = [{"index": r, "id": f"sku-{int(i):04d}", "title": f"{TITLES[int(i) % 3]} #{i}"} for r, i in enumerate(rows)]
+        table = ItemModel(model.item_embedding[rows].copy(), model.item_bias[rows].copy())
+        out[name] = export_bundle(table, root / name, formats=("onnx",), items=items, top_k=10, recency_half_life=3.0,
+                                  finetune=FinetuneConfig(steps=5, lr=0.5, l2=0.05, calls=2), sign_key=keys[0])
+    rng = np.random.default_rng(4)
+    kept = [int(i) for i in rng.choice(np.setdiff1d(CATALOG_V1, CATALOG_REMOVED), 9, replace=False)]
+    gone = [int(i) for i in CATALOG_REMOVED[[2, 11, 17]]]
+    order = [*kept[:3], gone[0], *kept[3:6], gone[1], *kept[6:8], gone[2], kept[8]]
+    history = [f"sku-{i:04d}" for i in order]
+    weights = [1.0 + (k % 3) * 0.5 for k in range(len(order))]
+    dropped = [f"sku-{i:04d}" for i in order if i in set(gone)]
+    rec = Recommender.load(out["v2"], public_key=keys[1])
+    user = rec.reconstruct(history, weights=np.asarray(weights))
+    top_ids, top_scores = rec.recommend_ids(user, exclude=history)
+    fixture = {
+        "v1": str(out["v1"]), "v2": str(out["v2"]), "history": history, "weights": weights, "dropped": dropped,
+        "v1_rows": order, "python_top_ids": top_ids, "python_top_scores": top_scores.tolist(), "tolerance": 1e-4,
+    }
+    path = root / "catalog_update.json"
+    path.write_text(json.dumps(fixture, indent=1))
+    return path
+
+
 @pytest.fixture(scope="module")
 def core_jar() -> Path:
     jar, _ = _compile(_require_tools())
     return jar
 
 
-def test_kotlin_core_reproduces_fresh_bundles(core_jar: Path, bundles: dict[str, Path], keys: tuple[Path, Path]) -> None:
+def test_kotlin_core_reproduces_fresh_bundles(
+    core_jar: Path, bundles: dict[str, Path], keys: tuple[Path, Path], catalog: Path
+) -> None:
     """All JUnit4 tests (signatures, path rules, limits, JSON parser, safetensors, top-K, fine-tune, golden
     self-test, tamper checks, the reconstruction recipe's fixture, the optional ``item_features`` field and
-    file) pass."""
+    file, the item map and a catalog update) pass."""
     classes = _test_classes()
-    expected = {"dev.privrec.core.BundleTest", "dev.privrec.core.ReconstructionTest", "dev.privrec.core.SignatureTest"}
+    expected = {"dev.privrec.core.BundleTest", "dev.privrec.core.ReconstructionTest", "dev.privrec.core.SignatureTest",
+                "dev.privrec.core.CatalogUpdateTest"}
     assert expected <= set(classes)
-    proc = _run_junit(core_jar, [bundles["float32"], bundles["int8"]], classes, public_key=keys[1])
+    proc = _run_junit(core_jar, [bundles["float32"], bundles["int8"]], classes, public_key=keys[1], catalog=catalog)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"Kotlin core tests failed:\n{output}"
     assert "OK (" in proc.stdout
@@ -212,6 +265,14 @@ def test_kotlin_core_reproduces_fresh_bundles(core_jar: Path, bundles: dict[str,
     for precision in ("float32", "int8"):
         assert f"{precision}: manifest.sig verifies with pinned key {key_id}" in proc.stdout, proc.stdout
     assert "FAILED" not in proc.stdout
+    # A catalog update: the Kotlin device that stored its history by item id, then installed v2, serves what a
+    # device that started on v2 serves, and what the Python runtime recommends (CatalogUpdateTest).
+    fixture = json.loads(catalog.read_text())
+    assert len(fixture["dropped"]) == 3
+    assert (
+        f"catalog update: 3 of {len(fixture['history'])} stored interactions name items v2 removed; "
+        "top-10 equals a device that started on v2 and the Python runtime's"
+    ) in proc.stdout, proc.stdout
 
 
 def test_kotlin_core_reads_its_inputs_from_the_environment(

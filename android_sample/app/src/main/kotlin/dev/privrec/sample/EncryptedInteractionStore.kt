@@ -3,6 +3,7 @@ package dev.privrec.sample
 import android.security.keystore.KeyGenParameterSpec
 import android.security.keystore.KeyProperties
 import dev.privrec.core.InteractionLog
+import dev.privrec.core.Manifest
 import java.io.File
 import java.security.KeyStore
 import javax.crypto.AEADBadTagException
@@ -36,15 +37,19 @@ class EncryptedInteractionStore(private val file: File, private val keyAlias: St
         return generator.generateKey()
     }
 
-    /** The stored log, or null when there is none yet. Throws [AEADBadTagException] if the file was altered. */
-    fun read(): InteractionLog? {
+    /**
+     * The stored log, or null when there is none yet. Throws [AEADBadTagException] if the file was altered.
+     * A log of the earlier format (model rows) is converted to item ids when [rowsBundle] is the bundle it
+     * was written with (see [InteractionLog.decode]).
+     */
+    fun read(rowsBundle: Manifest? = null): InteractionLog? {
         if (!file.isFile) return null
         val blob = file.readBytes()
         require(blob.size > IV_BYTES + TAG_BITS / 8) { "${file.name} is truncated (${blob.size} bytes)" }
         val cipher = Cipher.getInstance(TRANSFORMATION)
         cipher.init(Cipher.DECRYPT_MODE, key(), GCMParameterSpec(TAG_BITS, blob, 0, IV_BYTES))
         cipher.updateAAD(AAD)
-        return InteractionLog.decode(cipher.doFinal(blob, IV_BYTES, blob.size - IV_BYTES))
+        return InteractionLog.decode(cipher.doFinal(blob, IV_BYTES, blob.size - IV_BYTES), rowsBundle)
     }
 
     fun write(log: InteractionLog) {

@@ -56,7 +56,7 @@ fun PrivRecApp(model: RecommenderViewModel = viewModel()) {
 }
 
 @Composable
-fun RecommendationsScreen(state: UiState, onLike: (Int) -> Unit, onUnlike: (Int) -> Unit, modifier: Modifier) {
+fun RecommendationsScreen(state: UiState, onLike: (String) -> Unit, onUnlike: (String) -> Unit, modifier: Modifier) {
     LazyColumn(modifier) {
         state.notice?.let { notice ->
             item { Text(notice, Modifier.padding(16.dp), color = MaterialTheme.colorScheme.error) }

@@ -23,11 +23,11 @@ import java.io.IOException
 import java.security.GeneralSecurityException
 import java.security.ProviderException
 
-/** One row of the list: model row, title from the bundle's item map, score. */
-data class Recommendation(val item: Int, val title: String, val score: Float)
+/** One row of the list: the app's item id, title from the bundle's item map, score. */
+data class Recommendation(val item: String, val title: String, val score: Float)
 
-/** One liked item, oldest first: tap it to unlike. */
-data class LikedItem(val item: Int, val title: String)
+/** One liked item (the app's item id), oldest first: tap it to unlike. */
+data class LikedItem(val item: String, val title: String)
 
 /** What the screens show. */
 data class UiState(
@@ -99,10 +99,12 @@ class RecommenderViewModel(app: Application) : AndroidViewModel(app) {
         val b = BundleInstaller.install(getApplication())
         val m = b.manifest
         val chosen = chooseBackend(b)
-        // Start over when the log is unreadable (altered file, Keystore key invalidated or unavailable) or
-        // from another model version (its item rows belong to that model): never guess.
+        // The log keeps item ids, so it outlives a catalog update: the new bundle maps it onto its own rows,
+        // and items it no longer holds are left out (and stay stored). A log of the earlier format (model rows)
+        // is converted only with the bundle it was written with (else refused). Start over when the log is unreadable
+        // (altered file, Keystore key invalidated or unavailable): never guess.
         val saved = try {
-            store.read()
+            store.read(rowsBundle = m)
         } catch (e: GeneralSecurityException) {
             null
         } catch (e: ProviderException) {
@@ -114,8 +116,7 @@ class RecommenderViewModel(app: Application) : AndroidViewModel(app) {
         } catch (e: IllegalArgumentException) {
             null // a truncated file
         }
-        val restored = saved?.takeIf { it.modelVersion == m.modelVersion && it.user.size == m.dim }
-            ?: InteractionLog.empty(m.modelVersion, m.dim)
+        val restored = saved?.forModel(m.modelVersion, m.dim) ?: InteractionLog.empty(m.modelVersion, m.dim)
         bundle = b
         backend = chosen
         log = restored
@@ -180,8 +181,9 @@ class RecommenderViewModel(app: Application) : AndroidViewModel(app) {
      */
     private fun rebuild(next: InteractionLog): Pair<InteractionLog, Double?> {
         val b = bundle!!
-        if (next.interactions.isEmpty()) return Pair(next.withUser(FloatArray(b.manifest.dim)), null)
-        val out = Reconstruction.reconstruct(backend!!.signatures, b.manifest, next.history(), next.weights())
+        // Items this bundle's catalog does not hold are left out (mapped.dropped); with none left: the zero vector.
+        val (out, _) = Reconstruction.reconstruct(backend!!.signatures, b.manifest, next)
+        if (out == null) return Pair(next.withUser(FloatArray(b.manifest.dim)), null)
         return Pair(next.withUser(out.user), out.loss)
     }
 
@@ -212,12 +214,13 @@ class RecommenderViewModel(app: Application) : AndroidViewModel(app) {
     private fun refresh() {
         val m = bundle!!.manifest
         val mask = FloatArray(m.numItems)
-        for (i in log.seen()) mask[i] = Float.NEGATIVE_INFINITY
+        for (i in log.seen(m.itemMap)) mask[i] = Float.NEGATIVE_INFINITY
         val top = attempt("Could not refresh recommendations") { backend!!.signatures.recommend(log.user, mask) } ?: return
         val rows = top.ids.indices
             .filter { top.scores[it] != Float.NEGATIVE_INFINITY } // fewer eligible items than K
-            .map { Recommendation(top.ids[it], m.title(top.ids[it]), top.scores[it]) }
-        val liked = log.interactions.map { LikedItem(it.item, m.title(it.item)) }
+            .map { Recommendation(m.itemMap.id(top.ids[it]), m.title(top.ids[it]), top.scores[it]) }
+        // Liked items the catalog no longer holds are still listed (by id), so they can be unliked.
+        val liked = log.interactions.map { i -> LikedItem(i.itemId, m.itemMap.row(i.itemId)?.let { m.title(it) } ?: i.itemId) }
         _state.value = _state.value.copy(recommendations = rows, liked = liked)
     }
 
@@ -236,15 +239,15 @@ class RecommenderViewModel(app: Application) : AndroidViewModel(app) {
         }
     }
 
-    /** Appends [item] to the history as the latest interaction and rebuilds the vector. */
-    fun like(item: Int) = change("Could not save your like") { current ->
+    /** Appends [item] (the app's item id) to the history as the latest interaction and rebuilds the vector. */
+    fun like(item: String) = change("Could not save your like") { current ->
         // Already liked: a double tap queued behind the first like.
-        if (item in current.seen()) null else current.with(Interaction(item, 1f, System.currentTimeMillis()))
+        if (item in current.seenIds()) null else current.with(Interaction(item, 1f, System.currentTimeMillis()))
     }
 
     /** Removes every interaction with [item] from the history and rebuilds the vector. */
-    fun unlike(item: Int) = change("Could not remove your like") { current ->
-        if (item in current.seen()) current.without(item) else null
+    fun unlike(item: String) = change("Could not remove your like") { current ->
+        if (item in current.seenIds()) current.without(item) else null
     }
 
     /** Deletes the stored log and its Keystore key, and starts over from the zero vector. */

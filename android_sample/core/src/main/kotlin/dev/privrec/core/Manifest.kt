@@ -104,6 +104,9 @@ class Manifest(
 
     private val itemsByIndex: Map<Int, CatalogItem> by lazy { items.associateBy { it.index } }
 
+    /** Row ↔ the app's item id ([ItemMap]; the implicit `r.toString()` map when `items` is empty). */
+    val itemMap: ItemMap by lazy { ItemMap.of(items, numItems) }
+
     companion object {
         const val FILE = "manifest.json"
         const val SCHEMA_VERSION = 1
@@ -177,17 +180,7 @@ class Manifest(
 
             val finetune = finetuneSpec(root.obj("finetune"))
 
-            // `items` is empty (no metadata: an item's id is its row) or one entry per row, in row order;
-            // entries may carry more metadata than index/id/title (genres, year, ...).
-            val itemObjs = root.objects("items")
-            if (itemObjs.isNotEmpty() && itemObjs.size != numItems) {
-                root.fail("items", "must be empty or hold one entry per item ($numItems). Found ${itemObjs.size}.")
-            }
-            val items = itemObjs.mapIndexed { pos, o ->
-                val index = o.int("index")
-                if (index != pos) o.fail("index", "must be $pos (entries are in row order). Found $index.")
-                CatalogItem(index, o.string("id"), if (o.has("title")) o.string("title") else "")
-            }
+            val items = itemMap(root, numItems)
 
             val weightsObj = root.obj("weights")
             val weights = LinkedHashMap<String, WeightSpec>()
@@ -301,6 +294,37 @@ class Manifest(
         }
 
         /** `finetune`: `steps`, `lr`, `l2` required; `calls` (default 1) and `recency_half_life` (default null) optional. */
+        /**
+         * The item map (`items`): empty (no metadata: row `r` holds id `r.toString()`) or one entry per row in
+         * any order, the indices a permutation of `0 until numItems`, the ids the app's own, non-empty and
+         * unique (a device stores its history by them). Entries may carry more metadata than
+         * index/id/title (genres, year, ...). Returned sorted by index.
+         */
+        private fun itemMap(root: JsonFields, numItems: Int): List<CatalogItem> {
+            val itemObjs = root.objects("items")
+            if (itemObjs.isNotEmpty() && itemObjs.size != numItems) {
+                root.fail("items", "must be empty or hold one entry per item ($numItems). Found ${itemObjs.size}.")
+            }
+            val atIndex = HashMap<Int, Int>()
+            val atId = HashMap<String, Int>()
+            val items = itemObjs.mapIndexed { pos, o ->
+                val index = o.int("index")
+                if (index < 0 || index >= numItems) o.fail("index", "must be in [0, $numItems). Found $index.")
+                val other = atIndex.put(index, pos)
+                if (other != null) {
+                    val present = itemObjs.map { (it.map["index"] as? Long)?.toInt() ?: -1 }.toSet()
+                    val missing = (0 until numItems).first { it !in present }
+                    o.fail("index", "repeats index $index of items[$other]: the indices must be a permutation of 0..${numItems - 1}, and index $missing has no entry.")
+                }
+                val id = o.string("id")
+                if (id.isEmpty()) o.fail("id", "must be a non-empty string (the app's item id). Found \"\".")
+                val sameId = atId.put(id, pos)
+                if (sameId != null) o.fail("id", "repeats id \"$id\" of items[$sameId]: item ids must be unique.")
+                CatalogItem(index, id, if (o.has("title")) o.string("title") else "")
+            }
+            return items.sortedBy { it.index }
+        }
+
         private fun finetuneSpec(ft: JsonFields): FinetuneSpec {
             ft.requireKeys(setOf("steps", "lr", "l2"), setOf("calls", "recency_half_life"))
             val steps = ft.int("steps")

@@ -86,6 +86,19 @@ object Reconstruction {
         return FinetuneResult(user, loss)
     }
 
+    /**
+     * Both steps for a stored [log] (item ids) on [manifest]'s bundle: the history is mapped through the
+     * manifest's item map first, so items this catalog does not hold (removed by a catalog update) are left
+     * out, and the vector equals the one a device that started on this bundle with the surviving history
+     * builds. Returns the result and the mapping (its `dropped` ids are the ones left out); the result is
+     * null when no stored item is in this catalog (the zero vector serves).
+     */
+    fun reconstruct(backend: SelfTest.Signatures, manifest: Manifest, log: InteractionLog): Pair<FinetuneResult?, MappedHistory> {
+        val mapped = log.history(manifest.itemMap)
+        if (mapped.rows.isEmpty()) return Pair(null, mapped)
+        return Pair(reconstruct(backend, manifest, mapped.rows, mapped.weights), mapped)
+    }
+
     /** Both steps: the user vector of [history] (with optional [weights]) under [manifest]'s recipe, through [backend]. */
     fun reconstruct(backend: SelfTest.Signatures, manifest: Manifest, history: IntArray, weights: FloatArray? = null): FinetuneResult {
         val labels = labels(history, manifest.numItems, manifest.finetune.recencyHalfLife, weights)

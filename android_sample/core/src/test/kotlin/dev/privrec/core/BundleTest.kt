@@ -232,13 +232,15 @@ class BundleTest {
     fun theInteractionLogRoundTrips() {
         val m = loadSigned(bundleDirs().first()).manifest
         val log = InteractionLog.empty(m.modelVersion, m.dim)
-            .with(Interaction(3, 1f, 1700000000000L))
-            .with(Interaction(m.numItems - 1, 1f, 1700000000001L))
+            .with(Interaction(m.itemMap.id(3), 1f, 1700000000000L))
+            .with(Interaction(m.itemMap.id(m.numItems - 1), 1f, 1700000000001L))
+            .with(Interaction("not-in-this-catalog", 0.5f, 1700000000002L))
             .withUser(FloatArray(m.dim) { it * 0.25f - 1f })
         val back = InteractionLog.decode(log.encode())
         assertEquals(log.modelVersion, back.modelVersion)
         assertEquals(log.interactions, back.interactions)
         assertEquals(log.user.toList(), back.user.toList())
-        assertEquals(setOf(3, m.numItems - 1), back.seen())
+        assertEquals(setOf(3, m.numItems - 1), back.seen(m.itemMap))
+        assertEquals(listOf("not-in-this-catalog"), back.history(m.itemMap).dropped)
     }
 }

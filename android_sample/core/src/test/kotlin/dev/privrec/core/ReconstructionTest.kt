@@ -71,12 +71,13 @@ class ReconstructionTest {
         val fx = fixture()
         val first = fx.cases.first { it.name == "history" }
         val afterUnlike = fx.cases.first { it.name == "after_unlike_7" }
+        val map = ItemMap.implicit(fx.table.numItems)
         var log = InteractionLog.empty("test", fx.table.dim)
-        for ((t, item) in first.history.withIndex()) log = log.with(Interaction(item, 1f, 1700000000000L + t))
-        assertArrayEquals(first.history, log.history())
-        log = log.without(7)
-        assertArrayEquals(afterUnlike.history, log.history())
-        val rebuilt = Reconstruction.labels(log.history(), fx.table.numItems, fx.spec.recencyHalfLife, log.weights())
+        for ((t, item) in first.history.withIndex()) log = log.with(Interaction(map.id(item), 1f, 1700000000000L + t))
+        assertArrayEquals(first.history, log.history(map).rows)
+        log = log.without(map.id(7))
+        assertArrayEquals(afterUnlike.history, log.history(map).rows)
+        val rebuilt = Reconstruction.labels(log.history(map).rows, fx.table.numItems, fx.spec.recencyHalfLife, log.weights())
         assertTrue(maxAbs(rebuilt, afterUnlike.labels) <= fx.tolerance)
     }
 
