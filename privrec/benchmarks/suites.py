@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import aggregation, latency, quality, size
+from . import aggregation, coldstart, latency, quality, size
 from .machine import machine_info
 from .report import (
     acceptance,
@@ -40,8 +40,10 @@ def run_latency_bench(*, quick: bool, out: Path) -> dict[str, Any]:
     result["quick"] = quick
     result["acceptance"] = acceptance(result)
     result["int8_gain"] = int8_gain(result)
+    result["cold_start"] = coldstart.run_cold_start(coldstart.COLD_QUICK if quick else coldstart.COLD_FULL)
     plots = plot_latency(result, out)
-    return _finish(result, out, latency_markdown(result, plots) + "\n" + latency.browser_markdown(result), t0)
+    md = latency_markdown(result, plots) + "\n" + latency.browser_markdown(result)
+    return _finish(result, out, md + "\n" + coldstart.cold_start_markdown(result["cold_start"]), t0)
 
 
 def run_size_bench(*, quick: bool, out: Path) -> dict[str, Any]:
@@ -235,6 +237,22 @@ def run_aggregation_bench(*, quick: bool, out: Path) -> dict[str, Any]:
             ylabel="bytes",
         ),
     ]
+    scale_ok = [r for r in result["scale"]["rows"] if "round_s_est" in r]
+    if scale_ok:
+        plots += [
+            plot_rows(
+                [r | {"figure": figure} | {"value": r[key]} for r in scale_ok for key, figure in
+                 (("round_s_est", "round (est.)"), ("server_s", "server"), ("client_total_median_s", "client median"))],
+                out,
+                "aggregation_scale.png",
+                x="devices",
+                y="value",
+                group=("figure", "dropout"),
+                title="SecAgg+ (k ≈ log2 n), D = ML-100K layout: seconds vs devices",
+                xlabel="devices",
+                ylabel="seconds",
+            )
+        ]
     md = "\n".join(
         [
             "# privrec bench: aggregation\n",
@@ -260,6 +278,7 @@ def run_aggregation_bench(*, quick: bool, out: Path) -> dict[str, Any]:
                 ],
             ),
             aggregation.flower_markdown(result),
+            aggregation.scale_markdown(result),
             *[f"![{p}]({p})\n" for p in plots],
         ]
     )
