@@ -17,6 +17,7 @@ import pytest
 
 from privrec.bench import SUITES, run_bench
 from privrec.benchmarks import latency, size
+from privrec.benchmarks.aggregation import GROWTH, scale_neighbourhood
 from privrec.benchmarks.aggregation import QUICK as AGG_QUICK
 
 pytestmark = pytest.mark.xdist_group("bench")
@@ -146,7 +147,22 @@ def test_aggregation_quick_via_the_cli_json(tmp_path: Path) -> None:
         assert r["flower_survivors"] == r["privrec_survivors"] == r["devices"] - round(r["dropout"] * r["devices"])
         assert r["flower_mean_max_abs_err"] < 1e-5 and r["privrec_sum_max_abs_err"] < 1e-6  # both unmasked correctly
         assert r["round_ratio"] > 0 and r["bytes_ratio"] > 0
-    _report(tmp_path / "aggregation", pngs=2)
+    scale = result["scale"]  # SecAgg+ with k ~ log2 n, each round in its own process
+    plan = AGG_QUICK.scale
+    assert plan is not None
+    assert {(r["devices"], r["dropout"]) for r in scale["rows"]} == set(itertools.product(plan.devices, plan.dropouts))
+    for r in scale["rows"]:
+        assert "error" not in r, r
+        assert (r["neighbours"], r["threshold"]) == scale_neighbourhood(r["devices"])
+        assert r["survivors"] == r["devices"] - round(r["dropout"] * r["devices"]) and r["sum_max_abs_err"] < 1e-6
+        assert r["peak_rss_mb"] > r["round_rss_mb"] > 0 and r["bytes_per_device_median"] > 4 * r["length"]
+    assert {g["dropout"] for g in scale["growth"]} == set(plan.dropouts)
+    for g in scale["growth"]:
+        assert all(key in g for key, _ in GROWTH)
+    for r in scale["flower"]["rows"]:
+        assert r["flower_survivors"] == r["privrec_survivors"] and "round_ratio" in r, r
+    md = _report(tmp_path / "aggregation", pngs=3)
+    assert "## Scale" in md and "### Growth exponents" in md
 
 
 def test_default_out_is_where_the_committed_reports_live() -> None:
