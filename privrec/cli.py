@@ -68,6 +68,7 @@ _RatingCol = Annotated[
 ]
 _MinRating = Annotated[float | None, typer.Option("--min-rating", help="Drop rows rated below this.")]
 _TitleCol = Annotated[str | None, typer.Option("--title-col", help="Item file's title column (default: 'title' if present).")]
+_ItemsIdCol = Annotated[str | None, typer.Option("--items-id-col", help="Item file's id column (default: the --item-col name).")]
 _FeatureCols = Annotated[
     str | None,
     typer.Option("--feature-cols", help="Item file's categorical columns, comma-separated; cells split on '|' "
@@ -80,14 +81,14 @@ _Dedupe = Annotated[
 
 def _data_source(data: Path, items: Path | None, user_col: str, item_col: str, time_col: str | None,
                  rating_col: str | None, min_rating: float | None, title_col: str | None, feature_cols: str | None,
-                 dedupe: bool) -> Any:
+                 dedupe: bool, items_id_col: str | None = None) -> Any:
     """The :class:`~privrec.sdk.data.DataSource` the flags describe (files hashed), or exit 2 naming the problem."""
     from privrec.sdk.data import ColumnSpec, DataSource, ItemsSpec
 
     try:
         columns = ColumnSpec(user=user_col, item=item_col, time=time_col, rating=rating_col, min_rating=min_rating)
         feats = None if feature_cols is None else tuple(c.strip() for c in feature_cols.split(",") if c.strip())
-        spec = ItemsSpec(title_col=title_col, feature_cols=feats)
+        spec = ItemsSpec(id_col=items_id_col, title_col=title_col, feature_cols=feats)
         return DataSource.from_files(data, columns, items=items, items_spec=spec, dedupe=dedupe)
     except (OSError, ValueError) as exc:
         _fail(str(exc))
@@ -112,12 +113,13 @@ def data_validate(
     min_rating: _MinRating = None,
     title_col: _TitleCol = None,
     feature_cols: _FeatureCols = None,
+    items_id_col: _ItemsIdCol = None,
     dedupe: _Dedupe = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
     """Check an app's data file without training: the summary table and every problem (exit 2 on an error)."""
     source = _data_source(data, items, user_col, item_col, time_col, rating_col, min_rating, title_col,
-                          feature_cols, dedupe)
+                          feature_cols, dedupe, items_id_col)
     report = source.read(progress=not as_json)
     if as_json:
         _emit(report.to_dict() | {"data": {"path": source.path, "sha256": source.sha256,
@@ -148,6 +150,7 @@ def train(
     min_rating: _MinRating = None,
     title_col: _TitleCol = None,
     feature_cols: _FeatureCols = None,
+    items_id_col: _ItemsIdCol = None,
     dedupe: _Dedupe = False,
 ) -> None:
     """Train a model on MovieLens-100K or an app's own data (--data), centrally or by simulated federated rounds."""
@@ -157,7 +160,7 @@ def train(
     source = loaded = None
     if data is not None:
         source = _data_source(data, items, user_col, item_col, time_col, rating_col, min_rating, title_col,
-                              feature_cols, dedupe)
+                              feature_cols, dedupe, items_id_col)
         report = source.read()
         _report_problems(report)
         report.summary.render(stderr=True, title=f"{data.name}")
@@ -192,6 +195,7 @@ def evaluate(
     min_rating: _MinRating = None,
     title_col: _TitleCol = None,
     feature_cols: _FeatureCols = None,
+    items_id_col: _ItemsIdCol = None,
     dedupe: _Dedupe = False,
 ) -> None:
     """Evaluate HR@10 and NDCG@10 (sampled and full catalog) on the leave-one-out test items."""
@@ -202,7 +206,7 @@ def evaluate(
             _fail("--data needs a RUN_DIR trained on that data.")
             return
         source = _data_source(data, items, user_col, item_col, time_col, rating_col, min_rating, title_col,
-                              feature_cols, dedupe)
+                              feature_cols, dedupe, items_id_col)
         try:
             result = evaluate_run(run_dir, data_source=source)
         except (OSError, ValueError) as exc:

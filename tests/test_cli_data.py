@@ -157,3 +157,53 @@ def test_train_evaluate_export_on_an_app_csv(tmp_path: Path, monkeypatch: pytest
     code, out, err = _cli(["evaluate", str(run), "--json"], monkeypatch, capsys)
     assert code == 2 and out == ""
     assert err.startswith("error: ") and "the file changed" in err
+
+
+def test_item_file_with_its_own_id_column(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "d.csv").write_text(GOOD)
+    (tmp_path / "items.csv").write_text("product,title\na,Alpha\nb,Beta\nc,Gamma\n")
+    argv = ["data", "validate", str(tmp_path / "d.csv"), "--items", str(tmp_path / "items.csv"), "--json"]
+    code, out, _ = _cli(argv, monkeypatch, capsys)
+    assert code == 2 and "column 'item_id' (--items-id-col) missing; the item file has columns 'product', 'title'" in out
+    code, out, _ = _cli([*argv, "--items-id-col", "product"], monkeypatch, capsys)
+    assert code == 0 and json.loads(out)["problems"] == []
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_your_own_data_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's four commands run as printed, on files with the columns it shows (plus a quick training
+    config and ONNX only, for speed)."""
+    import re
+    import shlex
+
+    section = README.read_text().split("\n## Your own data\n", 1)[1].split("\n## ", 1)[0]
+    text_block = re.findall(r"```text\n(.*?)```", section, flags=re.S)[0].splitlines()
+    commands = [c for c in re.findall(r"```bash\n(.*?)```", section, flags=re.S)[0].splitlines() if c.strip()]
+    assert len(commands) == 4 and all(c.startswith("privrec ") for c in commands)
+    orders_header, catalog_header = text_block[1].split()
+    assert text_block[0].split()[:2] == ["orders.csv", "catalog.csv"]
+    user_col, item_col, *_ = orders_header.split(",")
+    data = synthetic_interactions(80, 130, seed=5, per_user=(6, 15))
+    rows = [f"c-{u:04d},sku-{i:04d},{1_700_000_000 + t},{1 + (u * i) % 5}"
+            for u, i, t in zip(data.users, data.items, data.timestamps, strict=True)]
+    (tmp_path / "orders.csv").write_text(orders_header + "\n" + "\n".join(rows) + "\n")
+    cats = ("shoes|outdoor", "hats", "bags|outdoor")
+    (tmp_path / "catalog.csv").write_text(catalog_header + "\n" + "\n".join(
+        f"sku-{i:04d},Product {i},{cats[i % 3]}" for i in range(132)) + "\n")
+    (tmp_path / "quick.json").write_text(json.dumps({"dim": 8, "epochs": 2}))
+    monkeypatch.chdir(tmp_path)
+    outputs = []
+    for command in commands:
+        argv = shlex.split(command)[1:]
+        argv += {"train": ["--config", "quick.json"], "export": ["--formats", "onnx"]}.get(argv[0], [])
+        code, out, err = _cli(argv, monkeypatch, capsys)
+        assert code == 0, (command, err[-2000:])
+        outputs.append(out)
+    assert (user_col, item_col) == ("customer", "sku")
+    assert json.loads(outputs[2])["users"] == 80
+    manifest = json.loads((tmp_path / "bundles" / "shop" / "manifest.json").read_text())
+    assert [i["id"] for i in manifest["items"]][:2] == ["sku-0000", "sku-0001"] and len(manifest["items"]) == 132
