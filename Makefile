@@ -47,6 +47,23 @@ $(FLOWER_VENV)/.installed:
 
 bench-flower: $(FLOWER_VENV)/.installed
 
+# privrec as a Flower App (flower_app/, privrec.flower) and tests/flower: flwr 1.42 needs protobuf 6, fastapi 0.138
+# and typer 0.20, which privrec's own pins exclude, so Flower's engines run in their own venv: flwr[simulation] and
+# what the ServerApp and ClientApp import, at flower_app/constraints.txt's versions, then privrec itself without
+# its dependencies (editable). No TensorFlow or coremltools: Flower's Ray backend would import TF in every actor.
+FLOWER_APP_VENV := .venv-flower
+FLOWER_APP_PACKAGES := 'flwr[simulation]' numpy safetensors cryptography typer rich tqdm torch scipy dp-accounting \
+  implicit matplotlib threadpoolctl onnx onnxscript onnxruntime ml_dtypes httpx pytest pytest-xdist hypothesis
+$(FLOWER_APP_VENV)/.installed: flower_app/constraints.txt pyproject.toml
+	@test -x $(FLOWER_APP_VENV)/bin/python || $(PYTHON) -m venv $(FLOWER_APP_VENV)
+	$(FLOWER_APP_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(FLOWER_APP_VENV)/bin/python -m pip install --quiet -c flower_app/constraints.txt $(FLOWER_APP_PACKAGES)
+	$(FLOWER_APP_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	@touch $@
+
+.PHONY: flower-venv
+flower-venv: $(FLOWER_APP_VENV)/.installed
+
 # The web sample: its npm packages exactly as web_sample/package-lock.json pins them (`npm ci`), then the static
 # site in web_sample/dist/. Node 20.19+ must be on the PATH (Vite 8 needs it; Debian 12's own nodejs is 18).
 .PHONY: web chromium
@@ -69,8 +86,10 @@ chromium:
 docs: data
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
-test: lint data kotlin-tools $(TFLITE214_VENV)/.installed web chromium docs
+test: lint data kotlin-tools $(TFLITE214_VENV)/.installed web chromium docs $(FLOWER_APP_VENV)/.installed
 	PRIVREC_REQUIRE_KOTLIN=1 PRIVREC_REQUIRE_TFLITE214=1 PRIVREC_REQUIRE_WEB=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+	# tests/flower again in Flower's venv (in .venv they skip: no flwr there).
+	PRIVREC_REQUIRE_FLOWER=1 $(FLOWER_APP_VENV)/bin/python -m pytest -p no:cacheprovider tests/flower
 
 # ruff over every Python file, mypy --strict over the package (sdk/, export/, runtime/, server_stub/ are its
 # subpackages through privrec/'s links).
@@ -79,5 +98,5 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy privrec
 
 clean:
-	rm -rf $(VENV) $(TFLITE214_VENV) $(FLOWER_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info \
+	rm -rf $(VENV) $(TFLITE214_VENV) $(FLOWER_VENV) $(FLOWER_APP_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info \
 	  $(WEB)/node_modules $(WEB)/dist

@@ -19,6 +19,7 @@ A round whose SecAgg+ halts (fewer surviving neighbours than the threshold) rele
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +42,7 @@ from .client_app import PLAIN_TRAIN
 from .settings import SecAggSettings
 from .wire import DeviceContribution, TrainInstruction
 
-__all__ = ["Aggregate", "MeteredGrid", "plain_sum", "quantization_range", "secure_sum"]
+__all__ = ["Aggregate", "MeteredGrid", "PollingGrid", "plain_sum", "quantization_range", "secure_sum"]
 
 _MODULUS = 2**32
 
@@ -148,6 +149,37 @@ def plain_sum(
                                                 length=length).vector
         survivors += 1
     return Aggregate(total, survivors)
+
+
+class PollingGrid:
+    """A ``Grid`` whose :meth:`send_and_receive` asks for replies every ``interval`` seconds.
+
+    Flower 1.42's deployment grid (the ServerApp talking to a SuperLink) pushes a batch of messages, then
+    pulls the replies every 3 s; a SecAgg+ round is four such exchanges, so a small cohort's round spent most
+    of its time asleep. The semantics are Flower's: push every message, then pull until every reply arrived
+    or ``timeout`` seconds passed (None: wait), and return the replies. A message the SuperLink refused
+    (Flower returns no id for it) gets no reply. Everything else is passed through to the wrapped grid.
+    """
+
+    def __init__(self, grid: Grid, *, interval: float = 0.1) -> None:
+        self._grid, self.interval = grid, interval
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._grid, name)
+
+    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
+        """Push ``messages``, then pull their replies every ``interval`` seconds (class docstring)."""
+        waiting = {mid for mid in self._grid.push_messages(list(messages)) if mid}
+        give_up = None if timeout is None else time.monotonic() + timeout
+        replies: list[Message] = []
+        while waiting:
+            arrived = list(self._grid.pull_messages(waiting))
+            replies += arrived
+            waiting -= {reply.metadata.reply_to_message_id for reply in arrived}
+            if not waiting or (give_up is not None and time.monotonic() >= give_up):
+                break
+            time.sleep(self.interval)
+        return replies
 
 
 class MeteredGrid:

@@ -21,21 +21,23 @@ node's ``partition-id``, so a server can sample cohorts in the order the in-proc
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import numpy as np
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
-from flwr.compat.common import recorddict_compat as compat
-from numpy.typing import NDArray
 
-from privrec.sdk.federated import NumpySignatures, aggregation_input, device_update
-from privrec.sdk.privacy import SecureGaussianNoise
-from privrec.sdk.recipe import ReconstructionRecipe
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
-from .partition import load_population
-from .settings import DataSettings
-from .wire import DeviceContribution, TrainInstruction
+    from privrec.sdk.recipe import ReconstructionRecipe
+
+    from .wire import DeviceContribution, TrainInstruction
+
+# privrec's device path is imported in the handlers that use it: on Flower's deployment engine every message
+# starts a fresh ClientApp process, and most of a round's messages are SecAgg+ stages `secaggplus_mod`
+# answers alone (the data and the model code would only slow their start).
 
 __all__ = ["PARTITION_QUERY", "PLAIN_TRAIN", "app", "contribute"]
 
@@ -56,6 +58,11 @@ def contribute(
     instruction: TrainInstruction, labels_of: Callable[[ReconstructionRecipe], NDArray[np.float32]]
 ) -> DeviceContribution:
     """Steps 2–3 of the module docstring for a device whose labels are ``labels_of(recipe)``."""
+    from privrec.sdk.federated import NumpySignatures, aggregation_input, device_update
+    from privrec.sdk.privacy import SecureGaussianNoise
+
+    from .wire import DeviceContribution
+
     layout = instruction.layout()
     model = NumpySignatures(layout.item_model(instruction.params), steps=instruction.recipe.steps)
     config = instruction.round.round_config()
@@ -66,6 +73,12 @@ def contribute(
 
 
 def _train(msg: Message, context: Context) -> Message:
+    from flwr.compat.common import recorddict_compat as compat
+
+    from .partition import load_population
+    from .settings import DataSettings
+    from .wire import TrainInstruction
+
     population = load_population(DataSettings.from_run_config(context.run_config))
     history = population.history(_partition_id(context))
     instruction = TrainInstruction.from_fitins(compat.recorddict_to_fitins(msg.content, keep_input=True))

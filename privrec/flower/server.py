@@ -50,7 +50,7 @@ from privrec.sdk.federated.simulate import FederatedResult
 from privrec.sdk.privacy import AdaptiveClipper, PrivacyAccountant, PrivacyLedger, PrivacyWarning
 from privrec.sdk.recipe import ReconstructionRecipe
 
-from .aggregation import Aggregate, MeteredGrid, plain_sum, secure_sum
+from .aggregation import Aggregate, MeteredGrid, PollingGrid, plain_sum, secure_sum
 from .client_app import PARTITION_QUERY
 from .partition import Population, load_population
 from .settings import FlowerSettings
@@ -99,9 +99,10 @@ def run_rounds(grid: Grid, context: Context, settings: FlowerSettings, populatio
     t0 = time.perf_counter()
     cfg, seed = settings.federated, settings.seed
     timeout = settings.secagg.timeout or None
-    metered = MeteredGrid(grid) if settings.meter_bytes else None
-    link: Grid = metered if metered is not None else grid  # type: ignore[assignment]
-    nodes = sampling_order(grid, wait_for_nodes(grid, settings.min_nodes or population.size,
+    polling: Grid = PollingGrid(grid)  # type: ignore[assignment]
+    metered = MeteredGrid(polling) if settings.meter_bytes else None
+    link: Grid = metered if metered is not None else polling  # type: ignore[assignment]
+    nodes = sampling_order(polling, wait_for_nodes(grid, settings.min_nodes or population.size,
                                                 seconds=settings.node_wait_seconds), timeout=timeout)
     features = None
     if cfg.item_features == "genre":

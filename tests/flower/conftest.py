@@ -1,8 +1,9 @@
-"""The Flower tests need flwr, which runs in its own environment for now (``flower_app/constraints.txt``;
-``flower_app/README.md`` says how to build it); ``make test``'s environment does not hold it yet.
+"""The Flower tests need flwr, whose pins exclude privrec's own: they run in Flower's virtualenv
+(``.venv-flower``, built by ``make flower-venv`` from ``flower_app/constraints.txt``), where ``make test``
+runs them with ``PRIVREC_REQUIRE_FLOWER=1``.
 
-Without it each test skips with the reason, unless ``PRIVREC_REQUIRE_FLOWER=1`` (then it fails). The test
-modules import flwr-dependent code inside their tests, so collection never needs flwr.
+Without flwr (in ``.venv``) each test skips with the reason, unless ``PRIVREC_REQUIRE_FLOWER=1`` (then it
+fails). The test modules import flwr-dependent code inside their tests, so collection never needs flwr.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-FLOWER_MISSING = "flwr is not importable: the Flower tests run in the environment of flower_app/constraints.txt"
+FLOWER_MISSING = "flwr is not importable here: `make test` runs tests/flower in .venv-flower (make flower-venv)"
 
 
 @pytest.fixture(autouse=True)
