@@ -25,7 +25,7 @@ FULL_ROWS = 1_000_000
 QUICK_ROWS = 100_000
 
 # The child resets its peak-RSS mark after the imports (Linux: writing 5 to /proc/self/clear_refs), so the
-# peak it reports is the load's own, not the imports' (importing privrec.sdk pulls in torch).
+# peak it reports is the load's own, not the imports'.
 _CHILD = """
 import json, resource, sys, time
 from privrec.sdk.data import load_interactions
@@ -136,7 +136,7 @@ def run_data_bench(*, quick: bool, out: Path) -> dict[str, Any]:
         machine_section(),
         f"{n:,} synthetic interactions ({rows[0]['users']:,} users, {rows[0]['items']:,} items; string ids, a time "
         "and a rating column), each file loaded by `privrec.sdk.data.load_interactions` in a fresh process. "
-        "*Baseline* is the resident memory after imports (privrec pulls in torch); *peak RSS* is the high-water mark "
+        "*Baseline* is the resident memory after imports (Python, numpy, pyarrow, privrec); *peak RSS* is the high-water mark "
         "during the load (reset after the imports); *load* is their difference; *10M est.* "
         "scales the load memory linearly to 10,000,000 interactions (plus the baseline). Reported, not asserted: "
         "a shared machine makes the times noisy.\n",

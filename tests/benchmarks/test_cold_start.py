@@ -88,3 +88,10 @@ def test_feature_tied_items_refuses_bad_input() -> None:
         feature_tied_items(items, np.ones((3, 1)), np.ones(3, bool))
     with pytest.raises(ValueError, match=r"`cold` must have shape \(3,\)"):
         feature_tied_items(items, np.ones((3, 1)), np.ones(2, bool))
+
+
+def test_item_cold_start_option_is_validated() -> None:
+    assert TrainConfig().item_cold_start == "features"
+    assert TrainConfig.from_dict({"item_cold_start": "none"}).item_cold_start == "none"
+    with pytest.raises(ValueError, match=r"`item_cold_start` must be 'features' or 'none'. Found 'genre'."):
+        TrainConfig(item_cold_start="genre")  # type: ignore[arg-type]
