@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from catalog_fixture import write_catalog_fixture
 
 from privrec.export.bundle import export_bundle
 from privrec.export.signing import generate_signing_key, write_signature
@@ -184,47 +185,10 @@ def bundles(tmp_path_factory: pytest.TempPathFactory, keys: tuple[Path, Path]) -
     }
 
 
-CATALOG_V1 = np.arange(160)  # v1's rows hold these items of the model, in id order
-_catalog_rng = np.random.default_rng(19)
-CATALOG_REMOVED = np.sort(_catalog_rng.choice(CATALOG_V1, 20, replace=False))
-CATALOG_V2 = _catalog_rng.permutation(  # 20 removed, 40 added, rows re-ordered
-    np.concatenate([np.setdiff1d(CATALOG_V1, CATALOG_REMOVED), np.arange(160, NUM_ITEMS)])
-)
-
-
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory: pytest.TempPathFactory, keys: tuple[Path, Path]) -> Path:
-    """The catalog-update fixture CatalogUpdateTest reads: two signed bundles of one model whose catalogs
-    differ (v1 → v2: items removed, added, rows re-ordered), a history of v1 item ids (some removed in v2),
-    the history as v1 rows (the earlier store format), and what the Python runtime recommends on v2."""
-    from privrec.runtime import Recommender
-    from privrec.sdk.reconstruct import FinetuneConfig
-
-    root = tmp_path_factory.mktemp("catalog")
-    model = _model(5)
-    out: dict[str, Path] = {}
-    for name, rows in (("v1", CATALOG_V1), ("v2", CATALOG_V2)):
-        items = [{"index": r, "id": f"sku-{int(i):04d}", "title": f"{TITLES[int(i) % 3]} #{i}"} for r, i in enumerate(rows)]
-        table = ItemModel(model.item_embedding[rows].copy(), model.item_bias[rows].copy())
-        out[name] = export_bundle(table, root / name, formats=("onnx",), items=items, top_k=10, recency_half_life=3.0,
-                                  finetune=FinetuneConfig(steps=5, lr=0.5, l2=0.05, calls=2), sign_key=keys[0])
-    rng = np.random.default_rng(4)
-    kept = [int(i) for i in rng.choice(np.setdiff1d(CATALOG_V1, CATALOG_REMOVED), 9, replace=False)]
-    gone = [int(i) for i in CATALOG_REMOVED[[2, 11, 17]]]
-    order = [*kept[:3], gone[0], *kept[3:6], gone[1], *kept[6:8], gone[2], kept[8]]
-    history = [f"sku-{i:04d}" for i in order]
-    weights = [1.0 + (k % 3) * 0.5 for k in range(len(order))]
-    dropped = [f"sku-{i:04d}" for i in order if i in set(gone)]
-    rec = Recommender.load(out["v2"], public_key=keys[1])
-    user = rec.reconstruct(history, weights=np.asarray(weights))
-    top_ids, top_scores = rec.recommend_ids(user, exclude=history)
-    fixture = {
-        "v1": str(out["v1"]), "v2": str(out["v2"]), "history": history, "weights": weights, "dropped": dropped,
-        "v1_rows": order, "python_top_ids": top_ids, "python_top_scores": top_scores.tolist(), "tolerance": 1e-4,
-    }
-    path = root / "catalog_update.json"
-    path.write_text(json.dumps(fixture, indent=1))
-    return path
+    """The catalog-update fixture CatalogUpdateTest reads (:func:`catalog_fixture.write_catalog_fixture`)."""
+    return write_catalog_fixture(tmp_path_factory.mktemp("catalog"), keys[0], keys[1])
 
 
 @pytest.fixture(scope="module")

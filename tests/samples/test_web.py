@@ -416,3 +416,26 @@ def test_recipe_golden_and_bundle_checks_under_node(exported: dict[str, Any], co
     assert "ℹ fail 0" in proc.stdout and "ℹ pass 0" not in proc.stdout, proc.stdout[-3000:]
     for case in golden["cases"]:
         assert f"✔ recipe case {case['name']}: labels exactly" in proc.stdout, proc.stdout[-3000:]
+
+
+def test_catalog_update_under_node(compiled: Path, tmp_path: Path) -> None:
+    """src/privrec.ts and src/store.ts under Node (tests/catalog.test.mjs): likes stored by item id survive a new
+    bundle whose catalog added, removed and re-ordered items — the page serves exactly what a browser that started
+    on v2 serves, and the Python runtime's top-10 — a row log converts only with its own bundle, and a tampered
+    item map or a log whose ids are not strings is refused naming the entry."""
+    from catalog_fixture import write_catalog_fixture
+
+    from privrec.export import generate_signing_key
+
+    node = _node()
+    private, public = generate_signing_key(tmp_path / "keys")
+    fixture = write_catalog_fixture(tmp_path, private, public)
+    assert compiled.is_file()
+    proc = _run([node, "--test", "--test-reporter=spec", "tests/catalog.test.mjs"], timeout=180,
+                env={**os.environ, "PRIVREC_CATALOG": str(fixture)})  # fmt: skip
+    assert "ℹ fail 0" in proc.stdout and "ℹ pass 4" in proc.stdout, proc.stdout[-3000:]
+    history = json.loads(fixture.read_text())["history"]
+    assert (
+        f"catalog update: 3 of {len(history)} stored likes name items v2 removed; top-10 equals a browser that started "
+        "on v2 and the Python runtime's"
+    ) in proc.stdout, proc.stdout[-3000:]

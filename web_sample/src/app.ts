@@ -20,6 +20,11 @@ interface AppState {
   recommendations: { ids: number[]; scores: number[] };
 }
 
+/** The history's rows in the installed bundle (items its catalog lacks left out) and their weights. */
+function mapped(s: { bundle: PrivRecBundle }, interactions: Interaction[]): { rows: number[]; weights: number[]; dropped: string[] } {
+  return s.bundle.itemMap.map(interactions.map((i) => i.item_id), interactions.map((i) => i.label));
+}
+
 /** What a test (or the console) may read: a snapshot, never a handle on the store or the key. */
 export interface AppSnapshot {
   status: 'loading' | 'ready' | 'error';
@@ -30,7 +35,10 @@ export interface AppSnapshot {
   precision: string | null;
   /** the pinned key id that verified manifest.sig, or null (no key pinned at build time) */
   signedBy: string | null;
+  /** the stored history as rows of the installed bundle (items its catalog lacks left out) */
   history: number[];
+  /** the stored history as the app's item ids, oldest first */
+  historyIds: string[];
   user: number[];
   recommendations: { ids: number[]; scores: number[] };
   selfTest: SelfTestReport | null;
@@ -63,7 +71,8 @@ function snapshot(): AppSnapshot {
     modelVersion: state?.bundle.manifest.model_version ?? null,
     precision: state?.bundle.manifest.precision ?? null,
     signedBy: state?.bundle.signedBy ?? null,
-    history: state?.interactions.map((i) => i.item) ?? [],
+    history: state ? mapped(state, state.interactions).rows : [],
+    historyIds: state?.interactions.map((i) => i.item_id) ?? [],
     user: state ? Array.from(state.user) : [],
     recommendations: state?.recommendations ?? { ids: [], scores: [] },
     selfTest: state?.selfTest ?? null,
@@ -109,14 +118,17 @@ function renderLists(s: AppState): void {
 
   const liked = $('liked');
   liked.replaceChildren();
-  const seen = new Set<number>();
-  for (const { item } of [...s.interactions].reverse()) {
-    if (seen.has(item)) continue;
-    seen.add(item);
-    const li = el('li', { 'data-item': String(item) });
-    li.append(el('span', { class: 'title' }, s.bundle.title(item)));
-    const unlike = el('button', { class: 'unlike', 'data-unlike': String(item), 'aria-label': `Unlike ${s.bundle.title(item)}` }, 'Unlike');
-    unlike.addEventListener('click', () => void act(() => unlike_(item)));
+  const seen = new Set<string>();
+  for (const { item_id: id } of [...s.interactions].reverse()) {
+    if (seen.has(id)) continue;
+    seen.add(id);
+    // A like of an item this catalog no longer holds stays listed (by its id) so it can be unliked.
+    const row = s.bundle.itemMap.row(id);
+    const title = row === undefined ? `${id} (not in this catalog)` : s.bundle.title(row);
+    const li = el('li', { 'data-item': row === undefined ? id : String(row) });
+    li.append(el('span', { class: 'title' }, title));
+    const unlike = el('button', { class: 'unlike', 'data-unlike': row === undefined ? id : String(row), 'aria-label': `Unlike ${title}` }, 'Unlike');
+    unlike.addEventListener('click', () => void act(() => unlike_(id)));
     li.append(unlike);
     liked.append(li);
   }
@@ -130,7 +142,7 @@ function renderSearch(s: AppState): void {
   const out = $('search-results');
   out.replaceChildren();
   if (!query) return;
-  const liked = new Set(s.interactions.map((i) => i.item));
+  const liked = new Set(mapped(s, s.interactions).rows);
   let shown = 0;
   for (let row = 0; row < s.bundle.numItems && shown < SEARCH_LIMIT; row++) {
     const title = s.bundle.title(row);
@@ -193,33 +205,35 @@ function renderPrivacy(s: AppState): void {
 // --- actions ---------------------------------------------------------------------------------------------
 
 function log(s: AppState, interactions: Interaction[], user: Float32Array): InteractionLog {
-  return { version: 1, model_version: s.bundle.manifest.model_version, user: Array.from(user), interactions };
+  return { version: 2, model_version: s.bundle.manifest.model_version, user: Array.from(user), interactions };
 }
 
-/** The recipe over the whole history (never a step from the previous vector); an empty history is zeros. */
-async function rebuild(s: AppState, interactions: Interaction[]): Promise<Float32Array> {
-  if (!interactions.length) return new Float32Array(s.bundle.dim);
-  return s.bundle.reconstruct(interactions.map((i) => i.item), interactions.map((i) => i.label));
+/**
+ * The recipe over the whole history (never a step from the previous vector), mapped through this bundle's item
+ * map: items its catalog does not hold are left out; with none left, zeros.
+ */
+async function rebuild(s: { bundle: PrivRecBundle }, interactions: Interaction[]): Promise<Float32Array> {
+  return (await s.bundle.reconstructIds(interactions.map((i) => i.item_id), interactions.map((i) => i.label))).user;
 }
 
 /** Store first, then show: a failure leaves the previous, stored state on screen. */
 async function commit(s: AppState, interactions: Interaction[]): Promise<void> {
   const user = await rebuild(s, interactions);
   await s.store.write(log(s, interactions, user));
-  const recs = await s.bundle.recommend(user, interactions.map((i) => i.item));
+  const recs = await s.bundle.recommend(user, mapped(s, interactions).rows);
   s.interactions = interactions;
   s.user = user;
   s.recommendations = recs;
 }
 
-async function like_(item: number): Promise<void> {
+async function like_(row: number): Promise<void> {
   const s = state as AppState;
-  await commit(s, [...s.interactions, { item, label: 1, time_ms: Date.now() }]);
+  await commit(s, [...s.interactions, { item_id: s.bundle.itemMap.id(row), label: 1, time_ms: Date.now() }]);
 }
 
-async function unlike_(item: number): Promise<void> {
+async function unlike_(id: string): Promise<void> {
   const s = state as AppState;
-  await commit(s, s.interactions.filter((i) => i.item !== item));
+  await commit(s, s.interactions.filter((i) => i.item_id !== id));
 }
 
 async function forget(): Promise<void> {
@@ -255,13 +269,15 @@ function ready(): string {
 
 // --- start -----------------------------------------------------------------------------------------------
 
-async function restore(store: InteractionStore, modelVersion: string): Promise<Interaction[]> {
+async function restore(store: InteractionStore, bundle: PrivRecBundle): Promise<Interaction[]> {
   try {
-    const saved = await store.read();
+    // Likes are kept by item id, so they survive a new model version with a changed catalog.
+    const saved = await store.read({ model_version: bundle.manifest.model_version, ids: bundle.itemMap.ids });
     if (saved === null) return [];
-    if (saved.model_version !== modelVersion) {
-      showNotice('Your likes were stored for another model version: starting a new history (item rows differ between models).');
-      return [];
+    const { dropped } = bundle.itemMap.map(saved.interactions.map((i) => i.item_id));
+    if (dropped.length) {
+      const n = new Set(dropped).size;
+      showNotice(`${n} of your liked item${n === 1 ? ' is' : 's are'} not in this catalog any more: left out of your recommendations.`);
     }
     return saved.interactions;
   } catch (exc) {
@@ -297,10 +313,10 @@ async function start(): Promise<AppSnapshot> {
     const selfTest = await bundle.selfTest();
     if (!selfTest.ok) throw new Error(`Self-test failed, refusing to serve: ${selfTest.failures.join('; ')}`);
     const store = await InteractionStore.open();
-    const interactions = await restore(store, bundle.manifest.model_version);
+    const interactions = await restore(store, bundle);
     const s: AppState = { bundle, store, selfTest, interactions, user: new Float32Array(bundle.dim), recommendations: { ids: [], scores: [] } };
     s.user = await rebuild(s, interactions); // the stored vector is only a cache: rebuilt with this bundle's recipe
-    s.recommendations = await bundle.recommend(s.user, interactions.map((i) => i.item));
+    s.recommendations = await bundle.recommend(s.user, mapped(s, interactions).rows);
     state = s;
     status = 'ready';
     renderPrivacy(s);

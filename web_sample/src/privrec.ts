@@ -265,16 +265,7 @@ export function parseManifest(raw: unknown): Manifest {
     if (typeof raw[key] !== 'string') fail(`field \`${key}\` must be a string. Found ${show(raw[key])}.`);
   }
   const finetune = checkRecipe(raw.finetune);
-  const items = raw.items;
-  if (!Array.isArray(items)) fail(`field \`items\` must be a list. Found ${show(items)}.`);
-  if (items.length && items.length !== numItems) {
-    fail(`field \`items\` must be empty or hold one entry per item (${numItems}). Found ${items.length}.`);
-  }
-  items.forEach((item: unknown, pos: number) => {
-    if (!isObject(item) || item.index !== pos || typeof item.id !== 'string') {
-      fail(`field \`items[${pos}]\` must be {"index": ${pos}, "id": string, …}. Found ${show(item)}.`);
-    }
-  });
+  const items = checkItemMap(raw.items, numItems);
   const weights = weightSpecs(precision, numItems, dim);
   if (!sameJson(raw.weights, weights)) {
     fail(`field \`weights\` must be ${show(weights)} for a ${precision} model of ${numItems} items × ${dim}. Found ${show(raw.weights)}.`);
@@ -305,7 +296,122 @@ export function parseManifest(raw: unknown): Manifest {
   if (!isObject(raw.privacy) || typeof raw.privacy.mode !== 'string') {
     fail(`field \`privacy\` must be an object with a string \`mode\`. Found ${show(raw.privacy)}.`);
   }
-  return { ...(raw as unknown as Manifest), finetune };
+  return { ...(raw as unknown as Manifest), finetune, items };
+}
+
+/**
+ * The manifest's item map (`items`), checked: empty (row `r` holds id `String(r)`) or one object per row in any
+ * order, with an integer `index` (the indices a permutation of `0 … numItems − 1`), a non-empty string `id` (the
+ * app's own item id, unique: a device stores its history by it) and an optional string `title`. Returned sorted
+ * by index. Throws `BundleError` naming the entry and what was found.
+ */
+export function checkItemMap(raw: unknown, numItems: number): Item[] {
+  if (!Array.isArray(raw)) fail(`field \`items\` must be a list. Found ${show(raw)}.`);
+  if (raw.length && raw.length !== numItems) {
+    fail(`field \`items\` must be empty or hold one entry per item (${numItems}). Found ${raw.length}.`);
+  }
+  const atIndex = new Map<number, number>();
+  const atId = new Map<string, number>();
+  raw.forEach((item: unknown, pos: number) => {
+    const where = `field \`items[${pos}]\``;
+    if (!isObject(item)) fail(`${where} must be an object {"index", "id", …}. Found ${show(item)}.`);
+    const { index, id } = item;
+    if (typeof index !== 'number' || !Number.isInteger(index)) fail(`${where}.index must be an int. Found ${show(index)}.`);
+    if (index < 0 || index >= numItems) fail(`${where}.index must be in [0, ${numItems}). Found ${index}.`);
+    const other = atIndex.get(index);
+    if (other !== undefined) {
+      const present = new Set(raw.map((e: unknown) => (isObject(e) ? e.index : undefined)));
+      let missing = 0;
+      while (present.has(missing)) missing++;
+      fail(`${where}.index repeats index ${index} of items[${other}]: the indices must be a permutation of 0..${numItems - 1}, and index ${missing} has no entry.`);
+    }
+    if (typeof id !== 'string' || id === '') fail(`${where}.id must be a non-empty string (the app's item id). Found ${show(id)}.`);
+    const sameId = atId.get(id);
+    if (sameId !== undefined) fail(`${where}.id repeats id ${show(id)} of items[${sameId}]: item ids must be unique.`);
+    if ('title' in item && typeof item.title !== 'string') fail(`${where}.title must be a string. Found ${show(item.title)}.`);
+    atIndex.set(index, pos);
+    atId.set(id, pos);
+  });
+  return [...(raw as Item[])].sort((a, b) => a.index - b.index);
+}
+
+/** A history of item ids mapped onto one bundle's rows ({@link ItemMap.map}). */
+export interface MappedHistory {
+  /** rows of the ids the bundle holds, in history order (oldest first) */
+  rows: number[];
+  /** their weights */
+  weights: number[];
+  /** the ids the bundle does not hold (removed by a catalog update, or never in it), in history order */
+  dropped: string[];
+}
+
+/**
+ * Row ↔ the app's own item id for one bundle (the manifest's item map). A device stores its history by id and
+ * maps it through the map of the bundle it holds, so after a catalog update (a new bundle with items added,
+ * removed and re-ordered) every surviving item keeps its place and the removed ones are left out. A bundle
+ * without `items` has the implicit map (`explicit` false): row `r` holds id `String(r)`.
+ */
+export class ItemMap {
+  readonly ids: readonly string[];
+  readonly explicit: boolean;
+  private readonly rowOf: Map<string, number>;
+
+  constructor(ids: readonly string[], explicit = true) {
+    this.ids = [...ids];
+    this.explicit = explicit;
+    this.rowOf = new Map();
+    this.ids.forEach((id, row) => {
+      if (typeof id !== 'string' || id === '') throw new TypeError(`item ids must be non-empty strings. Found ${show(id)} at row ${row}.`);
+      const before = this.rowOf.get(id);
+      if (before !== undefined) throw new RangeError(`item ids must be unique. Found ${show(id)} at rows ${before} and ${row}.`);
+      this.rowOf.set(id, row);
+    });
+  }
+
+  /** The map of a checked manifest's `items` (sorted by index), or the implicit one when it has none. */
+  static of(manifest: Pick<Manifest, 'items' | 'num_items'>): ItemMap {
+    if (!manifest.items.length) return new ItemMap(Array.from({ length: manifest.num_items }, (_, r) => String(r)), false);
+    return new ItemMap(manifest.items.map((i) => i.id));
+  }
+
+  get numItems(): number {
+    return this.ids.length;
+  }
+
+  /** The row holding `id`, or undefined when this catalog does not hold it. */
+  row(id: string): number | undefined {
+    return this.rowOf.get(id);
+  }
+
+  /** The app's id of `row` (an integer in `[0, numItems)`). */
+  id(row: number): string {
+    if (!Number.isInteger(row) || row < 0 || row >= this.ids.length) {
+      throw new RangeError(`\`row\` must be an integer in [0, ${this.ids.length}). Found ${show(row)}.`);
+    }
+    return this.ids[row];
+  }
+
+  /** Map a history of item ids (oldest first) and optional weights (default 1) onto this map's rows. */
+  map(history: readonly string[], weights?: ArrayLike<number>): MappedHistory {
+    if (!Array.isArray(history)) throw new TypeError(`\`history\` must be an array of item ids. Found ${show(history)}.`);
+    if (weights !== undefined && weights.length !== history.length) {
+      throw new RangeError(`\`weights\` must have one weight per item id (${history.length}). Found ${weights.length}.`);
+    }
+    const out: MappedHistory = { rows: [], weights: [], dropped: [] };
+    history.forEach((id: unknown, pos: number) => {
+      if (typeof id !== 'string' || id === '') {
+        throw new TypeError(`\`history\` must hold non-empty item id strings. Found ${show(id)} at position ${pos}.`);
+      }
+      const row = this.rowOf.get(id);
+      if (row === undefined) {
+        out.dropped.push(id);
+      } else {
+        out.rows.push(row);
+        out.weights.push(weights === undefined ? 1 : Number(weights[pos]));
+      }
+    });
+    return out;
+  }
 }
 
 /** The ONNX graph file of each signature and the shared external-data file, as the manifest names them. */
@@ -603,6 +709,7 @@ export class PrivRecBundle {
   readonly signedBy: string | null;
   private readonly sessions: Record<SignatureName, ort.InferenceSession>;
   private readonly allIds: Int32Array;
+  private map: ItemMap | null = null;
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -634,6 +741,12 @@ export class PrivRecBundle {
 
   get privacy(): Privacy {
     return this.manifest.privacy;
+  }
+
+  /** Row ↔ the app's item id for this bundle (the implicit `String(row)` map without `items`). */
+  get itemMap(): ItemMap {
+    if (this.map === null) this.map = ItemMap.of(this.manifest);
+    return this.map;
   }
 
   /** The item's title from the manifest's `items`, else its data-set id, else `#row`. */
@@ -752,6 +865,24 @@ export class PrivRecBundle {
       u = (await this.rawFinetune(u, this.allIds, labels, r.lr, r.l2)).user;
     }
     return u;
+  }
+
+  /**
+   * `reconstruct` for a stored history of the app's item ids (oldest first, optional weights): mapped through
+   * {@link itemMap} first, so items this catalog does not hold (removed by a catalog update) are left out and
+   * returned as `dropped`; the vector is the one a device that started on this bundle with the surviving
+   * history builds. With no surviving item the vector is zeros.
+   */
+  async reconstructIds(history: readonly string[], weights?: ArrayLike<number>): Promise<{ user: Float32Array; dropped: string[] }> {
+    const mapped = this.itemMap.map(history, weights);
+    if (!mapped.rows.length) return { user: new Float32Array(this.dim), dropped: mapped.dropped };
+    return { user: await this.reconstruct(mapped.rows, mapped.weights), dropped: mapped.dropped };
+  }
+
+  /** `recommend` with the app's item ids: `exclude` holds ids (ids this catalog lacks are ignored), and `ids` come back as ids. */
+  async recommendIds(user: Vector, exclude: readonly string[] = [], k: number = this.topK): Promise<{ ids: string[]; rows: number[]; scores: number[] }> {
+    const top = await this.recommend(user, this.itemMap.map(exclude).rows, k);
+    return { ids: top.ids.map((r) => this.itemMap.id(r)), rows: top.ids, scores: top.scores };
   }
 
   /**
