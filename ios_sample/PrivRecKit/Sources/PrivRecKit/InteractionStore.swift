@@ -1,25 +1,40 @@
 import CryptoKit
 import Foundation
 
-/// One interaction: model row, label (1 = liked), time in ms since 1970.
+/// One interaction: the app's own item id (the manifest's item map, never a model row), label (1 = liked),
+/// time in ms since 1970.
 public struct Interaction: Codable, Equatable, Sendable {
-    public let item: Int
+    public let itemId: String
     public let label: Float
     public let timeMs: Int64
 
-    public init(item: Int, label: Float = 1, timeMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) {
-        self.item = item
+    public init(itemId: String, label: Float = 1, timeMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) {
+        self.itemId = itemId
         self.label = label
         self.timeMs = timeMs
     }
 
-    enum CodingKeys: String, CodingKey { case item, label, timeMs = "time_ms" }
+    enum CodingKeys: String, CodingKey { case itemId = "item_id", label, timeMs = "time_ms" }
+
+    /// Refuses an empty id or a label that is not finite and >= 0, naming the field.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        itemId = try c.decode(String.self, forKey: .itemId)
+        label = try c.decode(Float.self, forKey: .label)
+        timeMs = try c.decode(Int64.self, forKey: .timeMs)
+        guard !itemId.isEmpty else { throw PrivRecError.store("interactions: \"item_id\" must be a non-empty item id.") }
+        guard label.isFinite, label >= 0 else { throw PrivRecError.store("interactions: \"label\" must be finite and >= 0. Found \(label).") }
+    }
 }
 
 /// What the store seals: the same JSON document as the Android sample's `InteractionLog`
-/// (`{"version", "model_version", "user", "interactions"}`).
+/// (`{"version": 2, "model_version", "user", "interactions": [{"item_id", "label", "time_ms"}]}`).
+///
+/// The history is kept by item id, so it outlives the bundle it was recorded with: each bundle maps it onto
+/// its own rows (`history(in:)`), and items a catalog update removed are left out (`MappedHistory.dropped`)
+/// while staying stored.
 public struct UserState: Codable, Equatable, Sendable {
-    public var version = 1
+    public var version = 2
     public var modelVersion: String
     public var user: [Float]
     public var interactions: [Interaction]
@@ -30,20 +45,42 @@ public struct UserState: Codable, Equatable, Sendable {
         self.interactions = []
     }
 
-    /// Items already seen: excluded from recommendations.
-    public var seen: Set<Int> { Set(interactions.map(\.item)) }
+    /// Item ids already seen.
+    public var seenIds: Set<String> { Set(interactions.map(\.itemId)) }
 
-    /// The history the recipe rebuilds the user vector from: item rows, oldest first.
-    public var history: [Int] { interactions.map(\.item) }
+    /// Rows of `map`'s bundle already seen: excluded from recommendations.
+    public func seen(in map: ItemMap) -> Set<Int> { Set(interactions.compactMap { map.row($0.itemId) }) }
 
-    /// The weight of each `history` entry: its stored label.
+    /// The item ids, oldest first.
+    public var historyIds: [String] { interactions.map(\.itemId) }
+
+    /// The weight of each interaction: its stored label.
     public var weights: [Float] { interactions.map(\.label) }
 
-    /// Removes every interaction with `item` (an unlike). The user vector is unchanged until it is rebuilt.
-    public mutating func removeInteractions(with item: Int) {
-        interactions.removeAll { $0.item == item }
+    /// The history the recipe rebuilds the user vector from on `map`'s bundle: rows it holds, oldest first.
+    public func history(in map: ItemMap) throws -> MappedHistory { try map.map(historyIds, weights: weights) }
+
+    /// Removes every interaction with `itemId` (an unlike). The user vector is unchanged until it is rebuilt.
+    public mutating func removeInteractions(with itemId: String) {
+        interactions.removeAll { $0.itemId == itemId }
     }
 
+    enum CodingKeys: String, CodingKey { case version, modelVersion = "model_version", user, interactions }
+}
+
+/// The earlier sealed document (version 1): `interactions[].item` held a model row of the bundle its
+/// `model_version` names. Converted to item ids only with that bundle (`InteractionStore.load(rowsOf:)`).
+struct RowsUserState: Decodable {
+    struct Row: Decodable {
+        let item: Int
+        let label: Float
+        let timeMs: Int64
+        enum CodingKeys: String, CodingKey { case item, label, timeMs = "time_ms" }
+    }
+    let version: Int
+    let modelVersion: String
+    let user: [Float]
+    let interactions: [Row]
     enum CodingKeys: String, CodingKey { case version, modelVersion = "model_version", user, interactions }
 }
 
@@ -61,13 +98,29 @@ public final class InteractionStore {
         self.keys = keys
     }
 
-    /// The stored state, or nil when nothing is stored. Throws if the file was altered or the key is gone.
-    public func load() throws -> UserState? {
+    /// The stored state, or nil when nothing is stored. Throws if the file was altered, the key is gone, or
+    /// the document is not a state (an empty item id included). A state of the earlier format (version 1,
+    /// model rows) is converted to item ids when `rowsOf` is the bundle it was written with (the one its
+    /// `model_version` names; rows outside its catalog are dropped), and refused otherwise: rows of another
+    /// catalog would name other items.
+    public func load(rowsOf bundle: Manifest? = nil) throws -> UserState? {
         guard FileManager.default.fileExists(atPath: url.path) else { return nil }
         do {
             let box = try AES.GCM.SealedBox(combined: try Data(contentsOf: url))
             let plain = try AES.GCM.open(box, using: try keys.key(), authenticating: Self.aad)
-            return try JSONDecoder().decode(UserState.self, from: plain)
+            struct Version: Decodable { let version: Int }
+            let version = try JSONDecoder().decode(Version.self, from: plain).version
+            if version == 2 { return try JSONDecoder().decode(UserState.self, from: plain) }
+            guard version == 1 else { throw PrivRecError.store("\"version\" must be 1 or 2. Found \(version).") }
+            let old = try JSONDecoder().decode(RowsUserState.self, from: plain)
+            guard let m = bundle, m.modelVersion == old.modelVersion else {
+                throw PrivRecError.store("a version-1 state holds rows of model \(old.modelVersion): it converts to item ids only with that bundle's item map.")
+            }
+            var state = UserState(modelVersion: old.modelVersion, dim: old.user.count)
+            state.user = old.user
+            state.interactions = old.interactions.filter { (0..<m.itemMap.numItems).contains($0.item) }
+                .map { Interaction(itemId: m.itemMap.ids[$0.item], label: $0.label, timeMs: $0.timeMs) }
+            return state
         } catch let error as PrivRecError {
             throw error
         } catch {

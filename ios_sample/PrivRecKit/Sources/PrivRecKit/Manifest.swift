@@ -136,6 +136,11 @@ public struct Manifest: Decodable, Sendable {
     public private(set) var itemFeatures: ItemFeatures? = nil
     /// `item_features` as written, before `parse` checks it.
     private let itemFeaturesField: JSONValue?
+    /// Row ↔ the app's item id, built by `parse` from the checked `items` (the implicit `String(row)` map
+    /// when the bundle has none). A device stores its history by these ids.
+    public private(set) var itemMap: ItemMap = ItemMap.implicit(0)
+    /// `titles[row]`, built by `parse` (empty when the bundle has no item map).
+    private var titles: [String] = []
 
     enum CodingKeys: String, CodingKey {
         case schemaVersion = "schema_version", modelVersion = "model_version", privrecVersion = "privrec_version"
@@ -145,9 +150,7 @@ public struct Manifest: Decodable, Sendable {
 
     /// Title of model row `index` (`"#index"` when the catalog has none).
     public func title(_ index: Int) -> String {
-        if index >= 0, index < items.count, items[index].index == index, !items[index].title.isEmpty {
-            return items[index].title
-        }
+        if index >= 0, index < titles.count, !titles[index].isEmpty { return titles[index] }
         return "#\(index)"
     }
 
@@ -222,12 +225,30 @@ public struct Manifest: Decodable, Sendable {
         guard m.finetune.steps <= maxFinetuneSteps, m.finetune.calls <= maxFinetuneCalls else {
             throw fail("fields \"finetune.steps\" and \"finetune.calls\" must be at most \(maxFinetuneSteps) and \(maxFinetuneCalls). Found \(m.finetune.steps), \(m.finetune.calls).")
         }
+        // The item map: empty, or one entry per row in any order, the indices a permutation of the rows and
+        // the ids the app's own, non-empty and unique (a device stores its history by them).
         guard m.items.isEmpty || m.items.count == m.numItems else {
             throw fail("field \"items\" must be empty or hold \(m.numItems) entries. Found \(m.items.count).")
         }
-        for (pos, item) in m.items.enumerated() where item.index != pos {
-            throw fail("field \"items[\(pos)].index\" must be \(pos). Found \(item.index).")
+        var atIndex = [Int: Int]()
+        var atId = [String: Int]()
+        for (pos, item) in m.items.enumerated() {
+            guard (0..<m.numItems).contains(item.index) else {
+                throw fail("field \"items[\(pos)].index\" must be in [0, \(m.numItems)). Found \(item.index).")
+            }
+            if let other = atIndex.updateValue(pos, forKey: item.index) {
+                let present = Set(m.items.map(\.index))
+                let missing = (0..<m.numItems).first { !present.contains($0) } ?? -1
+                throw fail("field \"items[\(pos)].index\" repeats index \(item.index) of items[\(other)]: the indices must be a permutation of 0..\(m.numItems - 1), and index \(missing) has no entry.")
+            }
+            guard !item.id.isEmpty else { throw fail("field \"items[\(pos)].id\" must be a non-empty string (the app's item id).") }
+            if let other = atId.updateValue(pos, forKey: item.id) {
+                throw fail("field \"items[\(pos)].id\" repeats id \"\(item.id)\" of items[\(other)]: item ids must be unique.")
+            }
         }
+        let byRow = m.items.sorted { $0.index < $1.index }
+        m.itemMap = byRow.isEmpty ? ItemMap.implicit(m.numItems) : try ItemMap(ids: byRow.map(\.id))
+        m.titles = byRow.map(\.title)
         for (name, expected) in m.expectedSignatures() where m.signatures[name] != expected {
             throw fail("field \"signatures.\(name)\" differs from docs/BUNDLE.md")
         }

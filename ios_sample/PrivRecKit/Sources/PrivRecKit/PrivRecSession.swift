@@ -3,15 +3,16 @@ import Foundation
 
 /// One recommended item.
 public struct Recommendation: Identifiable, Sendable, Equatable {
-    public let id: Int          // model row
+    public let id: String       // the app's item id (the bundle's item map)
+    public let row: Int         // its row in the installed bundle
     public let title: String    // from the bundle's item map
     public let score: Float
 }
 
 /// One liked item, oldest first.
 public struct LikedItem: Identifiable, Sendable, Equatable {
-    public let id: Int          // model row
-    public let title: String
+    public let id: String       // the app's item id
+    public let title: String    // the id itself when this catalog no longer holds the item
 }
 
 /// Everything an app needs, on one actor: the verified bundle, its Core ML models, the self-test, the
@@ -25,7 +26,14 @@ public actor PrivRecSession {
     private var state: UserState
 
     public var manifest: Manifest { bundle.manifest }
-    public var liked: [LikedItem] { state.interactions.map { LikedItem(id: $0.item, title: bundle.manifest.title($0.item)) } }
+    public var liked: [LikedItem] {
+        let m = bundle.manifest
+        return state.interactions.map { i in LikedItem(id: i.itemId, title: m.itemMap.row(i.itemId).map(m.title) ?? i.itemId) }
+    }
+
+    /// Stored interactions whose items this bundle's catalog does not hold (removed by a catalog update): left
+    /// out of the user vector and the seen-item mask, kept in the store.
+    public var droppedItemIds: [String] { (try? state.history(in: bundle.manifest.itemMap).dropped) ?? [] }
 
     /// Loads and verifies the bundle against `publicKey` — the publisher's Ed25519 key, pinned in the app
     /// (`BundleSignature.publicKey(base64:)` of the `privrec_signing_key.pub` text shipped with the app, never
@@ -44,14 +52,17 @@ public actor PrivRecSession {
         }
         let store = InteractionStore(url: storeURL, keys: keys)
         let m = bundle.manifest
-        // Start over when the state is unreadable (altered file, key gone) or from another model version
-        // (its user vector and item rows belong to that model): never guess.
-        let saved = try? store.load()
+        // The history is kept by item id, so it survives a new model version with a changed catalog: this
+        // bundle maps it onto its rows and leaves out what it no longer holds. A state of the earlier format
+        // (model rows) is converted only with the bundle it was written with. Start over when the state is
+        // unreadable (altered file, key gone, rows of another catalog): never guess.
+        let saved = try? store.load(rowsOf: m)
         self.bundle = bundle
         self.models = models
         self.selfTest = results
         self.store = store
-        var state = (saved?.modelVersion == m.modelVersion && saved?.user.count == m.dim) ? saved! : UserState(modelVersion: m.modelVersion, dim: m.dim)
+        var state = UserState(modelVersion: m.modelVersion, dim: m.dim)
+        state.interactions = saved?.interactions ?? []
         state.user = try PrivRecSession.rebuiltUser(state, manifest: m, models: models).user
         self.state = state
     }
@@ -60,15 +71,17 @@ public actor PrivRecSession {
     /// empty history.
     private static func rebuiltUser(_ state: UserState, manifest m: Manifest,
                                     models: RecommenderSignatures) throws -> (user: [Float], loss: Float?) {
-        if state.interactions.isEmpty { return ([Float](repeating: 0, count: m.dim), nil) }
-        let out = try m.finetune.reconstruct(history: state.history, weights: state.weights, numItems: m.numItems,
+        let mapped = try state.history(in: m.itemMap)  // items this catalog lacks are left out
+        if mapped.rows.isEmpty { return ([Float](repeating: 0, count: m.dim), nil) }
+        let out = try m.finetune.reconstruct(history: mapped.rows, weights: mapped.weights, numItems: m.numItems,
                                              dim: m.dim, using: models)
         return (out.user, out.loss)
     }
 
-    private func checkItem(_ item: Int) throws {
-        let n = bundle.manifest.numItems
-        guard (0..<n).contains(item) else { throw PrivRecError.invalidInput("`item` must be in [0, \(n)). Found \(item).") }
+    private func checkItem(_ itemId: String) throws {
+        guard bundle.manifest.itemMap.row(itemId) != nil else {
+            throw PrivRecError.invalidInput("`itemId` must be an item of this bundle's catalog. Found \"\(itemId)\".")
+        }
     }
 
     /// Rebuilds `next`'s user vector, saves it, and only then makes it the session's state: after a failure
@@ -87,7 +100,7 @@ public actor PrivRecSession {
     public func recommendations(k: Int? = nil) throws -> [Recommendation] {
         let m = bundle.manifest
         let want = k ?? m.topK
-        let seen = state.seen
+        let seen = state.seen(in: m.itemMap)
         var picks: [(Int, Float)]
         if want <= m.topK {
             var mask = [Float](repeating: 0, count: m.numItems)
@@ -98,19 +111,19 @@ public actor PrivRecSession {
             let scores = try models.score(user: state.user, itemIds: (0..<Int32(m.numItems)).map { $0 })
             picks = TopK.select(scores, k: want, excluding: seen).map { ($0, scores[$0]) }
         }
-        return picks.map { Recommendation(id: $0.0, title: m.title($0.0), score: $0.1) }
+        return picks.map { Recommendation(id: m.itemMap.ids[$0.0], row: $0.0, title: m.title($0.0), score: $0.1) }
     }
 
-    /// Appends a like of `item` as the latest interaction, rebuilds the user vector with the recipe over the
+    /// Appends a like of `item` (the app's item id) as the latest interaction, rebuilds the user vector with the recipe over the
     /// whole history (labels with the manifest's recency half-life, `calls` `finetune` calls from zeros) and
     /// saves the encrypted state. Returns the loss of the last `finetune` call; nil when `item` is already
     /// liked (nothing changes).
     @discardableResult
-    public func like(_ item: Int) throws -> Float? {
+    public func like(_ item: String) throws -> Float? {
         try checkItem(item)
-        guard !state.seen.contains(item) else { return nil }
+        guard !state.seenIds.contains(item) else { return nil }
         var next = state
-        next.interactions.append(Interaction(item: item))
+        next.interactions.append(Interaction(itemId: item))
         return try commit(next)
     }
 
@@ -118,9 +131,8 @@ public actor PrivRecSession {
     /// left) and saves. Returns the loss of the last `finetune` call; nil when nothing is left to fit or
     /// `item` was not liked.
     @discardableResult
-    public func unlike(_ item: Int) throws -> Float? {
-        try checkItem(item)
-        guard state.seen.contains(item) else { return nil }
+    public func unlike(_ item: String) throws -> Float? {
+        guard state.seenIds.contains(item) else { return nil }  // an item a catalog update removed can be unliked too
         var next = state
         next.removeInteractions(with: item)
         return try commit(next)

@@ -30,7 +30,7 @@ final class InteractionStoreTests: XCTestCase {
     private func sample() -> UserState {
         var s = UserState(modelVersion: "2026-11-27T12:00:00Z-3f2a9c1d", dim: 4)
         s.user = [0.5, -1, 0.25, 0]
-        s.interactions = [Interaction(item: 3, label: 1, timeMs: 1_700_000_000_000), Interaction(item: 9, label: 1, timeMs: 1_700_000_000_001)]
+        s.interactions = [Interaction(itemId: "sku-3", label: 1, timeMs: 1_700_000_000_000), Interaction(itemId: "sku-9", label: 1, timeMs: 1_700_000_000_001)]
         return s
     }
 
@@ -39,7 +39,10 @@ final class InteractionStoreTests: XCTestCase {
         XCTAssertNil(try store.load())
         try store.save(sample())
         XCTAssertEqual(try store.load(), sample())
-        XCTAssertEqual(try store.load()?.seen, [3, 9])
+        XCTAssertEqual(try store.load()?.seenIds, ["sku-3", "sku-9"])
+        let map = try ItemMap(ids: ["sku-9", "sku-1", "sku-3"])  // a later catalog: re-ordered, sku-1 added
+        XCTAssertEqual(try store.load()?.seen(in: map), [2, 0])
+        XCTAssertEqual(try store.load()?.history(in: try ItemMap(ids: ["sku-9"])).dropped, ["sku-3"])
     }
 
     func testTheFileHoldsNoPlaintext() throws {

@@ -131,12 +131,13 @@ final class ReconstructionTests: XCTestCase {
         let fx = try fixture()
         let first = try XCTUnwrap(fx.cases.first { $0.name == "history" })
         let afterUnlike = try XCTUnwrap(fx.cases.first { $0.name == "after_unlike_7" })
+        let map = ItemMap.implicit(fx.numItems)
         var state = UserState(modelVersion: "test", dim: fx.dim)
-        state.interactions = first.history.enumerated().map { Interaction(item: $0.element, timeMs: 1_700_000_000_000 + Int64($0.offset)) }
-        XCTAssertEqual(state.history, first.history)
-        state.removeInteractions(with: 7)
-        XCTAssertEqual(state.history, afterUnlike.history)
-        let labels = try fx.finetune.labels(history: state.history, numItems: fx.numItems, weights: state.weights)
+        state.interactions = first.history.enumerated().map { Interaction(itemId: String($0.element), timeMs: 1_700_000_000_000 + Int64($0.offset)) }
+        XCTAssertEqual(try state.history(in: map).rows, first.history)
+        state.removeInteractions(with: "7")
+        XCTAssertEqual(try state.history(in: map).rows, afterUnlike.history)
+        let labels = try fx.finetune.labels(history: try state.history(in: map).rows, numItems: fx.numItems, weights: state.weights)
         XCTAssertLessThanOrEqual(maxAbs(labels, afterUnlike.labels), fx.tolerance)
     }
 
