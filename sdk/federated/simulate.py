@@ -120,6 +120,7 @@ def simulate_federated(
     seed: int = 0,
     features: NDArray[np.float32] | None = None,
     progress: bool = True,
+    noise: NoiseGenerator | None = None,
 ) -> FederatedResult:
     """Train the global parameters by simulated federated rounds over ``train_users`` (one device each).
 
@@ -132,6 +133,8 @@ def simulate_federated(
         seed: seeds sampling, initialisation and (with ``secure_noise=False``) the noise.
         features: public item features ``[num_items, f]``; required when ``config.item_features != "none"``.
         progress: show a tqdm bar on stderr (loss, held-out HR@10, ε spent).
+        noise: the DP noise source; None (the default) chooses it from ``config`` as described above. The
+            privacy audit passes a deliberately weakened source here to check that it is detected.
 
     Raises:
         PrivacyBudgetExceededError: if ``on_budget_exceeded="raise"`` and the next round would exceed the
@@ -161,10 +164,9 @@ def simulate_federated(
     dp = cfg.dp_config(expected_devices=m, noise_seed=seed)  # warns (PrivacyWarning) in mode "off"
     private = dp.mode != "off"
     z_update = dp.resolved_update_noise_multiplier
-    noise: NoiseGenerator
-    if cfg.secure_noise or not private:
+    if noise is None and (cfg.secure_noise or not private):
         noise = SecureGaussianNoise()
-    else:
+    elif noise is None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PrivacyWarning)  # DPConfig already warned about this choice
             noise = SeededGaussianNoise(seed=seed)

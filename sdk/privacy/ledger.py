@@ -19,8 +19,14 @@ dict; :func:`manifest_privacy` also covers centrally trained models). JSON has n
       "rounds": 1000,                          # rounds actually run (sum over entries)
       "secure_noise": true,
       "warnings": [],
-      "ledger": [ENTRY, ...]                   # consecutive identical rounds merged, in run order
+      "ledger": [ENTRY, ...],                  # consecutive identical rounds merged, in run order
+      "empirical_lower_bound": {...}           # only after `privrec audit` (see below)
     }
+
+``empirical_lower_bound`` (absent until the run is audited) is the privacy audit's measured **lower** bound
+(:class:`~privrec.sdk.privacy.audit.EmpiricalLowerBound`): ``{"epsilon_lower", "delta", "confidence",
+"canaries", "method"}`` — what an attacker demonstrably learned, never a guarantee; ``"epsilon"`` above stays
+the accountant's upper bound.
 
 ENTRY::
 
@@ -48,6 +54,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from .accountant import PrivacyAccountant
+from .audit import EmpiricalLowerBound
 from .config import DPMode
 from .events import (
     MECHANISM_GAUSSIAN,
@@ -210,6 +217,7 @@ class PrivacyLedger:
     pld_value_discretization_interval: float
     warnings: tuple[str, ...] = ()
     dp_accounting_version: str = dataclasses.field(default_factory=lambda: importlib.metadata.version("dp-accounting"))
+    empirical_lower_bound: EmpiricalLowerBound | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in get_args(DPMode):
@@ -294,7 +302,7 @@ class PrivacyLedger:
             "secure_noise": self.secure_noise,
             "warnings": list(self.warnings),
             "ledger": [e.to_dict() for e in self.entries],
-        }
+        } | ({} if self.empirical_lower_bound is None else {"empirical_lower_bound": self.empirical_lower_bound.to_dict()})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PrivacyLedger:
@@ -331,6 +339,8 @@ class PrivacyLedger:
             pld_value_discretization_interval=float(data["accountant"]["pld_value_discretization_interval"]),
             warnings=tuple(str(w) for w in data["warnings"]),
             dp_accounting_version=str(data["accountant"]["dp_accounting_version"]),
+            empirical_lower_bound=(EmpiricalLowerBound.from_dict(data["empirical_lower_bound"])
+                                   if "empirical_lower_bound" in data else None),
         )
         if ledger.rounds != data["rounds"]:
             raise ValueError(f"`rounds` must equal the sum over entries ({ledger.rounds}). Found {data['rounds']}.")
