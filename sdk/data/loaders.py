@@ -247,7 +247,7 @@ def _schema_names(path: Path, fmt: str) -> list[str]:
         raise _unreadable(path, fmt, exc) from None
 
 
-def _batches(path: Path, fmt: str, columns: list[str], *, block_size: int = 1 << 22) -> Iterator[tuple[Any, int]]:
+def _batches(path: Path, fmt: str, columns: list[str], *, block_size: int = 1 << 24) -> Iterator[tuple[Any, int]]:
     """``(pyarrow.RecordBatch, bytes_or_rows_done)`` of ``columns`` (CSV and TSV columns as strings)."""
     from ._arrow import pa, pcsv, pjson, pq
 
@@ -318,33 +318,58 @@ class _Tally:
 
 
 class _Encoder:
-    """Maps string ids to dense codes in first-seen order, one pyarrow dictionary per batch."""
+    """Maps string ids to dense codes in first-seen order: each batch is dictionary-encoded and its distinct
+    ids looked up in the ids seen so far by ``pyarrow.compute.index_in`` (no per-id Python work)."""
 
     def __init__(self) -> None:
-        self.codes: dict[str, int] = {}
+        from ._arrow import pa
+
+        self.values = pa.array([], pa.string())
+
+    def __len__(self) -> int:
+        return len(self.values)
 
     def encode(self, arr: Any) -> NDArray[np.int64]:
-        from ._arrow import pc
+        from ._arrow import pa, pc
 
+        arr = pc.cast(arr, pa.string())
         enc = pc.dictionary_encode(arr)
-        local = np.fromiter((self.codes.setdefault(v, len(self.codes)) for v in enc.dictionary.to_pylist()),
-                            np.int64, len(enc.dictionary))
+        dictionary = enc.dictionary
+        if len(dictionary) == 0:
+            return np.zeros(len(arr), np.int64)
+        pos = pc.index_in(dictionary, value_set=self.values)
+        local: NDArray[np.int64] = pos.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        new = local < 0
+        if new.any():
+            local[new] = len(self.values) + np.arange(int(new.sum()), dtype=np.int64)
+            self.values = pa.concat_arrays([self.values, pc.filter(dictionary, pa.array(new))])
         idx = enc.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-        return local[idx] if local.size else np.zeros(len(arr), np.int64)
+        out: NDArray[np.int64] = local[idx]
+        return out
+
+    def ids(self) -> list[str]:
+        """The ids in first-seen order (``ids()[code]``)."""
+        return [str(v) for v in self.values.to_pylist()]
 
     def sorted_ids(self) -> tuple[tuple[str, ...], NDArray[np.int64]]:
         """Ids in sorted order (numerically when all are digits) and ``remap[first_seen_code] = sorted index``."""
-        ids = list(self.codes)
-        numeric = all(i.isdigit() for i in ids)
+        from ._arrow import pa, pc
 
-        def key(k: int) -> tuple[int, str, str]:
-            s = ids[k]
-            return (len(s.lstrip("0")), s.lstrip("0"), s) if numeric else (0, s, s)
-
-        order = sorted(range(len(ids)), key=key)
-        remap = np.empty(len(ids), np.int64)
-        remap[np.asarray(order, np.int64)] = np.arange(len(ids), dtype=np.int64)
-        return tuple(ids[k] for k in order), remap
+        values = self.values
+        n = len(values)
+        if n == 0:
+            return (), np.zeros(0, np.int64)
+        if pc.all(pc.match_substring_regex(values, "^[0-9]+$")).as_py():
+            # numeric order without overflow: by digit count without leading zeros, then digits, then the id
+            stripped = pc.utf8_ltrim(values, characters="0")
+            keys = pa.table({"len": pc.utf8_length(stripped), "digits": stripped, "id": values})
+            order = pc.sort_indices(keys, sort_keys=[("len", "ascending"), ("digits", "ascending"), ("id", "ascending")])
+        else:
+            order = pc.array_sort_indices(values)  # UTF-8 byte order = code point order = Python's str order
+        order_np = order.to_numpy(zero_copy_only=False).astype(np.int64)
+        remap = np.empty(n, np.int64)
+        remap[order_np] = np.arange(n, dtype=np.int64)
+        return tuple(str(v) for v in values.take(order).to_pylist()), remap
 
 
 def _as_strings(arr: Any) -> Any:
@@ -535,8 +560,8 @@ def read_interactions(
             ki = items_enc.encode(i_arr)
             if not keep.all():  # codes given to rejected rows' ids are dropped when the maps are finalised
                 ku, ki, t, r = ku[keep], ki[keep], t[keep], r[keep]
-            chunks["u"].append(ku.astype(np.int32 if len(users_enc.codes) < 2**31 else np.int64))
-            chunks["i"].append(ki.astype(np.int32 if len(items_enc.codes) < 2**31 else np.int64))
+            chunks["u"].append(ku.astype(np.int32 if len(users_enc) < 2**31 else np.int64))
+            chunks["i"].append(ki.astype(np.int32 if len(items_enc) < 2**31 else np.int64))
             chunks["t"].append(t)
             chunks["r"].append(r)
             offset += n
@@ -577,7 +602,7 @@ def read_interactions(
     n_dup = int(dup_mask.sum())
     if n_dup and not dedupe:
         first = int(np.flatnonzero(dup_mask)[0])
-        example = (list(users_enc.codes)[int(users_first[first])], list(items_enc.codes)[int(items_first[first])])
+        example = (users_enc.ids()[int(users_first[first])], items_enc.ids()[int(items_first[first])])
         problems.append(DataProblem(
             "duplicates", f"{path}: {n_dup} duplicate row{'s' if n_dup > 1 else ''} (same user, item and time; "
                           f"first: user {example[0]!r}, item {example[1]!r}). Pass --dedupe to keep the first of each.",
@@ -667,9 +692,10 @@ def _finalise(enc: _Encoder, codes: NDArray[np.int64]) -> tuple[tuple[str, ...],
 def _merge_catalog(data_ids: tuple[str, ...], idx: NDArray[np.int64],
                    cold: list[str]) -> tuple[tuple[str, ...], NDArray[np.int64]]:
     """The union of interaction items and cold items, in the same sorted order, with the rows re-indexed."""
+    from ._arrow import pa
+
     enc = _Encoder()
-    for i in (*data_ids, *cold):
-        enc.codes.setdefault(i, len(enc.codes))
+    enc.encode(pa.array([*data_ids, *cold], pa.string()))
     ids, remap = enc.sorted_ids()
     return ids, remap[idx] if idx.size else idx
 
