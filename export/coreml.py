@@ -33,7 +33,7 @@ and iOS16 ``constexpr_affine_dequantize`` with ``zero_point`` 0, ``axis`` 0 both
 and scales, which differs from the :class:`QuantizedItemModel` that ``weights.safetensors`` holds.
 Conversion uses ``compute_precision=FLOAT32`` (parity with the float32 reference), int32 ids, ``N``/``M``
 dynamic through ``ct.RangeDim(1, upper)`` (ML programs need a finite upper bound; ``upper`` is in
-``details``), ``K`` and the fine-tune steps fixed at export (the steps are unrolled).
+``details``), ``K`` and the fine-tune steps fixed at export (the steps run in a MIL ``while_loop``).
 
 Running: Core ML's runtime exists only on Apple platforms. :class:`CoreMLRunner` runs the *saved* packages
 with the numpy MIL interpreter of :mod:`privrec.export.mil_interpreter` (backend ``"interpreter"``, every
@@ -102,7 +102,7 @@ _LABEL_SUM_FLOOR = 1e-12  # sdk/reconstruct.py LABEL_SUM_FLOOR
 _REQUIRED_OPS = {
     "score": {"gather", "matmul", "add"},
     "recommend": {"matmul", "add", "topk"},
-    "finetune": {"gather", "matmul", "softmax", "reduce_log_sum_exp", "sub", "mul"},
+    "finetune": {"gather", "matmul", "softmax", "reduce_log_sum_exp", "sub", "mul", "while_loop"},
 }
 
 
@@ -180,48 +180,78 @@ def _table(w: _Weights, target: str, sparse: bool) -> Var:
     return dense
 
 
-def _dot_rows(V: Var, u_col: Var) -> Var:
-    """``V @ u`` as ``[rows]`` for ``V [rows, d]`` and ``u_col [d, 1]``."""
-    out: Var = mb.squeeze(x=mb.matmul(x=V, y=u_col), axes=[1])
+def _dot_rows(V: Var, u_col: Var, prefix: str) -> Var:
+    """``V @ u`` as ``[rows]`` for ``V [rows, d]`` and ``u_col [d, 1]`` (short op names: see ``_finetune_body``)."""
+    out: Var = mb.squeeze(x=mb.matmul(x=V, y=u_col, name=f"{prefix}m"), axes=[1], name=f"{prefix}q")
     return out
 
 
 def _score_body(w: _Weights, target: str, sparse: bool, user: Var, item_ids: Var) -> Var:
     V, b = _table(w, target, sparse), _shared_const(w.bias, "item_bias")
-    rows = mb.gather(x=V, indices=item_ids, axis=0)
-    s = _dot_rows(rows, mb.expand_dims(x=user, axes=[1]))
-    out: Var = mb.add(x=s, y=mb.gather(x=b, indices=item_ids, axis=0), name="scores")
+    rows = mb.gather(x=V, indices=item_ids, axis=0, name="sg")
+    s = _dot_rows(rows, mb.expand_dims(x=user, axes=[1], name="su"), "s")
+    out: Var = mb.add(x=s, y=mb.gather(x=b, indices=item_ids, axis=0, name="sb"), name="scores")
     return out
 
 
 def _recommend_body(w: _Weights, target: str, sparse: bool, top_k: int, user: Var, mask: Var) -> tuple[Var, Var]:
     V, b = _table(w, target, sparse), _shared_const(w.bias, "item_bias")
-    s = mb.add(x=mb.add(x=_dot_rows(V, mb.expand_dims(x=user, axes=[1])), y=b), y=mask)
-    values, indices = mb.topk(x=s, k=top_k, axis=0, ascending=False)
+    dots = _dot_rows(V, mb.expand_dims(x=user, axes=[1], name="ru"), "r")
+    s = mb.add(x=mb.add(x=dots, y=b, name="rb"), y=mask, name="rs")
+    values, indices = mb.topk(x=s, k=top_k, axis=0, ascending=False, name="rk")
     return mb.identity(x=indices, name="top_ids"), mb.identity(x=values, name="top_scores")
 
 
 def _finetune_body(
     w: _Weights, target: str, sparse: bool, steps: int, user: Var, item_ids: Var, labels: Var, lr: Var, l2: Var
 ) -> tuple[Var, Var]:
-    """``steps`` unrolled analytic steps of sdk/reconstruct.py (Singhal et al. 2021, §3), column form."""
+    """``steps`` analytic steps of sdk/reconstruct.py (Singhal et al. 2021, §3), column form, in a ``while_loop``.
+
+    The loop keeps one copy of the step in the program instead of ``steps`` (unrolled, the fine-tune
+    function was about 23 KB of the 30 KB program, as large as a 1,682 × 64 int4 table). Its flag and axis
+    parameters are shared constants and its ops have short names, for the same reason: the program's
+    bytes are a fixed cost every bundle pays next to the table.
+    """
+    count = iter(range(1_000_000))
+
+    def nm() -> str:
+        return f"f{next(count)}"
+
     V, b = _table(w, target, sparse), _shared_const(w.bias, "item_bias")
-    rows = mb.gather(x=V, indices=item_ids, axis=0)  # [M, d]
-    b_col = mb.expand_dims(x=mb.gather(x=b, indices=item_ids, axis=0), axes=[1])  # [M, 1]
-    total = mb.maximum(x=mb.reduce_sum(x=labels, axes=[0], keep_dims=True), y=np.float32(_LABEL_SUM_FLOOR))
-    y_col = mb.expand_dims(x=mb.real_div(x=labels, y=total), axes=[1])  # [M, 1], sums to 1
-    u = mb.expand_dims(x=user, axes=[1])  # [d, 1]
-    for _ in range(steps):
-        s = mb.add(x=mb.matmul(x=rows, y=u), y=b_col)
-        resid = mb.sub(x=mb.softmax(x=s, axis=0), y=y_col)
-        grad = mb.add(x=mb.matmul(x=rows, y=resid, transpose_x=True), y=mb.mul(x=l2, y=u))
-        u = mb.sub(x=u, y=mb.mul(x=lr, y=grad))
+    no = mb.const(val=False, name="no")
+    yes = mb.const(val=True, name="yes")
+    ax0, ax1 = mb.const(val=np.array([0], np.int32), name="ax0"), mb.const(val=np.array([1], np.int32), name="ax1")
+    zero = mb.const(val=np.int32(0), name="zero")
+    rows = mb.gather(x=V, indices=item_ids, axis=zero, name=nm())  # [M, d]
+    b_col = mb.expand_dims(x=mb.gather(x=b, indices=item_ids, axis=zero, name=nm()), axes=ax1, name=nm())  # [M, 1]
+    total = mb.maximum(x=mb.reduce_sum(x=labels, axes=ax0, keep_dims=yes, name=nm()), y=np.float32(_LABEL_SUM_FLOOR), name=nm())
+    y_col = mb.expand_dims(x=mb.real_div(x=labels, y=total, name=nm()), axes=ax1, name=nm())  # [M, 1], sums to 1
+    u0 = mb.expand_dims(x=user, axes=ax1, name=nm())  # [d, 1]
+
+    def dots(x: Var, y: Var, transpose_x: Var) -> Var:
+        out: Var = mb.matmul(x=x, y=y, transpose_x=transpose_x, transpose_y=no, name=nm())
+        return out
+
+    def cond(u: Var, i: Var) -> Var:
+        out: Var = mb.less(x=i, y=np.int32(steps), name=nm())
+        return out
+
+    def body(u: Var, i: Var) -> tuple[Var, Var]:
+        s = mb.add(x=dots(rows, u, no), y=b_col, name=nm())
+        resid = mb.sub(x=mb.softmax(x=s, axis=zero, name=nm()), y=y_col, name=nm())
+        grad = mb.add(x=dots(rows, resid, yes), y=mb.mul(x=l2, y=u, name=nm()), name=nm())
+        return mb.sub(x=u, y=mb.mul(x=lr, y=grad, name=nm()), name=nm()), mb.add(x=i, y=np.int32(1), name=nm())
+
+    u, _ = mb.while_loop(_cond=cond, _body=body, loop_vars=(u0, np.int32(0)), name=nm())
     # loss at the returned u: -sum(y * log_softmax(s)) + l2/2 * |u|^2
-    s = mb.add(x=mb.matmul(x=rows, y=u), y=b_col)
-    log_p = mb.sub(x=s, y=mb.reduce_log_sum_exp(x=s, axes=[0], keep_dims=True))
-    ce = mb.mul(x=mb.reduce_sum(x=mb.mul(x=y_col, y=log_p), axes=[0]), y=np.float32(-1.0))
-    reg = mb.mul(x=mb.mul(x=l2, y=np.float32(0.5)), y=mb.reduce_sum(x=mb.mul(x=u, y=u), axes=[0]))
-    return mb.squeeze(x=u, axes=[1], name="user_out"), mb.add(x=ce, y=reg, name="loss")
+    s = mb.add(x=dots(rows, u, no), y=b_col, name=nm())
+    log_p = mb.sub(x=s, y=mb.reduce_log_sum_exp(x=s, axes=ax0, keep_dims=yes, name=nm()), name=nm())
+    ce = mb.mul(
+        x=mb.reduce_sum(x=mb.mul(x=y_col, y=log_p, name=nm()), axes=ax0, keep_dims=no, name=nm()), y=np.float32(-1.0), name=nm()
+    )
+    half_l2 = mb.mul(x=l2, y=np.float32(0.5), name=nm())
+    reg = mb.mul(x=half_l2, y=mb.reduce_sum(x=mb.mul(x=u, y=u, name=nm()), axes=ax0, keep_dims=no, name=nm()), name=nm())
+    return mb.squeeze(x=u, axes=ax1, name="user_out"), mb.add(x=ce, y=reg, name="loss")
 
 
 def _input_types(signature: str, dim: int, num_items: int) -> list[ct.TensorType]:
@@ -253,9 +283,7 @@ def _function(signature: str, w: _Weights, config: ExportConfig, target: str, sp
         def score(user: Var, item_ids: Var) -> Var:
             return _score_body(w, target, sparse, user, item_ids)
 
-        fn = mb.function(input_specs=[spec((d,), f32), spec((get_new_symbol(),), i32)], opset_version=opset)(
-            score
-        )
+        fn = mb.function(input_specs=[spec((d,), f32), spec((get_new_symbol(),), i32)], opset_version=opset)(score)
     elif signature == "recommend":
 
         def recommend(user: Var, mask: Var) -> tuple[Var, Var]:
@@ -275,9 +303,7 @@ def _function(signature: str, w: _Weights, config: ExportConfig, target: str, sp
     return fn
 
 
-def _convert_and_save(
-    prog: Program, target: str, path: Path, description: str, meta: Mapping[str, str]
-) -> None:
+def _convert_and_save(prog: Program, target: str, path: Path, description: str, meta: Mapping[str, str]) -> None:
     # ct.convert ends with a full gc.collect(); with torch and TensorFlow loaded that walks millions of
     # objects (seconds per call). Freezing the objects that exist before the call limits the collection
     # to what the conversion allocated; unfreeze hands them back to the collector afterwards.
@@ -337,9 +363,7 @@ def _compression(precision: str, target: str, sparse: bool) -> tuple[str, ...]:
 def export(model: Exportable, bundle_dir: Path, config: ExportConfig) -> ArtifactRecord:
     """Write the Core ML packages (see the module docstring) into ``bundle_dir`` and describe them."""
     if not isinstance(model, Exportable):
-        raise TypeError(
-            f"`model` must be an ItemModel, QuantizedItemModel or Int4ItemModel. Found {type(model).__name__}."
-        )
+        raise TypeError(f"`model` must be an ItemModel, QuantizedItemModel or Int4ItemModel. Found {type(model).__name__}.")
     if config.top_k > model.num_items:
         raise ValueError(f"`top_k` must be <= num_items ({model.num_items}). Found {config.top_k}.")
     w = _Weights.of(model)
@@ -493,15 +517,11 @@ def _signature_problems(
             # Outputs computed from a dynamic input carry an unknown dim; their fixed dims must match.
             ok = _dims_ok(tt.shape, t.shape) or (kind == "outputs" and len(tt.shape) == len(t.shape))
             if not ok:
-                problems.append(
-                    f"{where}: {kind[:-1]} `{t.name}` must have shape {t.shape}. Found {tt.shape}."
-                )
+                problems.append(f"{where}: {kind[:-1]} `{t.name}` must have shape {t.shape}. Found {tt.shape}.")
             if kind == "inputs":
                 want = [(1, upper) if s == -1 else (s, s) for s in t.shape]
                 if ranges.get(t.name) != want:
-                    problems.append(
-                        f"{where}: input `{t.name}` must have size ranges {want}. Found {ranges.get(t.name)}."
-                    )
+                    problems.append(f"{where}: input `{t.name}` must have size ranges {want}. Found {ranges.get(t.name)}.")
 
     compare("inputs", fn.inputs, inputs)
     compare("outputs", fn.outputs, outputs)
@@ -565,9 +585,7 @@ def coreml_structure_problems(bundle_dir: Path, record: ArtifactRecord) -> list[
     upper = int(record.details.get("dynamic_upper_bound", 0))  # type: ignore[call-overload]
     for target, v in _variants(record).items():
         if target not in _SPEC_VERSIONS:
-            problems.append(
-                f"unknown Core ML deployment target {target!r} (expected {sorted(_SPEC_VERSIONS)})."
-            )
+            problems.append(f"unknown Core ML deployment target {target!r} (expected {sorted(_SPEC_VERSIONS)}).")
             continue
         loaded: dict[str, tuple[MilProgram, Any]] = {}
         for sig in SIGNATURES:
@@ -652,14 +670,10 @@ class CoreMLRunner:
         out = self._calls["score"]({"user": user.astype(np.float32), "item_ids": item_ids.astype(np.int32)})
         return np.asarray(out["scores"], np.float32).reshape(-1)
 
-    def recommend(
-        self, user: NDArray[np.float32], mask: NDArray[np.float32]
-    ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+    def recommend(self, user: NDArray[np.float32], mask: NDArray[np.float32]) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
         """``(top_ids i32[K], top_scores f32[K])``, highest first."""
         out = self._calls["recommend"]({"user": user.astype(np.float32), "mask": mask.astype(np.float32)})
-        return np.asarray(out["top_ids"]).astype(np.int32).reshape(-1), np.asarray(
-            out["top_scores"], np.float32
-        ).reshape(-1)
+        return np.asarray(out["top_ids"]).astype(np.int32).reshape(-1), np.asarray(out["top_scores"], np.float32).reshape(-1)
 
     def finetune(
         self,
@@ -679,14 +693,10 @@ class CoreMLRunner:
             "l2": np.asarray(l2, np.float32).reshape(1),
         }
         out = self._calls["finetune"](feeds)
-        return np.asarray(out["user_out"], np.float32).reshape(-1), np.asarray(
-            out["loss"], np.float32
-        ).reshape(1)
+        return np.asarray(out["user_out"], np.float32).reshape(-1), np.asarray(out["loss"], np.float32).reshape(1)
 
 
-def _interpreter_call(
-    prog: MilProgram, function: str
-) -> Callable[[dict[str, NDArray[Any]]], dict[str, NDArray[Any]]]:
+def _interpreter_call(prog: MilProgram, function: str) -> Callable[[dict[str, NDArray[Any]]], dict[str, NDArray[Any]]]:
     return lambda feeds: prog.run(feeds, function)
 
 

@@ -368,8 +368,18 @@ _OPS: dict[str, OpFn] = {
     "expand_dims": _expand_dims,
     "squeeze": _squeeze,
     "identity": lambda p: (_f(p["x"]),),
+    "less": _binary(np.less),
 }
-SUPPORTED_OPS: frozenset[str] = frozenset(_OPS)
+SUPPORTED_OPS: frozenset[str] = frozenset(_OPS) | {"while_loop"}
+_MAX_LOOP_ITERATIONS = 100_000  # the exported fine-tune loop runs `steps` (at most 1000) times
+
+
+def _walk(operations: Any) -> Any:
+    """Every op of ``operations`` and, depth first, of the blocks nested in them (``while_loop``)."""
+    for op in operations:
+        yield op
+        for block in op.blocks:
+            yield from _walk(block.operations)
 """The MIL op types the interpreter runs (exactly those our exported programs contain)."""
 
 
@@ -419,8 +429,8 @@ class MilFunction:
         return MilTensorType.from_proto(binding.value.type)
 
     def op_counts(self) -> Counter[str]:
-        """How many ops of each type the function holds (``const`` included)."""
-        return Counter(op.type for op in self.operations)
+        """How many ops of each type the function holds (``const`` included, ops inside loops counted once)."""
+        return Counter(op.type for op in _walk(self.operations))
 
 
 class MilProgram:
@@ -441,9 +451,11 @@ class MilProgram:
         for fname, fn in spec.mlProgram.functions.items():
             block = fn.block_specializations[fn.opset]
             types: dict[str, MilTensorType] = {i.name: MilTensorType.from_proto(i.type) for i in fn.inputs}
-            for op in block.operations:
+            for op in _walk(block.operations):
                 for out in op.outputs:
                     types[out.name] = MilTensorType.from_proto(out.type)
+                for inner in op.blocks:
+                    types.update({i.name: MilTensorType.from_proto(i.type) for i in inner.inputs})
             self.functions[fname] = MilFunction(
                 name=fname,
                 opset=fn.opset,
@@ -453,8 +465,8 @@ class MilProgram:
                 var_types=types,
             )
         for f in self.functions.values():
-            for op in f.operations:
-                if op.type not in _OPS:
+            for op in _walk(f.operations):
+                if op.type not in _OPS and op.type != "while_loop":
                     out = op.outputs[0].name if op.outputs else "?"
                     raise UnsupportedMilOpError(
                         f"MIL op {op.type!r} (producing {out!r} in function {f.name!r}) "
@@ -495,7 +507,33 @@ class MilProgram:
                 params[key] = _decode_value(value, self._blob)
         return params
 
+    def _run_block(self, fn: MilFunction, block: MIL_pb2.Block, env: Mapping[str, Any], args: list[Any]) -> list[Any]:
+        """Run a nested block with its inputs bound to ``args``; it sees the enclosing values (MIL scoping)."""
+        if len(args) != len(block.inputs):
+            raise ValueError(f"a block of function {fn.name!r} takes {len(block.inputs)} inputs. Found {len(args)}.")
+        local: dict[str, Any] = dict(env)
+        local.update({i.name: a for i, a in zip(block.inputs, args, strict=True)})
+        for op in block.operations:
+            self._run_op(fn, op, local)
+        return [local[o] for o in block.outputs]
+
+    def _while_loop(self, fn: MilFunction, op: MIL_pb2.Operation, env: Mapping[str, Any]) -> list[Any]:
+        """MIL ``while_loop``: ``while cond(*vars): vars = body(*vars)``; blocks 0 and 1 are cond and body."""
+        loop_vars = [env[b.name] if b.WhichOneof("binding") == "name" else _decode_value(b.value, self._blob)
+                     for b in op.inputs["loop_vars"].arguments]
+        cond, body = op.blocks[0], op.blocks[1]
+        for _ in range(_MAX_LOOP_ITERATIONS):
+            if not bool(np.asarray(self._run_block(fn, cond, env, loop_vars)[0]).reshape(-1)[0]):
+                return loop_vars
+            loop_vars = self._run_block(fn, body, env, loop_vars)
+        raise ValueError(f"while_loop in function {fn.name!r} ran more than {_MAX_LOOP_ITERATIONS} iterations.")
+
     def _run_op(self, fn: MilFunction, op: MIL_pb2.Operation, env: dict[str, Any]) -> None:
+        if op.type == "while_loop":
+            results: Any = self._while_loop(fn, op, env)
+            for out, value in zip(op.outputs, results, strict=True):
+                env[out.name] = np.asarray(value).astype(MilTensorType.from_proto(out.type).numpy_dtype, copy=False)
+            return
         try:
             results = _OPS[op.type](self._params(op, env))
         except KeyError as e:
