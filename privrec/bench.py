@@ -21,6 +21,7 @@ SUITES: dict[str, str] = {
     "size": "privrec.benchmarks.suites:run_size_bench",
     "quality": "privrec.benchmarks.suites:run_quality_bench",
     "aggregation": "privrec.benchmarks.suites:run_aggregation_bench",
+    "audit": "privrec.benchmarks.audit:run_audit_bench",
     "population": "privrec.benchmarks.population:run_population_bench",
     "data": "privrec.benchmarks.data:run_data_bench",
 }
