@@ -10,6 +10,7 @@ map with the app's item ids and titles), ``history.json`` (per-epoch or per-roun
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,10 @@ __all__ = [
     "train_central_run",
     "tune_finetune",
 ]
+
+
+#: ``train_central_run`` warns when one dense users × items float32 matrix exceeds this many GB.
+DENSE_WARN_GB = 1.0
 
 
 def load_run_data(source: DataSource | None, *, progress: bool = True) -> Interactions:
@@ -67,6 +72,11 @@ def train_central_run(out: Path, *, overrides: dict[str, Any] | None = None, see
     already loaded, to skip a second read)."""
     cfg = TrainConfig.from_dict(dict(overrides or {}))
     data = data if data is not None else load_run_data(data_source, progress=progress)
+    dense_gb = data.num_users * data.num_items * 4 / 2**30
+    if dense_gb > DENSE_WARN_GB:
+        warnings.warn(f"central training holds dense users × items label matrices: {data.num_users:,} × "
+                      f"{data.num_items:,} float32 is {dense_gb:.1f} GB each (a few copies are alive at once).",
+                      UserWarning, stacklevel=2)
     split = leave_one_out(data)
     result = train_central(split, cfg, seed=seed, progress=progress)
     model, n_cold = apply_item_cold_start(result.model, split, cfg.item_cold_start)

@@ -120,8 +120,10 @@ def test_train_evaluate_export_on_an_app_csv(tmp_path: Path, monkeypatch: pytest
     (tmp_path / "quick.json").write_text(json.dumps({"dim": 8, "epochs": 3}))
     cols = ["--user-col", "customer", "--item-col", "sku", "--time-col", "ts", "--rating-col", "stars"]
     run = tmp_path / "run"
-    code, out, err = _cli(["train", "--data", str(orders), "--items", str(catalog), *cols,
-                           "--config", str(tmp_path / "quick.json"), "--out", str(run)], monkeypatch, capsys)
+    monkeypatch.setattr("privrec.sdk.run.DENSE_WARN_GB", 0.0)  # the dense-matrix warning, at this size
+    with pytest.warns(UserWarning, match=r"dense users × items label matrices: 100 × 145 float32 is 0.0 GB each"):
+        code, out, err = _cli(["train", "--data", str(orders), "--items", str(catalog), *cols,
+                               "--config", str(tmp_path / "quick.json"), "--out", str(run)], monkeypatch, capsys)
     assert code == 0, err[-2000:]
     assert f"warning: {catalog}: {n_cold} items of the item file have no interactions in orders.csv" in err
     config = json.loads((run / "config.json").read_text())
