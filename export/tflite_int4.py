@@ -8,12 +8,19 @@ nibble first: :func:`privrec.sdk.quantize.pack_int4`) as a ``uint8`` constant, a
 unpacks the rows it needs with builtin integer ops (``GATHER``, ``CAST``, ``FLOOR_MOD``, ``FLOOR_DIV``,
 ``PACK``, ``RESHAPE``): ``lo = byte mod 16``, ``hi = byte div 16``, ``v = n - 16 (n >= 8)``, then
 ``V[ids] = v * item_scale[ids]``. ``recommend`` does the same over all rows, gathered with indices
-that depend on an input (``range(num_items) + 0``, the zero computed from ``user``): a constant table
-would otherwise be unpacked once by the converter's constant folding and shipped as float32.
+that depend on an input (``range(num_items + 0)``, the zero computed from ``user``): a constant table
+would otherwise be unpacked once by the converter's constant folding and shipped as float32, and a
+constant ``range`` would be shipped as an int32 array (4 bytes per row).
+
+Pruned tables (``sparsity > 0``) are stored sparse, as in the ONNX int4 artifact: a bit mask
+``uint8[ceil(num_items * d / 8)]`` (bit ``k % 8`` of byte ``k // 8``, least significant first, set when flat
+entry ``k`` is non-zero) and the non-zero values packed two per byte in row-major order. The graph
+expands them on every call (bits by ``FLOOR_DIV``/``FLOOR_MOD`` by powers of two, positions by
+``CUMSUM``, a ``GATHER`` of the unpacked values, times the mask) before taking its rows: a whole-table
+pass even for a short ``score`` list (speed is the latency report's subject; the file is what shrinks).
 
 Signatures and the runner are those of :mod:`privrec.export.tflite`; the same bookkeeping compaction
-applies. Pruned tables are stored dense here (zeros cost half a byte each): LiteRT has no sparse
-constant that a gather can read.
+applies.
 """
 
 from __future__ import annotations
@@ -22,9 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
-from privrec.sdk.quantize import Int4ItemModel
+from privrec.sdk.quantize import Int4ItemModel, pack_int4
 from privrec.sdk.reconstruct import LABEL_SUM_FLOOR
 
 from .base import ArtifactRecord, ExportConfig
@@ -34,32 +40,58 @@ from .tflite import _SIGNATURE_NAMES, TFLITE_FILE, TIE_RULE, _compact, _tf_signa
 __all__ = ["export_int4"]
 
 
-def _build_module(
-    packed: NDArray[np.uint8], scale: NDArray[np.float32], bias: NDArray[np.float32], top_k: int, steps: int
-) -> Any:
+def _build_module(model: Int4ItemModel, top_k: int, steps: int, sparse: bool) -> Any:
     """The ``tf.Module`` of the three signatures over the packed table (TensorFlow imported lazily)."""
     import tensorflow as tf
 
-    num_items, half = (int(s) for s in packed.shape)
-    dim = 2 * half
+    packed, scale, bias = model.item_embedding, model.item_scale, model.item_bias
+    num_items, dim = model.num_items, model.dim
+    if sparse:
+        from .onnx_int4 import sparse_layout
+
+        bits, nonzero = sparse_layout(model.values())
+        nonzero_packed = pack_int4(np.concatenate([nonzero, np.zeros(nonzero.size % 2, np.int8)]).reshape(1, -1)).ravel()
 
     class _Int4Recommender(tf.Module):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__(name="privrec_int4")
-            self.table = tf.constant(packed)
             self.scale = tf.constant(scale)
             self.bias = tf.constant(bias)
+            if sparse:
+                self.bits = tf.constant(bits)
+                self.nonzero = tf.constant(nonzero_packed)
+            else:
+                self.table = tf.constant(packed)
 
-        def rows(self, ids: Any) -> Any:
+        @staticmethod
+        def unpack(b: Any) -> Any:
+            """int32 ``[..., 2 k]`` signed int4 values of the packed bytes ``b`` (int32 ``[..., k]``)."""
+            pairs = tf.stack([tf.math.floormod(b, 16), tf.math.floordiv(b, 16)], axis=-1)
+            nib = tf.reshape(pairs, tf.concat([tf.shape(b)[:-1], [-1]], axis=0))
+            return nib - 16 * tf.cast(nib >= 8, tf.int32)
+
+        def dense_values(self, user: Any) -> Any:
+            """Sparse storage: the int4 values as float32 ``[num_items, d]`` (module docstring)."""
+            zero = tf.cast(tf.minimum(tf.abs(user[0]), 0.0), tf.int32)  # input-dependent: no folding
+            mask_bytes = tf.gather(self.bits, tf.range(int(bits.size) + zero))
+            powers = tf.constant([1, 2, 4, 8, 16, 32, 64, 128], tf.int32)
+            flags = tf.math.floormod(tf.math.floordiv(tf.expand_dims(tf.cast(mask_bytes, tf.int32), 1), powers), 2)
+            flat = tf.reshape(flags, [-1])[: num_items * dim]
+            pos = tf.maximum(tf.math.cumsum(flat) - 1, 0)
+            nz = tf.gather(self.nonzero, tf.range(int(nonzero_packed.size) + zero))
+            values = tf.concat([tf.cast(self.unpack(tf.cast(nz, tf.int32)), tf.float32), tf.zeros([1])], axis=0)
+            return tf.reshape(tf.gather(values, pos) * tf.cast(flat, tf.float32), [num_items, dim])
+
+        def rows(self, ids: Any, user: Any) -> Any:
             """``V[ids]`` as float32 ``[len(ids), d]``: gather packed bytes, unpack, scale per row."""
-            b = tf.cast(tf.gather(self.table, ids), tf.int32)  # [M, d/2]
-            pairs = tf.stack([tf.math.floormod(b, 16), tf.math.floordiv(b, 16)], axis=2)  # [M, d/2, 2]
-            nib = tf.reshape(pairs, [-1, dim])
-            signed = nib - 16 * tf.cast(nib >= 8, tf.int32)
-            return tf.cast(signed, tf.float32) * tf.expand_dims(tf.gather(self.scale, ids), 1)
+            if sparse:
+                values = tf.gather(self.dense_values(user), ids)
+            else:
+                values = tf.cast(self.unpack(tf.cast(tf.gather(self.table, ids), tf.int32)), tf.float32)
+            return values * tf.expand_dims(tf.gather(self.scale, ids), 1)
 
         def exact(self, user: Any, ids: Any) -> Any:
-            return tf.linalg.matvec(self.rows(ids), user) + tf.gather(self.bias, ids)
+            return tf.linalg.matvec(self.rows(ids, user), user) + tf.gather(self.bias, ids)
 
         @_tf_signature(
             tf.TensorSpec([dim], tf.float32, name="user"),
@@ -75,7 +107,7 @@ def _build_module(
         def recommend(self, user: Any, mask: Any) -> dict[str, Any]:
             # 0 for every finite user, but input-dependent: keeps the packed table from being folded.
             zero = tf.cast(tf.minimum(tf.abs(user[0]), 0.0), tf.int32)
-            every = tf.range(num_items, dtype=tf.int32) + zero
+            every = tf.range(num_items + zero)
             top_scores, top_ids = tf.math.top_k(self.exact(user, every) + mask, k=top_k, sorted=True)
             return {"top_ids": top_ids, "top_scores": top_scores}
 
@@ -88,7 +120,7 @@ def _build_module(
         )
         def finetune(self, user: Any, item_ids: Any, labels: Any, lr: Any, l2: Any) -> dict[str, Any]:
             # sdk/reconstruct.py `finetune_reference`, unrolled `steps` times (Singhal et al. 2021, §3).
-            v = self.rows(item_ids)
+            v = self.rows(item_ids, user)
             b = tf.gather(self.bias, item_ids)
             y = labels / tf.maximum(tf.reduce_sum(labels), LABEL_SUM_FLOOR)
             u = user
@@ -111,7 +143,8 @@ def export_int4(model: Int4ItemModel, bundle_dir: Path, config: ExportConfig) ->
         raise TypeError(f"`model` must be an Int4ItemModel. Found {type(model).__name__}.")
     if config.top_k > model.num_items:
         raise ValueError(f"`top_k` must be <= num_items ({model.num_items}). Found {config.top_k}.")
-    module = _build_module(model.item_embedding, model.item_scale, model.item_bias, config.top_k, config.finetune_steps)
+    sparse = config.sparsity > 0
+    module = _build_module(model, config.top_k, config.finetune_steps, sparse)
     functions = [getattr(module, name).get_concrete_function() for name in _SIGNATURE_NAMES]
     converter = tf.lite.TFLiteConverter.from_concrete_functions(functions, module)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -128,6 +161,7 @@ def export_int4(model: Int4ItemModel, bundle_dir: Path, config: ExportConfig) ->
             "converter": f"tensorflow {tf.__version__} TFLiteConverter.from_concrete_functions",
             "ops": "TFLITE_BUILTINS",
             "table_dtype": "uint8 (two int4 per byte, unpacked in the graph)",
+            "table": "sparse bit mask + int4 non-zeros" if sparse else "int4 pairs",
             "top_k": config.top_k,
             "finetune_steps": config.finetune_steps,
             "tie_rule": TIE_RULE,

@@ -136,6 +136,11 @@ def test_tflite_int4_parity_and_size(make_bundle: Callable[..., Path], int4_mode
     # No float32 copy of the table hides in the file: it is smaller than the float32 table alone.
     assert (b4 / "model.tflite").stat().st_size < 300 * 32 * 4
     assert (b4 / "model.tflite").stat().st_size < 0.5 * (b32 / "model.tflite").stat().st_size
+    # Pruned: the bit mask + int4 non-zeros expanded by the graph, same parity.
+    s4 = make_bundle(magnitude_prune(int4_model, 0.5)[0], formats=("tflite",), precision="int4", sparsity=0.5)
+    assert verify_bundle(s4)["ok"]
+    _check_runner(s4, "tflite")
+    assert load_manifest(s4).artifacts["tflite"]["details"]["table"] == "sparse bit mask + int4 non-zeros"
 
 
 def test_tampered_int4_payload_is_refused(
