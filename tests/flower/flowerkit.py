@@ -36,14 +36,17 @@ def toml_value(value: Any) -> str:
     return json.dumps(value) if isinstance(value, str) else repr(value)
 
 
-def stop(proc: subprocess.Popen[Any]) -> None:
-    """End ``proc``'s process group (SIGTERM, then SIGKILL after 20 s)."""
-    if proc.poll() is None or _group_alive(proc.pid):
-        try:
+def stop(*procs: subprocess.Popen[Any]) -> None:
+    """End each process group of ``procs``: SIGTERM to all at once (a SuperNode takes seconds to leave), then
+    SIGKILL to any group still alive 20 s later."""
+    alive = [p for p in procs if p.poll() is None or _group_alive(p.pid)]
+    for proc in alive:
+        with suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            pass
+    give_up = time.monotonic() + 20
+    for proc in alive:
+        with suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(0.1, give_up - time.monotonic()))
         if _group_alive(proc.pid):
             with suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -68,8 +71,9 @@ class Flower:
 
     @property
     def env(self) -> dict[str, str]:
+        # SuperExec (which starts the ServerApp and each ClientApp process) polls for tasks every 1 s by default.
         return dict(os.environ, FLWR_HOME=str(self.home), PATH=f"{BIN}:{os.environ['PATH']}",
-                    FLWR_DISABLE_UPDATE_CHECK="1")
+                    FLWR_DISABLE_UPDATE_CHECK="1", FLWR_SUPEREXEC_TASK_POLL_INTERVAL="0.1")
 
     def spawn(self, args: list[str], log: Path) -> subprocess.Popen[Any]:
         with open(log, "w") as out:  # the child keeps its own descriptor
@@ -82,8 +86,18 @@ class Flower:
         return subprocess.run([str(BIN / "flwr"), *args], env=self.env, capture_output=True, text=True,
                               timeout=timeout, check=False, cwd=self.home)
 
+    def flwr_all(self, *commands: list[str], timeout: float = 110.0) -> list[subprocess.CompletedProcess[str]]:
+        """Several ``flwr`` commands at once (each a process importing flwr: started together, they overlap)."""
+        procs = [subprocess.Popen([str(BIN / "flwr"), *args], env=self.env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, cwd=self.home) for args in commands]
+        done = []
+        for args, proc in zip(commands, procs, strict=True):
+            out, err = proc.communicate(timeout=timeout)
+            done.append(subprocess.CompletedProcess(args, proc.returncode, out, err))
+        return done
+
     def run_app(self, overrides: dict[str, Any], *, federation_config: str | None = None,
-                timeout: float = 110.0) -> subprocess.CompletedProcess[str]:
+                timeout: float = 600.0) -> subprocess.CompletedProcess[str]:
         """``flwr run flower_app <connection> --run-config overrides.toml --stream`` (blocks until the run ends)."""
         path = self.home / "overrides.toml"
         path.write_text("".join(f"{k} = {toml_value(v)}\n" for k, v in overrides.items()))
@@ -128,5 +142,4 @@ def superlink(home: Path, *, simulation: bool, tls: Any = None, node_auth: bool 
         wait_for_port(flower.port, proc, log)
         yield flower
     finally:
-        for p in reversed(flower.procs):
-            stop(p)
+        stop(*reversed(flower.procs))
