@@ -526,8 +526,9 @@ def read_interactions(
     tallies = {k: _Tally() for k in ("empty_users", "empty_items", "bad_timestamps", "bad_ratings")}
     below = 0
     offset = 0
-    total = path.stat().st_size if fmt != "parquet" else _parquet_rows(path)
-    bar = tqdm(total=total, desc=f"load {path.name}", unit="B" if fmt != "parquet" else " rows",
+    by_bytes = fmt != "parquet" and path.suffix.lower() not in _COMPRESSED  # else rows (compressed: no total)
+    total = path.stat().st_size if by_bytes else (_parquet_rows(path) if fmt == "parquet" else None)
+    bar = tqdm(total=total, desc=f"load {path.name}", unit="B" if by_bytes else " rows",
                unit_scale=True, file=sys.stderr, leave=False,
                disable=not progress or path.stat().st_size < _PROGRESS_BYTES)
     try:
@@ -565,7 +566,7 @@ def read_interactions(
             chunks["t"].append(t)
             chunks["r"].append(r)
             offset += n
-            bar.update((done if done else bar.n + n) - bar.n if fmt != "parquet" else n)
+            bar.update(done - bar.n if by_bytes else n)
     except _UnreadableError as exc:
         bar.close()
         return LoadReport(None, (DataProblem("unreadable", str(exc)),), None, fmt)

@@ -289,3 +289,16 @@ def test_csv_and_parquet_agree_and_ids_map_back(tmp_path: Path, rows: list[tuple
         np.testing.assert_array_equal(x.timestamps, [t for _, _, t in rows])
     assert a.user_ids == b.user_ids and a.item_ids == b.item_ids
     assert list(a.user_ids) == sorted(a.user_ids, key=lambda s: (int(s),) if all(u.isdigit() for u in a.user_ids) else (s,))
+
+
+def test_compressed_csv_and_jsonl(tmp_path: Path) -> None:
+    import gzip
+
+    for suffix in (".csv", ".jsonl"):
+        plain = _write(tmp_path / f"d{suffix}", ROWS)
+        packed = tmp_path / f"d{suffix}.gz"
+        packed.write_bytes(gzip.compress(plain.read_bytes()))
+        a, b = load_interactions(plain, progress=False), load_interactions(packed, progress=False)
+        assert a.user_ids == b.user_ids and a.item_ids == b.item_ids
+        np.testing.assert_array_equal(a.items, b.items)
+        np.testing.assert_array_equal(a.timestamps, b.timestamps)
