@@ -340,6 +340,30 @@ def privacy(
         typer.echo(json.dumps(result, indent=2))
 
 
+@app.command("audit")
+def audit(
+    run_dir: Annotated[Path, typer.Argument(help="RUN_DIR written by `privrec train --mode federated`.")],
+    canaries: Annotated[int, typer.Option("--canaries", help="Canary devices m (each included with probability ½).")] = 200,
+    delta: Annotated[float | None, typer.Option("--delta", help="δ of the lower bound (default: the run's δ).")] = None,
+    confidence: Annotated[float, typer.Option("--confidence", help="Confidence of the lower bound, in (0, 1).")] = 0.95,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+) -> None:
+    """Empirical privacy lower bound: re-train the run with canaries and record what an attacker learned."""
+    try:
+        from privrec.sdk.privacy.audit_canaries import AuditConfig, audit_run_dir
+
+        config = AuditConfig(canaries=canaries, delta=delta, confidence=confidence)
+        result, ledger = audit_run_dir(run_dir, audit=config)
+    except (OSError, TypeError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    payload = {"run_dir": str(run_dir), "ledger": str(ledger), **result.to_dict()}
+    if as_json:
+        _emit(payload)
+    else:
+        typer.echo(json.dumps(payload, indent=2))
+
+
 @app.command("serve")
 def serve(
     db: Annotated[Path, typer.Option("--db", help="SQLite file holding the server's state.")],
