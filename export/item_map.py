@@ -15,6 +15,7 @@ with the ids that bundle no longer holds set apart and reported.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,10 @@ __all__ = ["ItemMap", "MappedHistory", "check_history_ids", "check_item_map", "h
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _where(pos: int) -> str:
+    return f"{MANIFEST_NAME}: field `items[{pos}]`"
 
 
 def check_item_map(raw: object, num_items: int) -> list[dict[str, Any]]:
@@ -51,31 +56,28 @@ def check_item_map(raw: object, num_items: int) -> list[dict[str, Any]]:
     at_index: dict[int, int] = {}
     at_id: dict[str, int] = {}
     for pos, item in enumerate(raw):
-        where = f"{MANIFEST_NAME}: field `items[{pos}]`"
         if not isinstance(item, dict):
-            raise BundleError(f"{where} must be an object {{'index', 'id', …}}. Found {item!r:.80}.")
-        index, ident, title = item.get("index"), item.get("id"), item.get("title", "")
-        if not isinstance(index, int) or isinstance(index, bool):
-            raise BundleError(f"{where}.index must be an int. Found {index!r:.80}.")
+            raise BundleError(f"{_where(pos)} must be an object {{'index', 'id', …}}. Found {item!r:.80}.")
+        index, ident = item.get("index"), item.get("id")
+        if type(index) is not int:  # exactly int: a bool (an int subclass) is refused too
+            raise BundleError(f"{_where(pos)}.index must be an int. Found {index!r:.80}.")
         if not 0 <= index < num_items:
-            raise BundleError(f"{where}.index must be in [0, {num_items}). Found {index}.")
-        if index in at_index:
+            raise BundleError(f"{_where(pos)}.index must be in [0, {num_items}). Found {index}.")
+        other = at_index.setdefault(index, pos)
+        if other != pos:
             present = {it.get("index") for it in raw if isinstance(it, dict)}
             missing = next(i for i in range(num_items) if i not in present)
             raise BundleError(
-                f"{where}.index repeats index {index} of items[{at_index[index]}]: the indices must be a "
+                f"{_where(pos)}.index repeats index {index} of items[{other}]: the indices must be a "
                 f"permutation of 0..{num_items - 1}, and index {missing} has no entry."
             )
-        if not isinstance(ident, str) or not ident:
-            raise BundleError(f"{where}.id must be a non-empty string (the app's item id). Found {ident!r:.80}.")
-        if ident in at_id:
-            raise BundleError(
-                f"{where}.id repeats id {ident!r:.80} of items[{at_id[ident]}]: item ids must be unique."
-            )
-        if not isinstance(title, str):
-            raise BundleError(f"{where}.title must be a string. Found {title!r:.80}.")
-        at_index[index] = pos
-        at_id[ident] = pos
+        if type(ident) is not str or not ident:
+            raise BundleError(f"{_where(pos)}.id must be a non-empty string (the app's item id). Found {ident!r:.80}.")
+        other = at_id.setdefault(ident, pos)
+        if other != pos:
+            raise BundleError(f"{_where(pos)}.id repeats id {ident!r:.80} of items[{other}]: item ids must be unique.")
+        if "title" in item and not isinstance(item["title"], str):
+            raise BundleError(f"{_where(pos)}.title must be a string. Found {item['title']!r:.80}.")
     return sorted(raw, key=lambda item: int(item["index"]))
 
 
@@ -145,7 +147,7 @@ class ItemMap:
     def __post_init__(self) -> None:
         rows = {ident: row for row, ident in enumerate(self.ids)}
         if len(rows) != len(self.ids):
-            dupes = sorted({i for i in self.ids if self.ids.count(i) > 1})[:5]
+            dupes = sorted(i for i, n in Counter(self.ids).items() if n > 1)[:5]
             raise ValueError(f"`ids` must be unique. Found {dupes} more than once.")
         object.__setattr__(self, "_rows", rows)
 
