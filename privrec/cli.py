@@ -184,31 +184,22 @@ def evaluate(
     baseline: Annotated[str | None, typer.Option(help="Evaluate a peer baseline instead: 'als'.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the baseline's training.")] = 0,
     data: Annotated[
-        Path | None, typer.Option("--data", help="The run's data file at another path (default: the path the run recorded; "
-                                                 "its sha256 must match).")
+        Path | None, typer.Option("--data", help="The run's data file moved elsewhere (default: the path the run recorded; "
+                                                 "its sha256 must match; the run's column settings are used).")
     ] = None,
-    items: _ItemsFile = None,
-    user_col: _UserCol = "user_id",
-    item_col: _ItemCol = "item_id",
-    time_col: _TimeCol = None,
-    rating_col: _RatingCol = None,
-    min_rating: _MinRating = None,
-    title_col: _TitleCol = None,
-    feature_cols: _FeatureCols = None,
-    items_id_col: _ItemsIdCol = None,
-    dedupe: _Dedupe = False,
+    items: Annotated[
+        Path | None, typer.Option("--items", help="The run's item file moved elsewhere (its sha256 must match).")
+    ] = None,
 ) -> None:
     """Evaluate HR@10 and NDCG@10 (sampled and full catalog) on the leave-one-out test items."""
     from privrec.sdk.run import evaluate_baseline, evaluate_run
 
-    if data is not None:
+    if data is not None or items is not None:
         if run_dir is None:
-            _fail("--data needs a RUN_DIR trained on that data.")
+            _fail("--data and --items need a RUN_DIR trained on that data.")
             return
-        source = _data_source(data, items, user_col, item_col, time_col, rating_col, min_rating, title_col,
-                              feature_cols, dedupe, items_id_col)
         try:
-            result = evaluate_run(run_dir, data_source=source)
+            result = evaluate_run(run_dir, data=data, items=items)
         except (OSError, ValueError) as exc:
             _fail(str(exc))
     elif baseline is not None:

@@ -139,29 +139,31 @@ def evaluate_reconstructed(
     return evaluate(lambda us: U[us] @ V.T + b, split, users=eval_users, protocol=protocol)
 
 
-def evaluate_run(run_dir: Path, *, split: LeaveOneOutSplit | None = None,
-                 data_source: DataSource | None = None) -> dict[str, Any]:
+def evaluate_run(run_dir: Path, *, split: LeaveOneOutSplit | None = None, data: Path | str | None = None,
+                 items: Path | str | None = None) -> dict[str, Any]:
     """Test metrics of a RUN_DIR in the ``privrec evaluate --json`` shape.
 
     Central runs are scored with their jointly trained user vectors, and additionally with vectors
     rebuilt by reconstruction (``"reconstructed"``). Runs without user vectors (federated) are scored
     by reconstruction only — on their held-out users when the run lists them.
 
-    A run trained on an app's file re-reads the file recorded in its ``config.json`` (refused if its
-    sha256 changed); ``data_source`` points at the same data elsewhere (its sha256 must be the recorded one).
+    A run trained on an app's file re-reads the file recorded in its ``config.json`` with the recorded
+    settings, and refuses it if its sha256 changed. ``data`` (and ``items``) point at the same files moved
+    elsewhere: their sha256 must still be the recorded ones.
     """
     run_dir = Path(run_dir)
     config = json.loads((run_dir / "config.json").read_text())
     model = TrainedModel.load(run_dir)
-    if split is None and data_source is not None:
-        recorded = config.get("data")
-        if not isinstance(recorded, dict):
+    if split is None and (data is not None or items is not None):
+        if not isinstance(config.get("data"), dict):
             raise ValueError(f"{run_dir}/config.json: the run was trained on {config.get('dataset')!r}, not on an "
                              f"app's data file: evaluate it without --data.")
-        if data_source.sha256 != recorded.get("sha256"):
-            raise ValueError(f"{data_source.path}: sha256 must be {recorded.get('sha256')} (the file the run was "
-                             f"trained on, {recorded.get('path')}). Found {data_source.sha256}.")
-        split = leave_one_out(data_source.load(progress=False))
+        recorded = DataSource.from_dict(config["data"])
+        if items is not None and recorded.items_path is None:
+            raise ValueError(f"{run_dir}/config.json: the run was trained without an item file: evaluate it without --items.")
+        moved = replace(recorded, path=str(Path(data).resolve()) if data is not None else recorded.path,
+                        items_path=str(Path(items).resolve()) if items is not None else recorded.items_path)
+        split = leave_one_out(moved.load(progress=False))  # refuses files whose sha256 is not the recorded one
     if split is None:
         if "data" in config:
             split = leave_one_out(DataSource.from_dict(config["data"]).load(progress=False))

@@ -155,10 +155,18 @@ def test_train_evaluate_export_on_an_app_csv(tmp_path: Path, monkeypatch: pytest
     assert not np.allclose(V[140], V[141])  # new item 141 is 'hats|red'
 
     # the file changed: evaluate refuses it instead of scoring another split
+    moved = tmp_path / "archive" / "orders-2024.csv"
+    moved.parent.mkdir()
+    moved.write_bytes(orders.read_bytes())
     orders.write_text(orders.read_text() + "shopper-0,sku-0001,99999999999,5\n")
     code, out, err = _cli(["evaluate", str(run), "--json"], monkeypatch, capsys)
     assert code == 2 and out == ""
     assert err.startswith("error: ") and "the file changed" in err
+    # the same file moved elsewhere: --data points at it (the run's column settings are used)
+    code, out, _ = _cli(["evaluate", str(run), "--json", "--data", str(moved)], monkeypatch, capsys)
+    assert code == 0 and json.loads(out)["full"] == metrics["full"]
+    code, out, err = _cli(["evaluate", str(run), "--json", "--data", str(orders)], monkeypatch, capsys)
+    assert code == 2 and out == "" and "the file changed" in err
 
 
 def test_item_file_with_its_own_id_column(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
