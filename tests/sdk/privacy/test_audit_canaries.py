@@ -75,9 +75,10 @@ def test_a_sound_mechanism_is_never_caught_above_its_stated_epsilon(sound: Canar
     assert sound.lower_bound.epsilon_lower <= eps
     assert sound.lower_bound.delta == sound.run.ledger.delta == 1e-5
     assert sound.lower_bound.canaries == CANARIES and sound.lower_bound.confidence == 0.95
-    assert sound.included.sum() + sound.run.train_users.size > 0
-    # half the canaries joined (a fair coin), and only those were training devices
+    # about half the canaries joined (a fair coin), and exactly those were training devices
     assert 30 < int(sound.included.sum()) < 70
+    canary_users = np.arange(CANARIES) + 200  # appended after the 200 real users
+    np.testing.assert_array_equal(np.isin(canary_users, sound.run.train_users), sound.included)
 
 
 def test_a_mechanism_with_ten_times_less_noise_is_caught(synthetic_split: LeaveOneOutSplit,
