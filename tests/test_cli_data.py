@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -217,3 +218,24 @@ def test_readme_your_own_data_commands_run(tmp_path: Path, monkeypatch: pytest.M
     assert json.loads(outputs[2])["users"] == 80
     manifest = json.loads((tmp_path / "bundles" / "shop" / "manifest.json").read_text())
     assert [i["id"] for i in manifest["items"]][:2] == ["sku-0000", "sku-0001"] and len(manifest["items"]) == 132
+
+
+def test_federated_train_on_an_app_csv_ties_the_table_to_its_features(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    orders, catalog, _ = _app_files(tmp_path)
+    (tmp_path / "fed.json").write_text(json.dumps({"rounds": 2, "eval_every": 2, "dim": 8, "item_features": "genre",
+                                                   "target_epsilon": None, "noise_multiplier": 1.0}))
+    run = tmp_path / "run"
+    argv = ["train", "--mode", "federated", "--data", str(orders), "--items", str(catalog), "--user-col", "customer",
+            "--item-col", "sku", "--time-col", "ts", "--rating-col", "stars", "--config", str(tmp_path / "fed.json"),
+            "--out", str(run)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a 2-round DP run may warn about its settings: not what this test checks
+        code, _, err = _cli(argv, monkeypatch, capsys)
+    assert code == 0, err[-2000:]
+    config = json.loads((run / "config.json").read_text())
+    assert config["mode"] == "federated" and config["data"]["path"] == str(orders.resolve())
+    assert config["layout"]["num_features"] == 4 and config["layout"]["num_items"] == 145  # shoes, hats, red, blue
+    code, out, _ = _cli(["evaluate", str(run), "--json"], monkeypatch, capsys)
+    assert code == 0 and json.loads(out)["full"] == json.loads((run / "metrics.json").read_text())["full"]
