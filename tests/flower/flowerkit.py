@@ -71,9 +71,8 @@ class Flower:
 
     @property
     def env(self) -> dict[str, str]:
-        # SuperExec (which starts the ServerApp and each ClientApp process) polls for tasks every 1 s by default.
         return dict(os.environ, FLWR_HOME=str(self.home), PATH=f"{BIN}:{os.environ['PATH']}",
-                    FLWR_DISABLE_UPDATE_CHECK="1", FLWR_SUPEREXEC_TASK_POLL_INTERVAL="0.1")
+                    FLWR_DISABLE_UPDATE_CHECK="1")
 
     def spawn(self, args: list[str], log: Path) -> subprocess.Popen[Any]:
         with open(log, "w") as out:  # the child keeps its own descriptor
