@@ -355,6 +355,28 @@ def audit(
         typer.echo(json.dumps(payload, indent=2))
 
 
+@app.command("plan")
+def plan_run(
+    users: Annotated[int, typer.Option("--users", help="N, the number of devices that will take part.")],
+    epsilon: Annotated[float, typer.Option("--epsilon", help="The user-level ε budget (> 0).")],
+    delta: Annotated[float | None, typer.Option("--delta", help="δ in (0, 1/N) (default: min(N^-1.1, 1/(2N))).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+) -> None:
+    """Recommend (q, T, Z, C, cohort) for N devices at ε, and the quality ratio measured at that scale."""
+    from privrec.sdk.privacy.plan import plan
+
+    try:
+        result = plan(users=users, epsilon=epsilon, delta=delta).to_dict()
+    except (TypeError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    if as_json:
+        _emit(result)
+    else:
+        for key, value in result.items():
+            typer.echo(f"{key}: {value}")
+
+
 @app.command("serve")
 def serve(
     db: Annotated[Path, typer.Option("--db", help="SQLite file holding the server's state.")],

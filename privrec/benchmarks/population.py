@@ -431,6 +431,14 @@ def readme_block(result: dict[str, Any]) -> str:
                      f"{r['noise_multiplier']:.2f} | {r['full_hr']:.4f} | "
                      f"{_ratio(r.get('ratio_to_off'), r.get('ratio_to_off_ci'))} |")
     first = g["smallest_n_eps1_082"]
+    offs = [r for r in result["rows"] if r["population"] == "synthetic" and math.isinf(r["epsilon_target"])
+            and r.get("ratio_to_central") is not None]
+    if offs:
+        lines += ["", "Real row: ÷ the privacy benchmark's non-private reference (a stronger model). Synthetic rows: ÷ the "
+                  "same settings without noise, which themselves keep "
+                  f"{min(r['ratio_to_central'] for r in offs):.2f}–{max(r['ratio_to_central'] for r in offs):.2f}× of "
+                  "the central model (an item table tied to genre features, d = 4): beyond 10k devices the privacy "
+                  "cost is small next to that modelling cost. Details: `reports/bench/population/report.md`."]
     lines += ["", f"ε = 1 first keeps ≥ 0.82× of DP-off quality at N = {first:,} (of the N measured)." if first else
               "ε = 1 reaches 0.82× of DP-off quality at none of the N measured.",
               "", "![quality kept vs ε, per N](reports/bench/population/ratio_vs_epsilon.png)", ""]
@@ -458,6 +466,9 @@ def render(out: Path, *, readme: Path | None = None, curves_module: Path | None 
         for key in ("epsilon_target", "epsilon_rdp", "epsilon_pld"):
             if r.get(key) is None:
                 r[key] = math.inf
+    result["cost_fit"] = _cost_fit(result["runs"])
+    for r in result["runs"]:
+        r["epsilon_target"] = math.inf if r.get("epsilon_target") is None else r["epsilon_target"]
     _write_report(Path(out) / "report.md", result)
     _plot_ratio(Path(out) / "ratio_vs_epsilon.png", result)
     _plot_cost(Path(out) / "cost_vs_n.png", result)
@@ -560,7 +571,7 @@ def _assemble(runs: list[dict[str, Any]], chosen: dict[int, tuple[int, int]], ce
         "central": {k: v for k, v in central.items() if k != "full_hits"}, "rows": rows,
         "selection": [{k: r[k] for k in ("n_users", "expected_cohort", "planned_rounds", "val_full_hr", "full_hr")}
                       for r in runs if r["selection"]],
-        "validation": validation, "goals": _goals(rows), "cost_fit": _cost_fit(rows),
+        "validation": validation, "goals": _goals(rows), "cost_fit": _cost_fit(runs),
         "runs": [{k: v for k, v in r.items() if k != "full_hits"} for r in runs], "seconds": seconds,
     }
 
@@ -578,10 +589,16 @@ def _goals(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _cost_fit(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Least-squares exponents: seconds per round ∝ cohort^a, and peak RSS ∝ N^b (synthetic runs)."""
-    syn = [r for r in rows if r["population"] == "synthetic" and r.get("round_seconds_mean")]
+def _cost_fit(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Least-squares exponents over every synthetic run (the selection grid too): seconds per round ∝
+    cohort^a and ∝ N^b, peak RSS ∝ N^c; and the largest N's job time and peak RSS."""
+    syn = [r for r in runs if r.get("round_seconds_mean") and r.get("n_users")]
     out: dict[str, Any] = {}
+    if syn:
+        big = max(r["n_users"] for r in syn)
+        out["largest_n"] = {str(_fmt_eps(r["epsilon_target"])): {
+            "n_users": big, "rounds": r["rounds"], "train_seconds": r["train_seconds"], "job_seconds": r["seconds"],
+            "peak_rss_mb": r["peak_rss_mb"]} for r in syn if r["n_users"] == big}
     cohorts = [r["mean_cohort"] for r in syn]
     if cohorts and max(cohorts) >= 2 * min(cohorts):
         x = np.log([r["mean_cohort"] for r in syn])
@@ -651,6 +668,14 @@ def _write_report(path: Path, result: dict[str, Any]) -> None:
         v, ci = g["n100k_eps1_ratio"], g["n100k_eps1_ratio_ci"]
         verdict = "met" if v >= 0.90 else f"missed by {0.90 - v:.2f}"
         lines.append(f"- N = 100,000, ε = 1 ≥ 0.90× DP off: {v:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]: {verdict}.")
+    offs = [r for r in result["rows"] if r["population"] == "synthetic" and math.isinf(r["epsilon_target"])
+            and r.get("ratio_to_central") is not None]
+    if offs:
+        top = max(offs, key=lambda r: r["n_users"])
+        lines.append(f"- For scale: DP off itself keeps {top['ratio_to_central']:.2f}× of the central model at "
+                     f"N = {top['n_users']:,} with these settings (an item table tied to public genre/decade "
+                     "features, d = 4, chosen for the noise at N = 943); at N ≥ 10,000 the privacy cost is small next "
+                     "to that modelling cost.")
     lines += ["", "## Choice of (q, T) on validation items (ε = 1)", "",
               "| N | E[cohort] | T | validation full HR@10 |", "|---|---|---|---|"]
     for s in result["selection"]:
@@ -662,10 +687,19 @@ def _write_report(path: Path, result: dict[str, Any]) -> None:
               "would take hours on two cores).", ""]
     lines += ["## Cost", ""]
     fit = result["cost_fit"]
-    if fit:
-        lines.append("Least-squares exponents: " + ", ".join(f"{k.replace('_', ' ')} = {v:.2f}" for k, v in fit.items())
+    exps = {k: v for k, v in fit.items() if k.endswith("_exponent")}
+    if exps:
+        lines.append("Least-squares exponents over every synthetic run (selection grid included): "
+                     + ", ".join(f"{k.replace('_', ' ')} = {v:.2f}" for k, v in exps.items())
                      + ". The work of a round is the cohort's (generation + reconstruction + update, ∝ q·N); "
-                       "only Poisson sampling touches all N (one uniform draw per device).")
+                       "only Poisson sampling touches all N (one uniform draw per device), so at a fixed cohort the "
+                       "cost per round and the memory do not grow with N. Wall times were measured on 2 cores shared "
+                       "with other jobs (load average 15–28 during the run): read them as upper bounds, with "
+                       "run-to-run spread of about 2× at the same cohort.")
+    for eps, b in sorted(fit.get("largest_n", {}).items()):
+        lines.append(f"- N = {b['n_users']:,}, ε = {eps}: {b['rounds']} rounds in {b['train_seconds']:.0f} s of "
+                     f"training ({b['job_seconds']:.0f} s with evaluation), peak RSS {b['peak_rss_mb']:.0f} MB "
+                     "(one worker process).")
     lines += ["", "## Secure aggregation headroom (fixed-point, mod 2^32)", "",
               "| N | ε | encoder sized for | fractional bits | step | sum error bound | ÷ noise std Z·C |",
               "|---|---|---|---|---|---|---|"]
