@@ -406,7 +406,7 @@ def run_population_bench(*, quick: bool, out: Path, workers: int | None = None) 
     if not quick:
         import privrec.sdk.privacy as privacy_pkg
 
-        write_curves_module(result, Path(privacy_pkg.__file__).resolve().parent / "population_curves.py")
+        write_curves_module(result, Path(privacy_pkg.__file__).resolve().parent / "_population_curves.py")
         readme = Path(__file__).resolve().parents[2] / "README.md"
         if readme.is_file():
             update_readme(result, readme)

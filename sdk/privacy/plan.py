@@ -2,7 +2,7 @@
 
 The settings and the expected quality come from measurements, not a formula: ``privrec bench population``
 trained at N ∈ {943, 10k, 100k, 1M} for ε ∈ {0.5, …, 8, ∞} and wrote the measured curves
-(:mod:`privrec.sdk.privacy.population_curves`, generated from its ``result.json``). :func:`plan`
+(the table ``privrec.sdk.privacy._population_curves``, generated from its ``result.json``). :func:`plan`
 
 1. takes the expected cohort q·N and the rounds T chosen (on validation users) at the nearest measured
    N at or below ``users`` (the smallest measured N for smaller populations), so q = cohort / N;
@@ -99,7 +99,7 @@ def _interp(xs: list[float], ys: list[float], x: float) -> tuple[float, str]:
 
 
 def _curves() -> dict[str, Any]:
-    from .population_curves import CURVES
+    from ._population_curves import CURVES
 
     curves: dict[str, Any] = CURVES
     return curves
