@@ -5,6 +5,8 @@ the files, the manifest's hashes, and tampered payloads refused. Core ML int4 li
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -167,3 +169,27 @@ def test_tampered_int4_payload_is_refused(
         load_reference(bundle, load_manifest(bundle))
     # Nothing that was stored got rewritten by the readers.
     assert (bundle / WEIGHTS_NAME).read_bytes() != before
+
+
+def test_cli_export_int4_with_sparsity_then_verify(tmp_path: Path, small_model: ItemModel) -> None:
+    from test_bundle import _synthetic_run
+
+    _synthetic_run(tmp_path / "run", small_model)
+    cli = [sys.executable, "-m", "privrec"]
+    args = ["export", str(tmp_path / "run"), "--out", str(tmp_path / "b"), "--formats", "onnx"]
+    done = subprocess.run([*cli, *args, "--precision", "int4", "--sparsity", "0.5"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    manifest = load_manifest(tmp_path / "b")
+    assert manifest.precision == "int4" and abs(manifest.sparsity - 0.5) < 0.02  # --precision and --sparsity compose
+    assert manifest.artifacts["onnx"]["details"]["table"] == "sparse bit mask + int4 non-zeros"
+    done = subprocess.run([*cli, "verify", str(tmp_path / "b"), "--json"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["ok"] is True and {c["precision"] for c in report["checks"]} == {"int4"}
+    # The iOS16 fallback cannot hold int4: one line, exit code 2, nothing written.
+    bad = ["export", str(tmp_path / "run"), "--out", str(tmp_path / "c"), "--formats", "coreml", "--precision", "int4"]
+    done = subprocess.run([*cli, *bad, "--coreml-ios16"], capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and done.stdout == ""
+    # (converter libraries log to stderr on import; the CLI's own error is the last line)
+    assert done.stderr.splitlines()[-1].startswith("error: `coreml_targets` must not include 'iOS16' for an int4 model")
+    assert not (tmp_path / "c").exists()
