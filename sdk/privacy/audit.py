@@ -7,14 +7,14 @@ An audit measures a **lower** bound: a real attacker did learn this much, so the
 One training run (Steinke, Nasr & Jagielski, NeurIPS 2023, "Privacy Auditing with One (1) Training Run",
 arXiv:2305.08846): m canaries are each included independently with probability ½; the auditor scores every
 canary on the released model, guesses "in" for the ``k₊`` highest scores and "out" for the ``k₋`` lowest
-(abstaining on the rest), and counts the v correct guesses among r = k₊ + k₋. Their Theorem 5.2 (the (ε, δ)
-form of the main theorem) bounds the chance of v or more correct guesses against an (ε, δ)-DP mechanism by
+(abstaining on the rest), and counts the v correct guesses among r = k₊ + k₋. Their main theorem, in its (ε, δ)
+form, bounds the chance of v or more correct guesses against an (ε, δ)-DP mechanism by
 
     P[W ≥ v] ≤ P[Binomial(r, q) ≥ v] + 2mδ · max_{1 ≤ i ≤ v} P[v > Binomial(r, q) ≥ v − i] / i,
     q = e^ε / (1 + e^ε)
 
-(:func:`p_value`, the procedure of their Appendix D). The ε lower bound at confidence c is the largest ε whose
-p-value is still below 1 − c, found by bisection (:func:`epsilon_lower_bound`).
+(:func:`p_value`, computed as in the authors' published p-value procedure). The ε lower bound at confidence
+c is the largest ε whose p-value is still below 1 − c, found by bisection (:func:`epsilon_lower_bound`).
 
 Choosing ``(k₊, k₋)`` after seeing the scores would make the bound invalid; :func:`audit_guesses` instead tries
 every pair of a grid fixed in advance and spends the confidence over them (Bonferroni: each pair is tested at
@@ -88,7 +88,7 @@ def p_value(*, m: int, r: int, v: int, epsilon: float, delta: float) -> float:
         delta: δ in [0, 1) of the null hypothesis.
 
     Returns:
-        the p-value in [0, 1] (Steinke, Nasr & Jagielski 2023, Theorem 5.2; capped at 1).
+        the p-value in [0, 1] (Steinke, Nasr & Jagielski 2023, the (ε, δ) form of their main theorem; capped at 1).
     """
     _check_counts(m, r, v)
     d = _check_delta(delta)
@@ -108,7 +108,7 @@ def p_value(*, m: int, r: int, v: int, epsilon: float, delta: float) -> float:
 def epsilon_lower_bound(*, m: int, r: int, v: int, delta: float, confidence: float) -> float:
     """The largest ε such that ``v`` correct guesses out of ``r`` still reject (ε, δ)-DP at ``confidence``.
 
-    Bisection on :func:`p_value`, which falls as ε falls (Steinke, Nasr & Jagielski 2023, Appendix D):
+    Bisection on :func:`p_value`, which falls as ε falls (as in the authors' own ε search):
     returns 0.0 when even ε = 0 cannot be rejected, and at most 100 (a perfect attacker's bound with very
     many canaries is far below it).
 
