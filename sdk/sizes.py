@@ -7,13 +7,13 @@ import gzip
 import numpy as np
 
 from .model import ItemModel
-from .quantize import QuantizedItemModel
+from .quantize import Int4ItemModel, QuantizedItemModel
 
 __all__ = ["parameter_bytes"]
 
 
-def parameter_bytes(model: ItemModel | QuantizedItemModel) -> dict[str, int]:
-    """``{"raw": bytes, "gzip": bytes}`` of the item table, scales (int8) and bias, dense (zeros stored).
+def parameter_bytes(model: ItemModel | QuantizedItemModel | Int4ItemModel) -> dict[str, int]:
+    """``{"raw": bytes, "gzip": bytes}`` of the item table, scales (int8, int4) and bias, dense (zeros stored).
 
     ``gzip`` compresses the concatenated little-endian tensors at level 9: sparsity shows here, since a
     dense-with-zeros table compresses in proportion to its zeros.
