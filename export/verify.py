@@ -224,8 +224,8 @@ def verify_bundle(bundle_dir: Path | str, *, seed: int = 0, public_key: PublicKe
     Returns ``{"ok": bool, "model_version": str | None, "signature": {...}, "checks": [{"format",
     "signature", "precision", "max_abs_err", "tolerance", "topk_equal", "cases", "ok"} (+ "variant",
     "error")…]}``; ``topk_equal`` is ``None`` for ``finetune``; ``max_abs_err`` is ``None`` when it could
-    not be measured (the check fails). Core ML bundles are checked per variant (iOS16, and iOS18 when
-    present) and structurally.
+    not be measured (the check fails). Core ML bundles are checked per variant (iOS18, and the iOS16
+    fallback when present) and structurally.
 
     ``signature`` is ``{"status", "key_id", "detail"}``: with ``public_key``, ``"ok"``, ``"absent"`` or
     ``"bad"`` (then ``ok`` is false, ``checks`` is empty and ``model_version`` is None: nothing of an
