@@ -467,7 +467,8 @@ A **bundle** is one folder per model version: `manifest.json` (every file's sha2
 the reconstruction recipe, the privacy ledger), `manifest.sig` (an Ed25519 signature of the manifest's
 bytes), `weights.safetensors` (the exact int8 weights), `golden.json` (inputs and expected outputs for a
 self-test at app start) and the artifacts — ONNX (three graphs sharing one weights file), TFLite (one
-file, three named signatures) and Core ML (three iOS16 ML programs). Every format has the same three
+file, three named signatures) and Core ML (one iOS18 package, three functions over one copy of the
+weights). Every format has the same three
 signatures: `score`, `recommend` (catalog scan + top-10 in one graph) and `finetune` (the reconstruction
 steps as a plain forward graph).
 
