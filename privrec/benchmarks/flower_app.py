@@ -46,7 +46,8 @@ BIN = Path(sys.executable).parent
 DP_OFF = {"dp_mode": "off", "noise_multiplier": None, "target_epsilon": None}
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -106,7 +107,8 @@ class PeakMemory:
         return self.peak_kb / 1024.0
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """``value`` as a TOML scalar (a run-config override)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -114,17 +116,18 @@ def _toml_value(value: Any) -> str:
     return repr(value)
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen[Any], log: Path, seconds: float = 300.0) -> None:
-    """Until something listens on 127.0.0.1:``port`` (``RuntimeError`` if ``proc`` exits or ``seconds`` pass)."""
+def wait_for_port(port: int, proc: subprocess.Popen[Any], log: Path, seconds: float = 300.0) -> None:
+    """Until something listens on 127.0.0.1:``port``; ``RuntimeError`` (with the end of ``log``) if ``proc``
+    exits first or ``seconds`` pass (a loaded machine can take tens of seconds to start a SuperLink)."""
     give_up = time.monotonic() + seconds
     while time.monotonic() < give_up:
         if proc.poll() is not None:
-            raise RuntimeError(f"flower-superlink exited with {proc.returncode}: {log.read_text()[-2000:]}")
+            raise RuntimeError(f"process exited with {proc.returncode}: {log.read_text()[-2000:]}")
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.2)
-    raise RuntimeError(f"flower-superlink did not listen on 127.0.0.1:{port} within {seconds:.0f} s.")
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {seconds:.0f} s: {log.read_text()[-2000:]}")
 
 
 def flower_run(name: str, federated: dict[str, Any], *, population: int, out: Path, client_cpus: float = 1.0,
@@ -133,12 +136,12 @@ def flower_run(name: str, federated: dict[str, Any], *, population: int, out: Pa
     from privrec.flower.settings import run_config_overrides
 
     work = Path(tempfile.mkdtemp(prefix=f"flower-bench-{name}-"))
-    port = _free_port()
+    port = free_port()
     (work / "config.toml").write_text(
         f'[superlink]\ndefault = "bench"\n\n[superlink.bench]\naddress = "127.0.0.1:{port}"\ninsecure = true\n'
     )
     overrides = run_config_overrides(federated, out_dir=str(out), **top)
-    (work / "overrides.toml").write_text("".join(f"{k} = {_toml_value(v)}\n" for k, v in overrides.items()))
+    (work / "overrides.toml").write_text("".join(f"{k} = {toml_value(v)}\n" for k, v in overrides.items()))
     env = dict(os.environ, FLWR_HOME=str(work), PATH=f"{BIN}:{os.environ['PATH']}")
     with open(work / "superlink.log", "w") as log:  # the child keeps its own descriptor
         link = subprocess.Popen(
@@ -148,7 +151,7 @@ def flower_run(name: str, federated: dict[str, Any], *, population: int, out: Pa
         )
     memory = PeakMemory(link.pid)
     try:
-        _wait_for_port(port, link, work / "superlink.log")
+        wait_for_port(port, link, work / "superlink.log")
         start = time.perf_counter()
         fed = f"num-supernodes={population} init-args-num-cpus=2 client-resources-num-cpus={client_cpus:g}"
         proc = subprocess.run(

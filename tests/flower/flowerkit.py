@@ -6,10 +6,8 @@ the simulation runtime and Ray, or the ClientApps): nothing else on the machine 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,21 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from privrec.benchmarks.flower_app import free_port, toml_value, wait_for_port
+
+__all__ = ["APP", "BIN", "Flower", "free_port", "stop", "superlink"]
+
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "flower_app"
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return json.dumps(value) if isinstance(value, str) else repr(value)
 
 
 def stop(*procs: subprocess.Popen[Any]) -> None:
@@ -106,18 +96,6 @@ class Flower:
         return self.flwr(*args, timeout=timeout)
 
 
-def wait_for_port(port: int, proc: subprocess.Popen[Any], log: Path, seconds: float = 30.0) -> None:
-    give_up = time.monotonic() + seconds
-    while time.monotonic() < give_up:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode}: {log.read_text()[-2000:]}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {seconds} s: {log.read_text()[-2000:]}")
-
-
 @contextmanager
 def superlink(home: Path, *, simulation: bool, tls: Any = None, node_auth: bool = False) -> Iterator[Flower]:
     """A SuperLink on 127.0.0.1 (simulation runtime, or deployment with TLS and SuperNode authentication)."""
@@ -138,7 +116,7 @@ def superlink(home: Path, *, simulation: bool, tls: Any = None, node_auth: bool 
     log = home / "superlink.log"
     proc = flower.spawn(args, log)
     try:
-        wait_for_port(flower.port, proc, log)
+        wait_for_port(flower.port, proc, log, seconds=120)
         yield flower
     finally:
         stop(*reversed(flower.procs))
