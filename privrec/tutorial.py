@@ -468,9 +468,8 @@ the reconstruction recipe, the privacy ledger), `manifest.sig` (an Ed25519 signa
 bytes), `weights.safetensors` (the exact int8 weights), `golden.json` (inputs and expected outputs for a
 self-test at app start) and the artifacts — ONNX (three graphs sharing one weights file), TFLite (one
 file, three named signatures) and Core ML (one iOS18 package, three functions over one copy of the
-weights). Every format has the same three
-signatures: `score`, `recommend` (catalog scan + top-10 in one graph) and `finetune` (the reconstruction
-steps as a plain forward graph).
+weights). Every format has the same three signatures: `score`, `recommend` (catalog scan + top-10 in one
+graph) and `finetune` (the reconstruction steps as a plain forward graph).
 
 We generated a signing key pair first (`privrec keys generate`): the private key signs on the publishing
 machine, the public key is what an app pins. `privrec verify` checks the signature, then runs every
