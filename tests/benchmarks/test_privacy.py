@@ -19,6 +19,12 @@ def test_settings_per_epsilon() -> None:
         assert bench_config(eps, quick=True).rounds < cfg.rounds
 
 
+def test_epsilon_8_adds_a_free_table_to_the_genre_tie() -> None:
+    cfg, tied = bench_config(8.0), bench_config(4.0)
+    assert (cfg.item_features, cfg.free_embedding, cfg.dim, cfg.rounds) == ("genre", True, 16, 300)
+    assert (tied.item_features, tied.free_embedding, tied.dim, tied.rounds) == ("genre", False, 4, 150)
+
+
 def test_report_files(tmp_path: Path) -> None:
     rows = []
     for i, eps in enumerate(EPSILONS):
@@ -50,5 +56,7 @@ def test_report_files(tmp_path: Path) -> None:
     assert "95% paired bootstrap CI over the evaluated users (94 held-out, or all;" in text
     assert "ε = 8.000: 0.87 × federated DP-off (goal ≥ 0.85): met; CI [0.70, 1.02], the goal is inside it" in text
     assert "| 1.000 | 1.000 | 0.2 | 150 | 1.0 | 1.000 | 0.900 | 0.0700 ± 0.0100 |" in text
+    assert "ε = 8.000: free table + genre tie (V = E + F W, d = 16), fedavg η_s = 0.3;" in text
+    assert "ε = 4.000: genre tie (V = F W, d = 4), fedavg η_s = 0.3;" in text
     _plot(tmp_path / "t.png", result, EPSILONS)
     assert (tmp_path / "t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
