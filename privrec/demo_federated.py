@@ -19,6 +19,7 @@ import dataclasses
 import json
 import math
 import secrets
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -144,8 +145,8 @@ def federated_stage(out: Path, *, seed: int = 0, http_devices: int = 120, http_r
         sample_rate=1.0, enroll_timeout_seconds=60.0, stage_timeout_seconds=60.0,
     )
     db = out / "server.sqlite"
-    for stale in out.glob("server.sqlite*"):
-        stale.unlink()
+    for stale in out.glob("server.sqlite*"):  # the database, its WAL files and its signing-key folder
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     tls = make_test_ca(out / "tls")  # the demo serves over TLS with a throwaway CA (127.0.0.1 only)
     proc = ServerProcess(db, server_cfg, admin_token=secrets.token_urlsafe(24), tls=tls).start()
     try:
