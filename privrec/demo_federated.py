@@ -145,8 +145,13 @@ def federated_stage(out: Path, *, seed: int = 0, http_devices: int = 120, http_r
         sample_rate=1.0, enroll_timeout_seconds=60.0, stage_timeout_seconds=60.0,
     )
     db = out / "server.sqlite"
-    for stale in out.glob("server.sqlite*"):  # the database, its WAL files and its signing-key folder
-        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    # A new server each run: the database, its WAL files and signing-key folder, and the devices enrolled in
+    # the last run's server (their stores and keys) all go.
+    for stale in [*out.glob("server.sqlite*"), out / "devices"]:
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        elif stale.exists():
+            stale.unlink()
     tls = make_test_ca(out / "tls")  # the demo serves over TLS with a throwaway CA (127.0.0.1 only)
     proc = ServerProcess(db, server_cfg, admin_token=secrets.token_urlsafe(24), tls=tls).start()
     try:
