@@ -50,10 +50,12 @@ bench-flower: $(FLOWER_VENV)/.installed
 # privrec as a Flower App (flower_app/, privrec.flower) and tests/flower: flwr 1.42 needs protobuf 6, fastapi 0.138
 # and typer 0.20, which privrec's own pins exclude, so Flower's engines run in their own venv: flwr[simulation] and
 # what the ServerApp and ClientApp import, at flower_app/constraints.txt's versions, then privrec itself without
-# its dependencies (editable). No TensorFlow or coremltools: Flower's Ray backend would import TF in every actor.
+# its dependencies (editable). The device and server path only: no torch (privrec[train]), TensorFlow or coremltools
+# (Flower's Ray backend would import them in every actor). tests/flower compute their in-process reference with
+# .venv's Python (PRIVREC_REFERENCE_PYTHON).
 FLOWER_APP_VENV := .venv-flower
-FLOWER_APP_PACKAGES := 'flwr[simulation]' numpy safetensors cryptography typer rich tqdm torch scipy dp-accounting \
-  implicit matplotlib threadpoolctl onnx onnxscript onnxruntime ml_dtypes httpx pytest pytest-xdist hypothesis
+FLOWER_APP_PACKAGES := 'flwr[simulation]' numpy safetensors cryptography typer rich tqdm scipy dp-accounting \
+  onnx onnxscript onnxruntime ml_dtypes httpx pytest pytest-xdist hypothesis
 $(FLOWER_APP_VENV)/.installed: flower_app/constraints.txt pyproject.toml
 	@test -x $(FLOWER_APP_VENV)/bin/python || $(PYTHON) -m venv $(FLOWER_APP_VENV)
 	$(FLOWER_APP_VENV)/bin/python -m pip install --quiet --upgrade pip
@@ -89,7 +91,7 @@ docs: data
 test: lint data kotlin-tools $(TFLITE214_VENV)/.installed web chromium docs $(FLOWER_APP_VENV)/.installed
 	PRIVREC_REQUIRE_KOTLIN=1 PRIVREC_REQUIRE_TFLITE214=1 PRIVREC_REQUIRE_WEB=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 	# tests/flower again in Flower's venv (in .venv they skip: no flwr there).
-	PRIVREC_REQUIRE_FLOWER=1 $(FLOWER_APP_VENV)/bin/python -m pytest -p no:cacheprovider tests/flower
+	PRIVREC_REQUIRE_FLOWER=1 PRIVREC_REFERENCE_PYTHON=$(CURDIR)/$(PY) $(FLOWER_APP_VENV)/bin/python -m pytest -p no:cacheprovider tests/flower
 
 # ruff over every Python file, mypy --strict over the package (sdk/, export/, runtime/, server_stub/ are its
 # subpackages through privrec/'s links).

@@ -16,10 +16,13 @@ Each round (DP-FedAvg, McMahan et al. 2018, Alg. 1, with Federated Reconstructio
    :class:`~privrec.sdk.privacy.PrivacyAccountant` (dp-accounting, RDP and PLD) composes. Flower's own DP
    wrappers are not used: ε is privrec's ledger.
 
-The result is a :class:`~privrec.sdk.federated.simulate.FederatedResult`, written as ``privrec train --mode
-federated`` writes its RUN_DIR (:func:`~privrec.sdk.federated.run.write_federated_run`, then
-:func:`~privrec.sdk.run.evaluate_run` into ``metrics.json``) and exported by ``privrec export``'s
-:func:`~privrec.export.bundle.export_run`.
+The result is a :class:`~privrec.sdk.federated.FederatedResult`, written as ``privrec train --mode federated``
+writes its RUN_DIR (:func:`~privrec.sdk.federated.run.write_federated_run`) and exported by ``privrec export``'s
+:func:`~privrec.export.bundle.export_run`. Nothing here imports torch: Flower's environment installs the
+device and server path only. The ServerApp does not score held-out users (a deployed server holds no user
+data to score them with): its ``metrics.json`` carries the privacy ledger and the Flower settings, and
+``privrec evaluate RUN_DIR`` — where the evaluation data and ``privrec[train]`` are — prints the same
+held-out metrics ``privrec train`` writes.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from privrec.sdk.federated import (
     make_server_optimizer,
     split_aggregate,
 )
-from privrec.sdk.federated.simulate import FederatedResult
+from privrec.sdk.federated.result import FederatedResult
 from privrec.sdk.privacy import AdaptiveClipper, PrivacyAccountant, PrivacyLedger, PrivacyWarning
 from privrec.sdk.recipe import ReconstructionRecipe
 
@@ -198,17 +201,19 @@ def run_rounds(grid: Grid, context: Context, settings: FlowerSettings, populatio
 
 
 def write_run(out: Path, result: FederatedResult, settings: FlowerSettings, population: Population) -> Path:
-    """The RUN_DIR of ``privrec train --mode federated`` (weights, config, history, ledger, items, metrics), and
+    """The RUN_DIR of ``privrec train --mode federated`` (weights, config, history, ledger, items) with a
+    ``metrics.json`` of the ledger and the Flower settings (held-out metrics: ``privrec evaluate RUN_DIR``), and
     the bundle in ``out/bundle`` when ``settings.bundle_formats`` names formats."""
     # ``json_safe`` (non-finite floats as null) is how ``privrec train`` writes metrics.json.
     from privrec.sdk.federated.run import json_safe, write_federated_run
-    from privrec.sdk.run import evaluate_run
 
     out = write_federated_run(Path(out), result, dataset=population.data.name, seed=settings.seed,
                               items_catalog=population.data.item_catalog())
-    metrics = evaluate_run(out, split=population.split)
-    metrics["privacy"] = result.ledger.to_manifest()
-    metrics["flower"] = {"secure_aggregation": settings.secagg.enabled, "devices": population.size}
+    metrics = {
+        "privacy": result.ledger.to_manifest(),
+        "flower": {"secure_aggregation": settings.secagg.enabled, "devices": population.size},
+        "run": {"mode": "federated", "dataset": population.data.name, "seed": settings.seed},
+    }
     (out / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2) + "\n")
     formats = tuple(f for f in settings.bundle_formats.split(",") if f)
     if formats:

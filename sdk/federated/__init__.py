@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from .batched import CohortSum, cohort_update_sum
     from .config import FederatedConfig
     from .facade import FederatedClient, FederatedRecommendationSystem, RoundSummary
-    from .simulate import FederatedResult, simulate_federated
+    from .result import FederatedResult
+    from .simulate import simulate_federated
 
 __all__ = [
     "CohortSum",
@@ -70,7 +71,7 @@ _LAZY = {
     "FederatedConfig": ".config",
     "CohortSum": ".batched",
     "cohort_update_sum": ".batched",
-    "FederatedResult": ".simulate",
+    "FederatedResult": ".result",
     "simulate_federated": ".simulate",
     "FederatedClient": ".facade",
     "FederatedRecommendationSystem": ".facade",

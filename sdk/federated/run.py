@@ -7,6 +7,9 @@ table ``V = E + F W`` and bias only: user vectors never exist outside devices), 
 the held-out users by reconstruction, :func:`privrec.sdk.run.evaluate_run`) — plus
 ``privacy_ledger.json`` (:class:`privrec.sdk.privacy.PrivacyLedger`; the exporter copies it into the
 bundle manifest).
+
+Writing a RUN_DIR (:func:`write_federated_run`) needs no torch — Flower's ServerApp, which runs without it,
+writes its runs with it; training and evaluating (:func:`train_federated_run`) import torch when called.
 """
 
 from __future__ import annotations
@@ -20,10 +23,9 @@ from typing import Any
 from safetensors.numpy import save_file
 
 from ..data import DataSource, Interactions, heldout_users, leave_one_out
-from ..run import evaluate_run, load_run_data
 from .config import FederatedConfig
+from .result import FederatedResult
 from .side_info import movielens100k_item_features
-from .simulate import FederatedResult, simulate_federated
 
 __all__ = ["json_safe", "train_federated_run", "write_federated_run"]
 
@@ -89,6 +91,9 @@ def train_federated_run(out: Path, *, overrides: dict[str, Any] | None = None, s
     There ``item_features="genre"`` ties the item table to the item file's features (the data's
     ``item_features``), or to none when the data has none.
     """
+    from ..run import evaluate_run, load_run_data
+    from .simulate import simulate_federated
+
     cfg = FederatedConfig.from_dict(dict(overrides or {}))
     data = data if data is not None else load_run_data(data_source, progress=progress)
     split = leave_one_out(data)

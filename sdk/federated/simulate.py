@@ -36,7 +36,6 @@ import math
 import sys
 import time
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -47,7 +46,6 @@ from tqdm import tqdm
 from ..data.splits import LeaveOneOutSplit
 from ..errors import PrivacyBudgetExceededError
 from ..evaluate import EvalProtocol, Metrics
-from ..model import ItemModel
 from ..privacy import (
     AdaptiveClipper,
     NoiseGenerator,
@@ -62,46 +60,11 @@ from ..train import label_matrix
 from .batched import cohort_update_sum
 from .config import FederatedConfig
 from .params import ParamLayout
+from .result import FederatedResult
 from .round import RoundSetup, finish_round
 from .server_opt import make_server_optimizer
 
 __all__ = ["FederatedResult", "simulate_federated"]
-
-
-@dataclass(frozen=True)
-class FederatedResult:
-    """The outcome of a simulated federated run.
-
-    Attributes:
-        layout: the global parameter layout.
-        params: final flat global parameters ``float32[D]``.
-        config: the run's settings.
-        history: one dict per round (``round``, ``cohort``, ``loss``, ``clip_norm``, ``epsilon``, and every
-            ``eval_every`` rounds the held-out validation ``val_full_hr@10`` etc.).
-        ledger: the privacy ledger of the rounds that ran.
-        noise_multiplier: Z on the update sum (0.0 in mode off).
-        rounds_run: rounds actually run (fewer than planned if the budget stopped training).
-        stop_reason: why training ended early, or None.
-        train_users, heldout_users: the user indices that trained / were held out.
-        seconds: wall time.
-    """
-
-    layout: ParamLayout
-    params: NDArray[np.float32]
-    config: FederatedConfig
-    history: list[dict[str, Any]]
-    ledger: PrivacyLedger
-    noise_multiplier: float
-    rounds_run: int
-    stop_reason: str | None
-    train_users: NDArray[np.int64]
-    heldout_users: NDArray[np.int64]
-    seconds: float
-
-    @property
-    def items(self) -> ItemModel:
-        """The trained global model (``V = E + F W``, ``b``)."""
-        return self.layout.item_model(self.params)
 
 
 def _evaluate_heldout(layout: ParamLayout, params: NDArray[np.float32], split: LeaveOneOutSplit,

@@ -19,11 +19,37 @@ from typing import Any
 
 from privrec.benchmarks.flower_app import free_port, toml_value, wait_for_port
 
-__all__ = ["APP", "BIN", "Flower", "free_port", "stop", "superlink"]
+__all__ = ["APP", "BIN", "Flower", "free_port", "in_process_reference", "reference_python", "stop", "superlink"]
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "flower_app"
 BIN = Path(sys.executable).parent
+
+
+def reference_python() -> Path:
+    """The Python of ``privrec[train]`` (torch) that computes the in-process reference: ``PRIVREC_REFERENCE_PYTHON``,
+    else the repository's ``.venv``. Flower's environment has no torch, by design."""
+    path = Path(os.environ.get("PRIVREC_REFERENCE_PYTHON", ROOT / ".venv" / "bin" / "python"))
+    if not path.is_file():
+        raise FileNotFoundError(f"no reference Python at {path}: build .venv (make test does) or set PRIVREC_REFERENCE_PYTHON.")
+    return path
+
+
+def in_process_reference(spec: dict[str, Any], work: Path) -> dict[str, Any]:
+    """``simulate_federated`` for ``spec`` (see ``inprocess_reference.py``), run by :func:`reference_python`."""
+    import json
+
+    import numpy as np
+
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "spec.json").write_text(json.dumps(spec))
+    done = subprocess.run([str(reference_python()), str(Path(__file__).with_name("inprocess_reference.py")),
+                           str(work / "spec.json"), str(work / "reference.npz")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the in-process reference failed:\n{done.stderr[-3000:]}")
+    with np.load(work / "reference.npz") as ref:
+        return {k: ref[k] for k in ref.files}
 
 
 def stop(*procs: subprocess.Popen[Any]) -> None:

@@ -146,3 +146,18 @@ def test_quantization_range_never_lets_a_cohort_sum_wrap() -> None:
         q = quantization_range(k)
         assert k * q < 2**32 and q <= 2**24
     assert quantization_range(50) == 2**24 and quantization_range(2000) == (2**32 - 1) // 2000
+
+
+def test_flower_environment_runs_the_apps_without_torch() -> None:
+    """The ServerApp, the ClientApp and the exporter they call import neither torch nor TensorFlow nor coremltools:
+    Flower's environment is privrec's device and server path (``make test`` builds it without torch)."""
+    import importlib.util
+    import os
+
+    code = ("import sys, privrec.flower.server_app, privrec.flower.client_app, privrec.export.bundle, "
+            "privrec.sdk.federated.run; print(sorted(m for m in ('torch', 'tensorflow', 'coremltools') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "[]"
+    if os.environ.get("PRIVREC_REQUIRE_FLOWER") == "1":  # make test's Flower environment: torch not installed at all
+        assert importlib.util.find_spec("torch") is None
