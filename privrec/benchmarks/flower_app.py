@@ -1,6 +1,9 @@
 """Flower simulation vs privrec's in-process simulation on MovieLens-100K: quality, s/round, peak memory, bytes.
 
-Run from the repository root in Flower's environment (``make flower-venv``; ``.venv-flower/bin/python``)::
+Run from the repository root in Flower's environment (``make flower-venv``; ``.venv-flower/bin/python``), which
+has no torch: the in-process side (``simulate_federated``, ``privrec train --mode federated``) and the held-out
+evaluation of the Flower run (``privrec evaluate RUN_DIR``) run in a subprocess of ``privrec[train]``'s Python
+(``--reference-python``, default ``PRIVREC_REFERENCE_PYTHON`` or the repository's ``.venv``)::
 
     python -m privrec.benchmarks.flower_app quality          # DP off, all 849 training users, 150 rounds, SecAgg+
     python -m privrec.benchmarks.flower_app quality --rounds 25 --no-secagg      # what the report ran
@@ -42,6 +45,9 @@ ROOT = Path(__file__).resolve().parents[2]  # the repository (a checkout: flower
 HERE = ROOT / "reports" / "bench" / "flower"
 RESULTS = HERE / "results"
 BIN = Path(sys.executable).parent
+
+#: The Python of ``privrec[train]`` (torch) for the in-process side and the held-out evaluation.
+REFERENCE_PYTHON = Path(os.environ.get("PRIVREC_REFERENCE_PYTHON", ROOT / ".venv" / "bin" / "python"))
 
 #: The federated settings of both sides: ``privrec train --mode federated``'s defaults with DP off.
 DP_OFF = {"dp_mode": "off", "noise_multiplier": None, "target_epsilon": None}
@@ -176,8 +182,10 @@ def flower_run(name: str, federated: dict[str, Any], *, population: int, out: Pa
     return {"wall_s": wall, "peak_rss_mb": peak, "history": history, "logs": str(work), "load": memory.load}
 
 
-def inprocess_run(name: str, federated: dict[str, Any], *, population: int, rounds_out: Path) -> dict[str, Any]:
-    """privrec's vectorised simulation over ``population`` devices (training users replicated), in a subprocess."""
+def inprocess_run(name: str, federated: dict[str, Any], *, population: int, rounds_out: Path,
+                  python: Path = REFERENCE_PYTHON) -> dict[str, Any]:
+    """privrec's vectorised simulation over ``population`` devices (training users replicated), in a subprocess of
+    ``python`` (``privrec[train]``'s)."""
     code = f"""
 import json, sys, time, warnings
 import numpy as np
@@ -195,7 +203,7 @@ res = simulate_federated(pop.split, cfg, train_users=users, heldout_users=pop.he
 json.dump({{"seconds": time.perf_counter() - t, "rounds": res.rounds_run, "devices": int(users.size),
            "cohorts": [h["cohort"] for h in res.history]}}, open({str(rounds_out)!r}, "w"))
 """
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, start_new_session=True)
+    proc = subprocess.Popen([str(python), "-c", code], cwd=ROOT, start_new_session=True)
     memory = PeakMemory(proc.pid)
     start = time.perf_counter()
     proc.wait()
@@ -231,15 +239,19 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
         ref_wall = done.get("wall_s") if done.get("config") == federated else None
     else:
         start = time.perf_counter()
-        subprocess.run([str(BIN / "privrec"), "train", "--mode", "federated", "--config", str(cfg_file), "--out",
-                        str(ref_dir)], cwd=ROOT, check=True)
+        subprocess.run([str(args.reference_python), "-m", "privrec", "train", "--mode", "federated", "--config",
+                        str(cfg_file), "--out", str(ref_dir)], cwd=ROOT, check=True)
         ref_wall = time.perf_counter() - start
         ref_record.write_text(json.dumps({"config": federated, "wall_s": ref_wall}))
     flower_dir = runs / "flower-quality"
     flower = flower_run("quality", federated, population=population_of(ref_dir), out=flower_dir, bundle_formats="",
                         client_cpus=args.client_cpus, secagg_enabled=args.secagg)
     ref_metrics = json.loads((ref_dir / "metrics.json").read_text())
-    fl_metrics = json.loads((flower_dir / "metrics.json").read_text())
+    # The ServerApp scores no held-out users (it runs without torch and, deployed, without user data):
+    # ``privrec evaluate`` scores its RUN_DIR as ``privrec train`` scores its own.
+    evaluated = subprocess.run([str(args.reference_python), "-m", "privrec", "evaluate", str(flower_dir), "--json"],
+                               cwd=ROOT, check=True, capture_output=True, text=True)
+    fl_metrics = {**json.loads((flower_dir / "metrics.json").read_text()), **json.loads(evaluated.stdout)}
     row = {
         "config": federated,
         "secure_aggregation": args.secagg,
@@ -272,7 +284,8 @@ def scale(args: argparse.Namespace) -> dict[str, Any]:
     if args.sample_rate is not None:  # a non-default q: its own result file beside the default's
         federated["sample_rate"] = args.sample_rate
         name += f"-q{args.sample_rate:g}"
-    mine = inprocess_run("scale", federated, population=args.population, rounds_out=runs / f"inprocess-{name}.json")
+    mine = inprocess_run("scale", federated, population=args.population, rounds_out=runs / f"inprocess-{name}.json",
+                         python=args.reference_python)
     if args.inprocess_only:
         row = {"population": args.population, "rounds": args.rounds, "sample_rate": args.sample_rate, "flower": None,
                "inprocess_s_per_round": mine["seconds"] / max(mine["rounds"], 1), "inprocess_wall_s": mine["wall_s"],
@@ -540,6 +553,8 @@ def main() -> None:
     q.add_argument("--runs", default=str(ROOT / "runs" / "flower-bench"))
     for p in (q, s := sub.add_parser("scale")):
         p.add_argument("--client-cpus", type=float, default=1.0, help="Ray CPUs per ClientApp actor (2 in all)")
+        p.add_argument("--reference-python", type=Path, default=REFERENCE_PYTHON,
+                       help="privrec[train]'s Python (torch) for the in-process side and the held-out evaluation")
         p.add_argument("--secagg", action=argparse.BooleanOptionalAction, default=True,
                        help="SecAgg+ (default) or updates in the clear")
     s.add_argument("--population", type=int, required=True)
