@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import struct
@@ -133,13 +134,19 @@ def _lp(data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + data
 
 
+@functools.lru_cache(maxsize=64)
+def _round_salt(round_id: str) -> bytes:
+    """HKDF salt of a round: SHA-256 of the domain and the round id (cached: a round derives many keys)."""
+    return hashlib.sha256(_DOMAIN + _lp(round_id.encode())).digest()
+
+
 def derive_key(shared_secret: bytes, *, round_id: str, purpose: str, a: int, b: int) -> bytes:
     """HKDF-SHA256 of a shared secret into a 32-byte key bound to the round, the purpose and the pair.
 
     The salt is SHA-256 of the domain and round id; the info is the purpose and the ids ``a``, ``b``
     (callers pass them sorted for symmetric keys).
     """
-    salt = hashlib.sha256(_DOMAIN + _lp(round_id.encode())).digest()
+    salt = _round_salt(round_id)
     info = _DOMAIN + _lp(purpose.encode()) + struct.pack(">QQ", a, b)
     return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=salt, info=info).derive(shared_secret)
 
@@ -199,13 +206,25 @@ def open_sealed(key: bytes, nonce: bytes, sealed: bytes, ad: bytes) -> bytes:
 
 
 _ZERO_NONCE = bytes(16)
+_zeros = bytes(0)  # shared all-zero plaintext for expand_mask, grown to the longest mask asked for; read only
+
+
+def _zero_plaintext(size: int) -> memoryview:
+    """A read-only view of ``size`` zero bytes (one buffer reused, not one allocation per mask)."""
+    global _zeros
+    if len(_zeros) < size:
+        _zeros = bytes(size)
+    return memoryview(_zeros)[:size]
 
 
 def expand_mask(key: bytes, length: int) -> NDArray[np.uint32]:
-    """PRG(key): ``length`` uint32 words of the ChaCha20 keystream (little endian). Uniform mod 2^32."""
+    """PRG(key): ``length`` uint32 words of the ChaCha20 keystream (little endian). Uniform mod 2^32.
+
+    The keystream is ChaCha20 applied to ``4 * length`` zero bytes, written straight into the returned
+    (fresh, writable) array."""
     if len(key) != KEY_BYTES:
         raise ValueError(f"`key` must be {KEY_BYTES} bytes. Found {len(key)}.")
-    out = bytearray(4 * length)
+    out = np.empty(length, dtype="<u4")
     encryptor = Cipher(algorithms.ChaCha20(key, _ZERO_NONCE), mode=None).encryptor()
-    encryptor.update_into(bytes(4 * length), out)
-    return np.frombuffer(out, dtype="<u4").astype(np.uint32, copy=False)
+    encryptor.update_into(_zero_plaintext(4 * length), out.view(np.uint8).data)
+    return out.astype(np.uint32, copy=False)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from Crypto.Cipher import ChaCha20 as PyCryptodomeChaCha20
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from privrec.sdk.secagg import SecAggIntegrityError, crypto
 
@@ -18,6 +20,38 @@ def test_expand_mask_matches_an_independent_chacha20() -> None:
     assert got.astype("<u4").tobytes() == expected
     # RFC 8439 §2.3.2 style golden: the first word of the all-zero-key keystream.
     assert int(crypto.expand_mask(bytes(32), 1)[0]) == int.from_bytes(bytes.fromhex("76b8e0ad"), "little")
+
+
+@settings(max_examples=60, deadline=None)
+@given(key=st.binary(min_size=32, max_size=32), lengths=st.lists(st.integers(0, 5_000), min_size=1, max_size=4))
+def test_expand_mask_is_the_chacha20_keystream_at_every_length(key: bytes, lengths: list[int]) -> None:
+    """Masks of growing and shrinking lengths (one shared zero plaintext serves them all) are each the
+    ChaCha20 keystream of pycryptodome, fresh and writable, and a prefix of the longer ones."""
+    for length in lengths:
+        got = crypto.expand_mask(key, length)
+        expected = PyCryptodomeChaCha20.new(key=key, nonce=bytes(12)).encrypt(bytes(4 * length))
+        assert got.dtype == np.uint32 and got.shape == (length,) and got.flags.writeable
+        assert got.astype("<u4").tobytes() == expected
+        got += np.uint32(1)  # writing to one mask must not change the next one
+
+
+def test_derive_key_matches_an_independent_hkdf() -> None:
+    """HKDF-SHA256 with salt SHA-256(domain || len || round id) and info domain || len || purpose || a || b
+    (RFC 5869, computed here with hmac), for two rounds in turn: the per-round salt is not mixed up."""
+    import hashlib
+    import hmac
+    import struct
+
+    def hkdf(secret: bytes, salt: bytes, info: bytes) -> bytes:
+        prk = hmac.new(salt, secret, hashlib.sha256).digest()
+        return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
+
+    domain = b"privrec/secagg/v2"
+    secret = bytes(range(32))
+    for round_id in ("r1", "round-two", "r1"):
+        salt = hashlib.sha256(domain + struct.pack(">I", len(round_id)) + round_id.encode()).digest()
+        info = domain + struct.pack(">I", 4) + b"mask" + struct.pack(">QQ", 3, 7)
+        assert crypto.derive_key(secret, round_id=round_id, purpose="mask", a=3, b=7) == hkdf(secret, salt, info)
 
 
 def test_expand_mask_is_keyed() -> None:
