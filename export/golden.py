@@ -31,6 +31,7 @@ __all__ = [
     "golden_cases",
     "load_golden",
     "mask_from_exclude",
+    "parse_golden",
     "write_golden",
 ]
 
@@ -49,6 +50,8 @@ _INPUTS = {
 _OUTPUTS = {"score": ("scores",), "recommend": ("top_ids", "top_scores"), "finetune": ("user_out", "loss")}
 _CASE_KEYS = frozenset({"signature", "inputs", "outputs", "tolerance"})
 _USER_SCALE = 0.5
+_NUMBER_TYPES: frozenset[type] = frozenset({int, float})
+_INT_TYPES: frozenset[type] = frozenset({int})
 
 
 def _spread_ids(num_items: int, cap: int) -> NDArray[np.int64]:
@@ -154,7 +157,13 @@ def load_golden(bundle_dir: Path | str, manifest: Manifest) -> dict[str, Any]:
     ``l2 >= 0`` finite, outputs of the signature's shapes, finite, and a tolerance in ``(0, contract]``.
     Raises :class:`BundleError` naming ``golden.json`` and the field.
     """
-    golden = parse_json(read_listed_file(bundle_dir, manifest, GOLDEN_NAME), f"{GOLDEN_NAME}:")
+    return parse_golden(read_listed_file(bundle_dir, manifest, GOLDEN_NAME), manifest)
+
+
+def parse_golden(data: bytes, manifest: Manifest) -> dict[str, Any]:
+    """Parse and validate ``golden.json`` bytes already checked against ``manifest``'s sha256 (what
+    :meth:`privrec.runtime.Recommender.load` keeps), with every check of :func:`load_golden`."""
+    golden = parse_json(data, f"{GOLDEN_NAME}:")
     if not isinstance(golden, dict) or set(golden) != {"schema_version", "precision", "cases"}:
         found = sorted(golden) if isinstance(golden, dict) else type(golden).__name__
         raise BundleError(f"{GOLDEN_NAME}: must be an object with keys ['cases', 'precision', 'schema_version']. Found {found}.")
@@ -179,20 +188,33 @@ def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _numbers(value: object, where: str, size: int) -> list[float]:
-    if not (isinstance(value, list) and len(value) == size and all(_number(v) for v in value)):
+def _as_array(value: list[Any], types: frozenset[type], dtype: type[np.float64] | type[np.int64]) -> NDArray[Any] | None:
+    """``value`` as one array when every entry's exact type is in ``types`` (``bool`` never is), else None.
+
+    One pass in C instead of a Python check per entry: golden lists hold up to :data:`MAX_GOLDEN_IDS` values.
+    """
+    if not set(map(type, value)) <= types:
+        return None
+    try:
+        return np.asarray(value, dtype)
+    except OverflowError:  # an int beyond the dtype's range
+        return None
+
+
+def _numbers(value: object, where: str, size: int) -> NDArray[np.float64]:
+    """A list of ``size`` finite JSON numbers (not booleans), as float64."""
+    arr = _as_array(value, _NUMBER_TYPES, np.float64) if isinstance(value, list) and len(value) == size else None
+    if arr is None or not np.isfinite(arr).all():
         raise _fail(where, f"a list of {size} finite numbers", value)
-    return value
+    return arr
 
 
-def _ids(value: object, where: str, num_items: int, *, low: int, high: int) -> list[int]:
-    if not (isinstance(value, list) and low <= len(value) <= high and all(_is_id(v, num_items) for v in value)):
+def _ids(value: object, where: str, num_items: int, *, low: int, high: int) -> NDArray[np.int64]:
+    """A list of ``low`` to ``high`` ints (not booleans) in ``[0, num_items)``, as int64."""
+    arr = _as_array(value, _INT_TYPES, np.int64) if isinstance(value, list) and low <= len(value) <= high else None
+    if arr is None or (arr.size and (int(arr.min()) < 0 or int(arr.max()) >= num_items)):
         raise _fail(where, f"a list of {low} to {high} item ids in [0, {num_items})", value)
-    return value
-
-
-def _is_id(value: object, num_items: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < num_items
+    return arr
 
 
 def _check_case(case: object, where: str, m: Manifest) -> None:
@@ -211,11 +233,11 @@ def _check_case(case: object, where: str, m: Manifest) -> None:
     _numbers(inputs["user"], f"{where}.inputs.user", m.dim)
     if sig == "recommend":
         exclude = _ids(inputs["exclude"], f"{where}.inputs.exclude", m.num_items, low=0, high=m.num_items - m.top_k)
-        if len(set(exclude)) != len(exclude):
-            raise _fail(f"{where}.inputs.exclude", "a list of distinct item ids", exclude)
+        if np.unique(exclude).size != exclude.size:
+            raise _fail(f"{where}.inputs.exclude", "a list of distinct item ids", inputs["exclude"])
         top_ids = _ids(outputs["top_ids"], f"{where}.outputs.top_ids", m.num_items, low=m.top_k, high=m.top_k)
-        if len(set(top_ids)) != m.top_k:
-            raise _fail(f"{where}.outputs.top_ids", f"{m.top_k} distinct item ids", top_ids)
+        if np.unique(top_ids).size != m.top_k:
+            raise _fail(f"{where}.outputs.top_ids", f"{m.top_k} distinct item ids", outputs["top_ids"])
         _numbers(outputs["top_scores"], f"{where}.outputs.top_scores", m.top_k)
         return
     ids = _ids(inputs["item_ids"], f"{where}.inputs.item_ids", m.num_items, low=1, high=MAX_GOLDEN_IDS)
@@ -223,8 +245,8 @@ def _check_case(case: object, where: str, m: Manifest) -> None:
         _numbers(outputs["scores"], f"{where}.outputs.scores", len(ids))
         return
     labels = _numbers(inputs["labels"], f"{where}.inputs.labels", len(ids))
-    if min(labels) < 0 or sum(labels) <= 0:
-        raise _fail(f"{where}.inputs.labels", "numbers >= 0 with a positive sum", labels)
+    if float(labels.min()) < 0 or float(labels.sum()) <= 0:
+        raise _fail(f"{where}.inputs.labels", "numbers >= 0 with a positive sum", inputs["labels"])
     if not _number(inputs["lr"]) or inputs["lr"] <= 0:
         raise _fail(f"{where}.inputs.lr", "a finite number > 0", inputs["lr"])
     if not _number(inputs["l2"]) or inputs["l2"] < 0:

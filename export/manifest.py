@@ -54,6 +54,7 @@ __all__ = [
     "WEIGHTS_NAME",
     "Manifest",
     "bundle_signatures",
+    "check_weights_file",
     "check_weights_header",
     "file_digest",
     "files_table",
@@ -615,15 +616,28 @@ def load_manifest(
     manifest = Manifest.from_dict(parse_json(data, f"{MANIFEST_NAME}:"))
     if check_files:
         verify_files(root, manifest)
-        with open_bundle_file(root, WEIGHTS_NAME) as f:
-            _check_tensors(_header_from_file(f, WEIGHTS_NAME), manifest.weights, WEIGHTS_NAME)
+        check_weights_file(root, manifest)
     return manifest
 
 
-def verify_files(root: Path, manifest: Manifest) -> None:
-    """Check every file listed in ``manifest.files``: a regular file inside the bundle reached without a
-    symbolic link, with the listed size and sha256."""
-    for rel, entry in manifest.files.items():
+def check_weights_file(root: Path, manifest: Manifest) -> None:
+    """Check that ``weights.safetensors`` holds exactly the manifest's ``weights`` (names, dtypes, shapes)
+    with data offsets that fill the file (its header only; the sha256 is :func:`verify_files`'s job)."""
+    with open_bundle_file(root, WEIGHTS_NAME) as f:
+        _check_tensors(_header_from_file(f, WEIGHTS_NAME), manifest.weights, WEIGHTS_NAME)
+
+
+def verify_files(root: Path, manifest: Manifest, only: Iterable[str] | None = None) -> None:
+    """Check every file listed in ``manifest.files`` (or only the listed files named in ``only``): a regular
+    file inside the bundle reached without a symbolic link, with the listed size and sha256. A name in
+    ``only`` that ``files`` does not list is refused (:class:`BundleError`)."""
+    if only is not None:
+        wanted = list(dict.fromkeys(only))
+        unlisted = [rel for rel in wanted if rel not in manifest.files]
+        if unlisted:
+            raise BundleError(f"{unlisted[0]}: not listed in {MANIFEST_NAME} `files`: a reader never uses an unlisted file.")
+    entries = manifest.files.items() if only is None else [(rel, manifest.files[rel]) for rel in wanted]
+    for rel, entry in entries:
         with open_bundle_file(root, rel) as f:
             size = os.fstat(f.fileno()).st_size
             if size != entry["size"]:

@@ -2,9 +2,12 @@
 
 :class:`Recommender` runs the exported artifacts (onnxruntime or LiteRT), never the training code. It
 loads only bundles signed by the publisher's pinned Ed25519 key (``manifest.sig``, checked before any
-other file is read; ``allow_unsigned=True`` skips that, loudly) that pass every integrity check
-(:func:`~privrec.export.manifest.load_manifest`: schema version, limits, paths inside the bundle and no
-symbolic links, each file's size and sha256, weight dtypes, shapes and data offsets). It validates every
+other file is read; ``allow_unsigned=True`` skips that, loudly) that pass every integrity check of the
+files it reads (:func:`~privrec.export.manifest.load_manifest`: schema version, limits; then, for the
+files :func:`backend_files` names — the backend's artifact, ``weights.safetensors`` and ``golden.json`` —
+paths inside the bundle and no symbolic links, size and sha256, weight dtypes, shapes and data offsets;
+the other formats' artifacts are never opened here, so they are left to ``privrec verify``, which checks
+every listed file). It validates every
 input at the boundary and every output of the artifact (a non-finite result is refused, never returned),
 with messages that say what was expected and what was found.
 
@@ -20,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -30,15 +33,24 @@ from numpy.typing import NDArray
 
 from privrec.export.base import SignatureRunner, get_runner_factory
 from privrec.export.errors import BundleWarning
-from privrec.export.golden import case_arrays, load_golden
+from privrec.export.golden import case_arrays, load_golden, parse_golden
 from privrec.export.item_map import ItemMap, MappedHistory, holds_item_ids
-from privrec.export.manifest import Manifest, load_item_features, load_manifest
+from privrec.export.manifest import (
+    GOLDEN_NAME,
+    WEIGHTS_NAME,
+    Manifest,
+    check_weights_file,
+    load_item_features,
+    load_manifest,
+    read_listed_file,
+    verify_files,
+)
 from privrec.export.signing import PublicKeySource, load_public_key
 from privrec.export.verify import max_abs_err
 from privrec.sdk.recipe import ReconstructionRecipe
 from privrec.sdk.validation import check_finite, check_item_ids, check_user_vector
 
-__all__ = ["BACKENDS", "Backend", "Recommender"]
+__all__ = ["BACKENDS", "Backend", "Recommender", "backend_files"]
 
 Backend = Literal["onnxruntime", "litert"]
 BACKENDS: dict[str, str] = {"onnxruntime": "onnx", "litert": "tflite"}  # backend -> artifact format
@@ -69,6 +81,19 @@ def _check_output(values: NDArray[Any], signature: str, name: str, hint: str, *,
         raise ValueError(f"`{signature}` output `{name}` must be finite. Found {a[pos]} at position {pos}{hint}.")
 
 
+def backend_files(manifest: Manifest, backend: Backend) -> tuple[str, ...]:
+    """The listed files :meth:`Recommender.load` checks (size and sha256) for ``backend``: its artifact's
+    files, ``weights.safetensors`` (its header is checked too) and ``golden.json`` (the self-test's cases).
+
+    Other formats' artifacts are not read by this runtime, so they are not hashed at load;
+    :func:`privrec.export.verify_bundle` (``privrec verify``) checks every listed file.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"`backend` must be one of {sorted(BACKENDS)}. Found {backend!r}.")
+    record = manifest.artifact_record(BACKENDS[backend])
+    return tuple(dict.fromkeys((*record.files, WEIGHTS_NAME, GOLDEN_NAME)))
+
+
 @dataclass(frozen=True)
 class Recommender:
     """One loaded bundle and the runner of one of its artifacts.
@@ -83,6 +108,7 @@ class Recommender:
     backend: Backend
     bundle_dir: Path
     _runner: SignatureRunner
+    _golden: bytes | None = field(default=None, repr=False)
 
     @classmethod
     def load(
@@ -93,8 +119,14 @@ class Recommender:
         public_key: PublicKeySource | None = None,
         allow_unsigned: bool = False,
     ) -> Recommender:
-        """Load a bundle after checking its signature, then every file's sha256 and size, the schema
-        version, the limits, the paths and the shapes.
+        """Load a bundle after checking its signature, the schema version and the limits, then the paths,
+        sizes and sha256 of the files this backend reads (:func:`backend_files`: its artifact,
+        ``weights.safetensors``, ``golden.json``) and the weights' shapes.
+
+        Files of other formats (e.g. the TFLite model when loading for onnxruntime, or the Core ML
+        package) are not hashed: this process never opens them. ``privrec verify`` checks every listed
+        file. A tampered file this backend reads is refused with the same ``BundleError`` as before.
+        ``golden.json``'s checked bytes are kept for :meth:`self_test`.
 
         Args:
             bundle_dir: the bundle directory.
@@ -138,15 +170,21 @@ class Recommender:
                 "`public_key` is required: pass the publisher's pinned Ed25519 public key (the file `privrec keys "
                 "generate` writes) to authenticate the bundle, or allow_unsigned=True to load it without (tests only)."
             )
-        manifest = load_manifest(root, public_key=key)
+        manifest = load_manifest(root, public_key=key, check_files=False)
         fmt = BACKENDS[backend]
         if fmt not in manifest.artifacts:
             raise ValueError(
                 f"backend {backend!r} needs a {fmt!r} artifact; this bundle holds {list(manifest.formats)}. "
                 f"Export with --formats {fmt} or pick another backend."
             )
+        # Only the files this backend reads are hashed (the other formats' artifacts are never opened by
+        # this process; `privrec verify` checks every listed file). golden.json's checked bytes are kept
+        # for self_test, so it is neither read nor hashed twice.
+        verify_files(root, manifest, only=[f for f in backend_files(manifest, backend) if f != GOLDEN_NAME])
+        check_weights_file(root, manifest)
+        golden = read_listed_file(root, manifest, GOLDEN_NAME)
         runner = get_runner_factory(fmt)(root, manifest.artifact_record(fmt))
-        return cls(manifest=manifest, backend=backend, bundle_dir=root, _runner=runner)
+        return cls(manifest=manifest, backend=backend, bundle_dir=root, _runner=runner, _golden=golden)
 
     @property
     def num_items(self) -> int:
@@ -343,14 +381,17 @@ class Recommender:
     def self_test(self) -> dict[str, Any]:
         """Run every ``golden.json`` case through this backend (what an app does at start-up).
 
-        ``golden.json`` is read once, its sha256 checked against the loaded manifest and every case
-        validated (:func:`~privrec.export.golden.load_golden`) before any case runs.
+        ``golden.json``'s bytes were read and checked against the manifest's sha256 by :meth:`load` (and
+        kept); here every case is validated (:func:`~privrec.export.golden.parse_golden`) before any runs.
 
         Returns ``{"ok": bool, "tolerance": float, "max_abs_err": {signature: float}, "cases": int}``;
         ``recommend`` also needs its ``top_ids`` to match the golden ones up to ties (ids whose golden
         or returned score is within the tolerance of the K-th golden score may differ).
         """
-        golden = load_golden(self.bundle_dir, self.manifest)
+        if self._golden is None:  # a Recommender built without load(): read and hash the file now
+            golden = load_golden(self.bundle_dir, self.manifest)
+        else:
+            golden = parse_golden(self._golden, self.manifest)
         errs = {"score": 0.0, "recommend": 0.0, "finetune": 0.0}
         ids_ok = True
         tol = 0.0

@@ -239,6 +239,70 @@ def test_load_refuses_a_tampered_file_naming_it(bundle: Path, public_key: Path) 
         Recommender.load(bundle, public_key=public_key)
 
 
+def _flip_last_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture
+def two_format_bundle(tmp_path: Path, model: ItemModel, keys: tuple[Path, Path]) -> Path:
+    if importlib.util.find_spec("privrec.export.tflite") is None:
+        pytest.skip("export/tflite.py is not in this tree")
+    try:
+        return export_bundle(quantize_int8(model), tmp_path / "b2", formats=("onnx", "tflite"), top_k=8, sign_key=keys[0])
+    except ImportError as exc:
+        pytest.skip(f"the TFLite exporter cannot import here: {exc}")
+
+
+@pytest.mark.parametrize(
+    ("backend", "rel"),
+    [
+        ("onnxruntime", "model.onnx.data"),
+        ("onnxruntime", "model.finetune.onnx"),
+        ("onnxruntime", "golden.json"),
+        ("onnxruntime", "weights.safetensors"),
+        ("litert", "model.tflite"),
+        ("litert", "golden.json"),
+        ("litert", "weights.safetensors"),
+    ],
+)
+def test_every_file_the_backend_reads_is_still_hash_checked(
+    two_format_bundle: Path, public_key: Path, backend: str, rel: str
+) -> None:
+    _flip_last_byte(two_format_bundle / rel)
+    with pytest.raises(BundleError, match=rf"^{rel.replace('.', r'[.]')}: sha256 mismatch .*the bundle is corrupt or tampered"):
+        Recommender.load(two_format_bundle, backend, public_key=public_key)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("backend", "other"), [("onnxruntime", "model.tflite"), ("litert", "model.onnx.data")])
+def test_another_formats_tampered_file_is_left_to_verify(
+    two_format_bundle: Path, public_key: Path, backend: str, other: str
+) -> None:
+    """load hashes only what its backend reads; `privrec verify` still checks every listed file."""
+    from privrec.export import verify_bundle
+    from privrec.runtime.recommender import backend_files
+
+    _flip_last_byte(two_format_bundle / other)
+    rec = Recommender.load(two_format_bundle, backend, public_key=public_key)  # type: ignore[arg-type]
+    assert other not in backend_files(rec.manifest, rec.backend)
+    assert rec.self_test()["ok"] is True
+    with pytest.raises(BundleError, match=rf"^{other.replace('.', r'[.]')}: sha256 mismatch"):
+        verify_bundle(two_format_bundle, public_key=public_key)
+
+
+def test_self_test_uses_the_golden_bytes_load_checked(bundle: Path, public_key: Path) -> None:
+    """golden.json replaced after load (hashes and all) changes nothing: self_test parses the kept bytes."""
+    rec = Recommender.load(bundle, public_key=public_key)
+    golden = json.loads((bundle / "golden.json").read_text())
+    for case in golden["cases"]:
+        if case["signature"] == "score":
+            case["outputs"]["scores"] = [s + 1.0 for s in case["outputs"]["scores"]]
+    (bundle / "golden.json").write_text(json.dumps(golden))
+    report = rec.self_test()
+    assert report["ok"] is True and report["max_abs_err"]["score"] < 1e-4
+
+
 def test_load_refuses_wrong_schema_and_missing_file(bundle: Path, public_key: Path) -> None:
     (bundle / "model.onnx.data").unlink()
     with pytest.raises(BundleError, match=r"^model\.onnx\.data: listed in manifest\.json but missing"):
