@@ -138,13 +138,22 @@ def _finetune_graph(g: _Graph, int8: bool, steps: int) -> None:
         "labels",
         g.op("Max", label_sum, g.const("label_floor", np.array([_LABEL_SUM_FLOOR], np.float32))),
     )
+    # Every MatMul is 2-D ([M, d] x [d, 1] and [1, M] x [M, d]): onnxruntime runs a 1-D operand outside its
+    # GEMM/GEMV kernels, several times slower at the golden file's M = 2048.
+    flat = g.const("shape_flat", np.array([-1], np.int64))
+    axis_0 = g.const("axis_0", np.array([0], np.int64))
+    axis_1 = g.const("axis_1", np.array([1], np.int64))
+
+    def scores(u: str) -> str:  # V[ids] u + b, f32[M]
+        return g.op("Add", g.op("Reshape", g.op("MatMul", rows, g.op("Unsqueeze", u, axis_1)), flat), bias)
+
     u = "user"
     for _ in range(steps):  # u <- u - lr * (V^T (softmax(s) - y) + l2 u), docs/BUNDLE.md
-        s = g.op("Add", g.op("MatMul", rows, u), bias)
-        grad = g.op("MatMul", g.op("Sub", g.op("Softmax", s, axis=-1), y), rows)
+        residual = g.op("Unsqueeze", g.op("Sub", g.op("Softmax", scores(u), axis=-1), y), axis_0)  # [1, M]
+        grad = g.op("Reshape", g.op("MatMul", residual, rows), flat)
         grad = g.op("Add", grad, g.op("Mul", "l2", u))
         u = g.op("Sub", u, g.op("Mul", "lr", grad))
-    s = g.op("Add", g.op("MatMul", rows, u), bias)
+    s = scores(u)
     ce = g.op("Neg", g.op("ReduceSum", g.op("Mul", y, g.op("LogSoftmax", s, axis=-1)), keepdims=1))
     half_l2 = g.op("Mul", "l2", g.const("half", np.array([0.5], np.float32)))
     reg = g.op("Mul", half_l2, g.op("ReduceSum", g.op("Mul", u, u), keepdims=1))

@@ -60,11 +60,9 @@ class OnnxRunner:
                     "`artifacts.onnx.files`: a runner opens only listed files."
                 )
             paths[name] = bundle_path(Path(bundle_dir), rel)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = threads
         sessions = {
-            name: ort.InferenceSession(str(paths[name]), options, providers=["CPUExecutionProvider"]) for name in names
+            name: ort.InferenceSession(str(paths[name]), session_options(name, threads), providers=["CPUExecutionProvider"])
+            for name in names
         }
         for name, session in sessions.items():
             _check_io(str(graphs[name]), session, record.signatures[name])
@@ -99,6 +97,27 @@ class OnnxRunner:
         }
         out, loss = self._sessions["finetune"].run(["user_out", "loss"], feeds)
         return np.asarray(out, np.float32), np.asarray(loss, np.float32)
+
+
+#: per signature: (graph optimization level, prepack constant weights). Exploratory defaults, see session_options.
+SESSION_SETTINGS: dict[str, tuple[ort.GraphOptimizationLevel, bool]] = {
+    "score": (ort.GraphOptimizationLevel.ORT_ENABLE_ALL, True),
+    "recommend": (ort.GraphOptimizationLevel.ORT_ENABLE_ALL, True),
+    "finetune": (ort.GraphOptimizationLevel.ORT_ENABLE_ALL, True),
+}
+
+
+def session_options(signature: str, threads: int = 1) -> ort.SessionOptions:
+    """The ``SessionOptions`` of one signature's session: ``threads`` intra- and inter-op threads, and the
+    graph optimization level and weight prepacking of :data:`SESSION_SETTINGS`."""
+    level, prepack = SESSION_SETTINGS[signature]
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = threads
+    options.graph_optimization_level = level
+    if not prepack:
+        options.add_session_config_entry("session.disable_prepacking", "1")
+    return options
 
 
 _ORT_TYPES = {"float32": "tensor(float)", "int32": "tensor(int32)"}
