@@ -143,6 +143,7 @@ def flower_run(name: str, federated: dict[str, Any], *, population: int, out: Pa
     from privrec.flower.settings import run_config_overrides
 
     work = Path(tempfile.mkdtemp(prefix=f"flower-bench-{name}-"))
+    shutil.rmtree(out, ignore_errors=True)  # a failed run must not leave an earlier run's RUN_DIR to be read
     port = free_port()
     (work / "config.toml").write_text(
         f'[superlink]\ndefault = "bench"\n\n[superlink.bench]\naddress = "127.0.0.1:{port}"\ninsecure = true\n'
