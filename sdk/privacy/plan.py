@@ -1,14 +1,17 @@
 """Plan a private federated run for N devices and a budget ε: (q, T, Z, C, cohort) and the quality to expect.
 
 The settings and the expected quality come from measurements, not a formula: ``privrec bench population``
-trained at N ∈ {943, 10k, 100k, 1M} for ε ∈ {0.5, …, 8, ∞} and wrote the measured curves
-(the table ``privrec.sdk.privacy._population_curves``, generated from its ``result.json``). :func:`plan`
+trained at N ∈ {943, 10k, 100k, 1M} (and intermediate N at ε = 1) for ε ∈ {0.5, …, 8, ∞} and wrote the
+measured curves (the table ``privrec.sdk.privacy._population_curves``, generated from its ``result.json``).
+:func:`plan`
 
-1. takes the expected cohort q·N and the rounds T chosen (on validation users) at the nearest measured
-   N at or below ``users`` (the smallest measured N for smaller populations), so q = cohort / N;
+1. takes the ε = 1 shape chosen (on validation users) at the nearest measured N at or below ``users`` (the
+   smallest measured N for smaller populations): the model layout, the expected cohort q·N and the rounds
+   T, so q = cohort / N;
 2. calibrates Z to ε for that (q, T, δ) (:func:`~privrec.sdk.privacy.calibrate_noise_multiplier`) and
    recomputes the stated ε with dp-accounting (RDP and PLD) for exactly that (q, T, Z);
-3. interpolates the measured quality ratio (full HR@10 ÷ DP off) linearly in (log N, log ε) between the
+3. interpolates the measured quality ratio (full HR@10 ÷ that N's DP-off reference, itself the best of a
+   DP-off grid on validation users) linearly in (log N, log ε) between the
    measured points; outside them it clamps, and says so in ``basis``. At a fixed cohort and T the noise
    on the average falls as 1/N, so beyond the largest N measured the clamped value is a lower bound.
 
@@ -40,6 +43,9 @@ class Plan:
         rounds: T.
         noise_multiplier: Z, calibrated so the stated ε (RDP) ≤ ``target_epsilon``.
         clip_norm: C, the L2 bound of one device's update (the measured runs' setting).
+        layout: the model the measured runs trained (``"tied4"``: item table tied to public genre/decade
+            features, d = 4; ``"tied+free16"``: a free table on top of the tie, d = 16; see
+            :func:`privrec.benchmarks.population.population_config`).
         epsilon_rdp, epsilon_pld: ε of exactly (q, T, Z, δ), recomputed by dp-accounting.
         expected_ratio: the measured full HR@10 ÷ DP-off ratio interpolated to (N, ε).
         basis: how ``expected_ratio`` was obtained (which measured points; clamping).
@@ -53,6 +59,7 @@ class Plan:
     rounds: int
     noise_multiplier: float
     clip_norm: float
+    layout: str
     epsilon_rdp: float
     epsilon_pld: float
     expected_ratio: float
@@ -146,5 +153,6 @@ def plan(*, users: int, epsilon: float, delta: float | None = None, curves: dict
     if notes:
         basis += "; " + "; ".join(notes)
     return Plan(users=n, target_epsilon=eps, delta=d, sample_rate=q, expected_cohort=q * n, rounds=rounds,
-                noise_multiplier=z, clip_norm=float(chosen["clip_norm"]), epsilon_rdp=report.epsilon_rdp,
+                noise_multiplier=z, clip_norm=float(chosen["clip_norm"]),
+                layout=str(chosen.get("layout", "tied4")), epsilon_rdp=report.epsilon_rdp,
                 epsilon_pld=report.epsilon_pld, expected_ratio=max(0.0, min(1.0, ratio)), basis=basis)

@@ -18,7 +18,8 @@ CURVES: dict[str, Any] = {
     "source": "test curves",
     "settings": [
         {"n_users": 1000, "expected_cohort": 200.0, "rounds": 100, "clip_norm": 0.5, "population": "real"},
-        {"n_users": 100_000, "expected_cohort": 400.0, "rounds": 40, "clip_norm": 0.5, "population": "synthetic"},
+        {"n_users": 100_000, "expected_cohort": 400.0, "rounds": 40, "clip_norm": 0.5, "layout": "tied+free16",
+         "population": "synthetic"},
     ],
     "points": [
         {"n_users": 1000, "epsilon": 1.0, "ratio_to_off": 0.5},
@@ -46,6 +47,7 @@ def test_settings_come_from_the_nearest_measured_n_below_and_epsilon_is_recomput
     assert p.epsilon_pld <= p.epsilon_rdp + 1e-9
     big = plan(users=300_000, epsilon=2.0, delta=1e-7, curves=CURVES)
     assert big.rounds == 40 and big.sample_rate == pytest.approx(400 / 300_000) and big.delta == 1e-7
+    assert big.layout == "tied+free16" and p.layout == "tied4"  # settings without a layout: the tied d = 4 table
     small = plan(users=50, epsilon=1.0, curves=CURVES)  # below every measured N: the smallest one's settings
     assert small.sample_rate == 1.0 and small.rounds == 100
 
