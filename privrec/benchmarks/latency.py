@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -126,7 +127,21 @@ class LatencyPlan:
     browser_chunk: int = 10  # visits per browser round before the native round that follows it
 
 
-FULL = LatencyPlan(catalogs=(1_000, 10_000, 100_000), dims=(32, 64), calls=200, warmup=20, bandwidth_mb=512)
+CALLS_ENV = "PRIVREC_BENCH_LATENCY_CALLS"
+
+
+def _full_calls(default: int = 200) -> int:
+    """Visits per case of the full plan: ``default``, or ``$PRIVREC_BENCH_LATENCY_CALLS`` (an int >= 10) to fit
+    a run into a time window; the report states the number used."""
+    raw = os.environ.get(CALLS_ENV)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or int(raw) < 10:
+        raise ValueError(f"${CALLS_ENV} must be an integer >= 10 (visits per case). Found {raw!r}.")
+    return int(raw)
+
+
+FULL = LatencyPlan(catalogs=(1_000, 10_000, 100_000), dims=(32, 64), calls=_full_calls(), warmup=20, bandwidth_mb=512)
 QUICK = LatencyPlan(catalogs=(1_000, 10_000), dims=(32,), calls=30, warmup=3, bandwidth_mb=64, burst=2)
 
 
