@@ -16,7 +16,10 @@ one float32 scale per row in ``constexpr_blockwise_shift_scale`` (``data`` int8 
 ``scale`` ``[items, 1]``: ``V = q * scale``); and when the table was pruned (``sparsity > 0``), sparse —
 the bit mask and the non-zero values only (``constexpr_sparse_to_dense``, jointly with the per-row
 dequantize for int8 / int4 through ``constexpr_sparse_blockwise_shift_scale``). All of these exist
-only from iOS18.
+only from iOS18. int4 stores its scales and bias as float16, as ``weights.safetensors`` does: the
+dequantize then yields a float16 table, exact because every int4 scale has at most 8 significant bits
+(:mod:`privrec.sdk.quantize`), widened by a ``cast`` to float32; the bias is widened by
+``constexpr_cast`` (float16 -> float32, also exact).
 
 The fallback for iOS 16-17 (``coreml_targets=("iOS18", "iOS16")``, ``privrec export --coreml-ios16``):
 an iOS16 package has exactly one function, so it is three packages, one per signature, each storing the
@@ -119,8 +122,8 @@ class _Weights:
     """What the programs store: the table (float32, or int8 / int4 values + float32 row scales) and the bias."""
 
     table: NDArray[Any]  # float32, or int8 [num_items, d] holding int8 or int4 values
-    scale: NDArray[np.float32] | None  # [num_items] for int8 / int4
-    bias: NDArray[np.float32]
+    scale: NDArray[np.floating] | None  # [num_items] for int8 (float32) / int4 (float16)
+    bias: NDArray[np.floating]  # float32, or float16 for int4
     precision: Precision
 
     @classmethod
@@ -143,6 +146,27 @@ def _shared_const(val: NDArray[Any], name: str) -> Var:
     return var
 
 
+# int4 names (short: every function of the program repeats them, and the program's bytes are a fixed cost):
+# the float16 table out of the dequantize, its float32 cast ("v32"), and the widened bias ("b32").
+TABLE_F16 = "v16"
+
+
+def _bias(w: _Weights) -> Var:
+    """The float32 bias ``[num_items]``: a shared const, or for int4 its float16 blob widened by ``constexpr_cast``."""
+    if w.bias.dtype != np.float16:
+        return _shared_const(w.bias, "item_bias")
+    var: Var = mb.constexpr_cast(source_val=_shared_const(w.bias, "item_bias_f16"), output_dtype="fp32", name="b32")
+    return var
+
+
+def _widened(table: Var) -> Var:
+    """A float16 dequantized table (int4: float16 scales) as float32; already float32 tables pass through."""
+    if table.dtype == types.fp32:
+        return table
+    var: Var = mb.cast(x=table, dtype="fp32", name="v32")
+    return var
+
+
 def _table(w: _Weights, target: str, sparse: bool) -> Var:
     """The float32 item table ``[num_items, d]`` as a (possibly compressed) compile-time constant."""
     if target == DENSE_TARGET:  # iOS16: dense only
@@ -161,12 +185,13 @@ def _table(w: _Weights, target: str, sparse: bool) -> Var:
         if w.scale is None:
             return _shared_const(w.table, "item_embedding")
         # iOS18 blockwise dequantize with one block per row: V = q * scale[:, None].
+        half = w.scale.dtype == np.float16
         deq: Var = mb.constexpr_blockwise_shift_scale(
             data=_shared_const(w.stored(w.table), f"item_embedding_{w.precision}"),
             scale=_shared_const(w.scale[:, None], "item_scale"),
-            name="item_embedding",
+            name=TABLE_F16 if half else "item_embedding",
         )
-        return deq
+        return _widened(deq)
     mask = _shared_const((w.table != 0).astype(types.np_uint1_dtype), "item_embedding_mask")
     nonzero = _shared_const(w.stored(np.ascontiguousarray(w.table[w.table != 0])), "item_embedding_nonzero")
     if w.scale is None:
@@ -176,8 +201,9 @@ def _table(w: _Weights, target: str, sparse: bool) -> Var:
     out_mask, values = mb.constexpr_sparse_blockwise_shift_scale(
         data_mask=mask, nonzero_data=nonzero, scale=_shared_const(w.scale[:, None], "item_scale")
     )
-    dense = mb.constexpr_sparse_to_dense(nonzero_data=values, mask=out_mask, name="item_embedding")
-    return dense
+    half = w.scale.dtype == np.float16
+    name = TABLE_F16 if half else "item_embedding"
+    return _widened(mb.constexpr_sparse_to_dense(nonzero_data=values, mask=out_mask, name=name))
 
 
 def _dot_rows(V: Var, u_col: Var, prefix: str) -> Var:
@@ -187,7 +213,7 @@ def _dot_rows(V: Var, u_col: Var, prefix: str) -> Var:
 
 
 def _score_body(w: _Weights, target: str, sparse: bool, user: Var, item_ids: Var) -> Var:
-    V, b = _table(w, target, sparse), _shared_const(w.bias, "item_bias")
+    V, b = _table(w, target, sparse), _bias(w)
     rows = mb.gather(x=V, indices=item_ids, axis=0, name="sg")
     s = _dot_rows(rows, mb.expand_dims(x=user, axes=[1], name="su"), "s")
     out: Var = mb.add(x=s, y=mb.gather(x=b, indices=item_ids, axis=0, name="sb"), name="scores")
@@ -195,7 +221,7 @@ def _score_body(w: _Weights, target: str, sparse: bool, user: Var, item_ids: Var
 
 
 def _recommend_body(w: _Weights, target: str, sparse: bool, top_k: int, user: Var, mask: Var) -> tuple[Var, Var]:
-    V, b = _table(w, target, sparse), _shared_const(w.bias, "item_bias")
+    V, b = _table(w, target, sparse), _bias(w)
     dots = _dot_rows(V, mb.expand_dims(x=user, axes=[1], name="ru"), "r")
     s = mb.add(x=mb.add(x=dots, y=b, name="rb"), y=mask, name="rs")
     values, indices = mb.topk(x=s, k=top_k, axis=0, ascending=False, name="rk")
@@ -217,7 +243,7 @@ def _finetune_body(
     def nm() -> str:
         return f"f{next(count)}"
 
-    V, b = _table(w, target, sparse), _shared_const(w.bias, "item_bias")
+    V, b = _table(w, target, sparse), _bias(w)
     no = mb.const(val=False, name="no")
     yes = mb.const(val=True, name="yes")
     ax0, ax1 = mb.const(val=np.array([0], np.int32), name="ax0"), mb.const(val=np.array([1], np.int32), name="ax1")
@@ -352,11 +378,12 @@ def _compression(precision: str, target: str, sparse: bool) -> tuple[str, ...]:
     quantized = precision != "float32"
     if target == DENSE_TARGET:
         return ("constexpr_affine_dequantize",) if quantized else ()
+    half = ("constexpr_cast",) if precision == "int4" else ()  # the float16 bias (module docstring)
     if sparse:
         if quantized:
-            return ("constexpr_sparse_blockwise_shift_scale", "constexpr_sparse_to_dense")
+            return ("constexpr_sparse_blockwise_shift_scale", "constexpr_sparse_to_dense", *half)
         return ("constexpr_sparse_to_dense",)
-    return ("constexpr_blockwise_shift_scale",) if quantized else ()
+    return ("constexpr_blockwise_shift_scale", *half) if quantized else ()
 
 
 @register_exporter("coreml", _runner_factory)
@@ -551,11 +578,20 @@ def _compression_problems(
     where = f"{target} {function}"
     fn = prog.functions[function]
     ops = {op.type: op for op in fn.operations}
-    found = sorted(t for t in ops if t.startswith("constexpr_"))
-    expected = sorted(_compression(precision, target, sparse))
-    if found != expected:
-        return [f"{where}: a {precision}{' sparse' if sparse else ''} table must be stored with {expected}. Found {found}."]
     problems: list[str] = []
+    # The int4 bias (float16, widened by constexpr_cast) is checked apart from the table's ops.
+    cast = "constexpr_cast"
+    if (cast in ops) != (cast in _compression(precision, target, sparse)):
+        bias_ops = "a float16 bias widened by constexpr_cast" if cast not in ops else "no constexpr_cast"
+        have = sorted(t for t in ops if t.startswith("constexpr_"))
+        problems.append(f"{where}: a {precision} program must have {bias_ops}. Found {have}.")
+    found = sorted(t for t in ops if t.startswith("constexpr_") and t != cast)
+    expected = sorted(t for t in _compression(precision, target, sparse) if t != cast)
+    if found != expected:
+        return [
+            *problems,
+            f"{where}: a {precision}{' sparse' if sparse else ''} table must be stored with {expected}. Found {found}.",
+        ]
     for op_type, key in _VALUE_PARAMS.items():
         if op_type in ops:
             tt = fn.param_type(ops[op_type], key)

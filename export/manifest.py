@@ -188,9 +188,11 @@ def weight_specs(precision: Precision, num_items: int, dim: int) -> dict[str, di
     }
     if precision == "int4":  # two int4 values per byte (privrec.sdk.quantize.pack_int4)
         specs["item_embedding"] = {"dtype": "uint8", "shape": [num_items, (dim + 1) // 2]}
+    # int4 keeps its per-row scale and the bias in float16 (privrec.sdk.quantize): 2 bytes per item each.
+    per_row = "float16" if precision == "int4" else "float32"
     if precision in ("int8", "int4"):
-        specs["item_scale"] = {"dtype": "float32", "shape": [num_items]}
-    specs["item_bias"] = {"dtype": "float32", "shape": [num_items]}
+        specs["item_scale"] = {"dtype": per_row, "shape": [num_items]}
+    specs["item_bias"] = {"dtype": per_row, "shape": [num_items]}
     return specs
 
 

@@ -346,8 +346,29 @@ def _sparse_blockwise_shift_scale(p: dict[str, Any]) -> tuple[Array, ...]:
     return mask, deq[mask != 0]
 
 
+_CAST_DTYPES = {"fp16": np.float16, "fp32": np.float32, "int32": np.int32}
+
+
+def _cast(p: dict[str, Any]) -> tuple[Array, ...]:
+    """MIL ``cast`` (runtime) to ``dtype`` (``"fp16"``, ``"fp32"``, ``"int32"``)."""
+    dtype = str(np.asarray(p["dtype"]).reshape(-1)[0] if np.ndim(p["dtype"]) else p["dtype"])
+    if dtype not in _CAST_DTYPES:
+        raise ValueError(f"cast: `dtype` must be one of {sorted(_CAST_DTYPES)}. Found {dtype!r}.")
+    return (_f(p["x"]).astype(_CAST_DTYPES[dtype]),)
+
+
+def _constexpr_cast(p: dict[str, Any]) -> tuple[Array, ...]:
+    """iOS16/18 ``constexpr_cast``: a float16 constant widened to float32 (exact)."""
+    src = _f(p["source_val"])
+    if src.dtype != np.float16:
+        raise ValueError(f"constexpr_cast: `source_val` must be float16. Found {src.dtype}.")
+    return (src.astype(np.float32),)
+
+
 _OPS: dict[str, OpFn] = {
     "const": lambda p: (p["val"],),
+    "constexpr_cast": _constexpr_cast,
+    "cast": _cast,
     "constexpr_affine_dequantize": _affine_dequantize,
     "constexpr_blockwise_shift_scale": _blockwise_shift_scale,
     "constexpr_sparse_to_dense": _sparse_to_dense,

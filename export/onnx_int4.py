@@ -4,9 +4,13 @@ Same four files and signatures as :mod:`privrec.export.onnx`; what differs is th
 node at the head of each graph::
 
     item_embedding_int4  INT4 [num_items, d]   the packed bytes of weights.safetensors, unchanged
-    item_scale           f32 [num_items]       one symmetric scale per row
-    item_bias            f32 [num_items]
+    item_scale_f16       f16 [num_items]       one symmetric scale per row (as weights.safetensors stores it)
+    item_bias_f16        f16 [num_items]
+    item_scale = Cast(item_scale_f16, to=FLOAT)   # exact: every float16 is a float32
+    item_bias = Cast(item_bias_f16, to=FLOAT)
     item_embedding = DequantizeLinear(item_embedding_int4, item_scale, axis=0)   # f32 [num_items, d]
+
+The two ``Cast`` nodes cost a few bytes; the float16 storage saves 4 bytes per item.
 
 ``DequantizeLinear`` with an ``INT4`` input and a per-axis scale is a standard op from opset 21 (ONNX IR
 10); onnxruntime 1.32's CPU kernel runs it, and so does onnxruntime-web 1.30 (WASM backend, one thread,
@@ -54,6 +58,8 @@ INT4_IR_VERSION = 10  # INT4 / UINT4 tensors need IR 10
 TABLE_INT4 = "item_embedding_int4"
 NONZERO_INT4 = "item_nonzero"
 MASK_BITS = "item_mask"
+SCALE_F16 = "item_scale_f16"
+BIAS_F16 = "item_bias_f16"
 
 
 def sparse_layout(values: NDArray[np.int8]) -> tuple[NDArray[np.uint8], NDArray[np.int8]]:
@@ -78,9 +84,7 @@ def _as_int4(proto: TensorProto, shape: tuple[int, ...]) -> TensorProto:
 def _weights(model: Int4ItemModel, path: Path, sparse: bool) -> list[TensorProto]:
     n, d = model.num_items, model.dim
     if not sparse:
-        protos = _write_external(
-            path, {TABLE_INT4: model.item_embedding, "item_scale": model.item_scale, "item_bias": model.item_bias}
-        )
+        protos = _write_external(path, {TABLE_INT4: model.item_embedding, SCALE_F16: model.item_scale, BIAS_F16: model.item_bias})
         _as_int4(protos[0], (n, d))
         return protos
     bits, nonzero = sparse_layout(model.values())
@@ -89,12 +93,18 @@ def _weights(model: Int4ItemModel, path: Path, sparse: bool) -> list[TensorProto
     arrays: dict[str, NDArray[Any]] = {
         MASK_BITS: bits,
         NONZERO_INT4: pack_int4(padded.reshape(1, -1)).ravel(),
-        "item_scale": model.item_scale,
-        "item_bias": model.item_bias,
+        SCALE_F16: model.item_scale,
+        BIAS_F16: model.item_bias,
     }
     protos = _write_external(path, arrays)
     _as_int4(protos[1], (int(nonzero.size),))
     return protos
+
+
+def _widen(g: OnnxGraph) -> None:
+    """``item_scale`` / ``item_bias`` f32 from their float16 initializers (exact)."""
+    g.nodes.append(helper.make_node("Cast", [SCALE_F16], ["item_scale"], to=TensorProto.FLOAT))
+    g.nodes.append(helper.make_node("Cast", [BIAS_F16], ["item_bias"], to=TensorProto.FLOAT))
 
 
 def _dense_table(g: OnnxGraph, n: int, d: int) -> None:
@@ -166,6 +176,7 @@ def export_int4(model: Int4ItemModel, bundle_dir: Path, config: ExportConfig) ->
     }
     for name, build in builders.items():
         g = OnnxGraph(weights)
+        _widen(g)
         table(g, n, d)
         build(g)
         inputs, outputs = signatures[name]

@@ -19,6 +19,14 @@ expands them on every call (bits by ``FLOOR_DIV``/``FLOOR_MOD`` by powers of two
 ``CUMSUM``, a ``GATHER`` of the unpacked values, times the mask) before taking its rows: a whole-table
 pass even for a short ``score`` list (speed is the latency report's subject; the file is what shrinks).
 
+The per-row scales and the bias are float16 (as ``weights.safetensors`` stores them). LiteRT's ``GATHER``
+has no float16 kernel, so they are stored as their ``int16`` bit patterns, gathered as ``int16`` and widened
+by ``BITCAST`` (to float16) and ``CAST`` (to float32): exact, and 2 bytes per item each instead of 4.
+
+``finetune`` runs its steps in a ``WHILE`` loop (one copy of the step in the file; unrolled, the ten steps
+were about 13 KB of bookkeeping, as much as a quarter of a 1,682 × 64 int4 table), the same float32 ops in
+the same order as the unrolled float32 artifact.
+
 Signatures and the runner are those of :mod:`privrec.export.tflite`; the same bookkeeping compaction
 applies.
 """
@@ -55,8 +63,8 @@ def _build_module(model: Int4ItemModel, top_k: int, steps: int, sparse: bool) ->
     class _Int4Recommender(tf.Module):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__(name="privrec_int4")
-            self.scale = tf.constant(scale)
-            self.bias = tf.constant(bias)
+            self.scale = tf.constant(scale.view(np.int16))  # float16 bit patterns (module docstring)
+            self.bias = tf.constant(bias.view(np.int16))
             if sparse:
                 self.bits = tf.constant(bits)
                 self.nonzero = tf.constant(nonzero_packed)
@@ -82,16 +90,21 @@ def _build_module(model: Int4ItemModel, top_k: int, steps: int, sparse: bool) ->
             values = tf.concat([tf.cast(self.unpack(tf.cast(nz, tf.int32)), tf.float32), tf.zeros([1])], axis=0)
             return tf.reshape(tf.gather(values, pos) * tf.cast(flat, tf.float32), [num_items, dim])
 
+        @staticmethod
+        def widen(bits: Any, ids: Any) -> Any:
+            """float32 ``[len(ids)]`` of the float16 values whose bit patterns are ``bits`` (int16), at ``ids``."""
+            return tf.cast(tf.bitcast(tf.gather(bits, ids), tf.float16), tf.float32)
+
         def rows(self, ids: Any, user: Any) -> Any:
             """``V[ids]`` as float32 ``[len(ids), d]``: gather packed bytes, unpack, scale per row."""
             if sparse:
                 values = tf.gather(self.dense_values(user), ids)
             else:
                 values = tf.cast(self.unpack(tf.cast(tf.gather(self.table, ids), tf.int32)), tf.float32)
-            return values * tf.expand_dims(tf.gather(self.scale, ids), 1)
+            return values * tf.expand_dims(self.widen(self.scale, ids), 1)
 
         def exact(self, user: Any, ids: Any) -> Any:
-            return tf.linalg.matvec(self.rows(ids, user), user) + tf.gather(self.bias, ids)
+            return tf.linalg.matvec(self.rows(ids, user), user) + self.widen(self.bias, ids)
 
         @_tf_signature(
             tf.TensorSpec([dim], tf.float32, name="user"),
@@ -121,13 +134,16 @@ def _build_module(model: Int4ItemModel, top_k: int, steps: int, sparse: bool) ->
         def finetune(self, user: Any, item_ids: Any, labels: Any, lr: Any, l2: Any) -> dict[str, Any]:
             # sdk/reconstruct.py `finetune_reference`, unrolled `steps` times (Singhal et al. 2021, §3).
             v = self.rows(item_ids, user)
-            b = tf.gather(self.bias, item_ids)
+            b = self.widen(self.bias, item_ids)
             y = labels / tf.maximum(tf.reduce_sum(labels), LABEL_SUM_FLOOR)
-            u = user
-            for _ in range(steps):
+
+            def step(i: Any, u: Any) -> tuple[Any, Any]:
                 p = tf.nn.softmax(tf.linalg.matvec(v, u) + b)
                 grad = tf.reduce_sum(v * tf.expand_dims(p - y, 1), axis=0) + l2 * u
-                u = u - lr * grad
+                return i + 1, u - lr * grad
+
+            # A WHILE loop: one copy of the step in the file (module docstring).
+            _, u = tf.while_loop(lambda i, u: i < steps, step, (tf.constant(0), user))
             log_p = tf.nn.log_softmax(tf.linalg.matvec(v, u) + b)
             loss = -tf.reduce_sum(y * log_p) + 0.5 * l2 * tf.reduce_sum(u * u)
             return {"user_out": u, "loss": loss}

@@ -9,10 +9,11 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from bundle_edits import rehash
+from bundle_edits import edit_manifest, rehash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.numpy import load_file, save_file
@@ -43,12 +44,15 @@ def test_pack_unpack_round_trip(rows: int, half: int, seed: int) -> None:
 
 
 def test_quantize_int4_golden_and_error_bound() -> None:
-    # Row 0: max 1.4 -> scale 0.2 at clip ratio 1 gives an exact grid; row 1 is zero; zeros stay zero.
+    # Row 0: max 1.4 -> scale 0.2 at clip ratio 1, rounded to 8 significant bits: 205 / 1024 (the grid
+    # 0.2 would be exact on is not a float16 of 8 bits); row 1 is zero; zeros stay zero.
     V = np.array([[1.4, -0.2, 0.0, 0.6], [0.0, 0.0, 0.0, 0.0]], np.float32)
-    q = quantize_int4(ItemModel(V, np.array([0.5, -0.5], np.float32)))
+    q = quantize_int4(ItemModel(V, np.array([0.5, -0.1], np.float32)))
     np.testing.assert_array_equal(q.values(), [[7, -1, 0, 3], [0, 0, 0, 0]])
-    np.testing.assert_allclose(q.item_scale, [0.2, 1.0], rtol=1e-6)
-    np.testing.assert_array_equal(q.dequantize().item_bias, [0.5, -0.5])
+    assert q.item_scale.dtype == np.float16 and q.item_scale.tolist() == [205 / 1024, 1.0]
+    # The bias is stored as float16 (-0.1 -> its nearest float16), dequantize widens it exactly.
+    assert q.item_bias.dtype == np.float16
+    np.testing.assert_array_equal(q.dequantize().item_bias, np.array([0.5, -0.1], np.float16).astype(np.float32))
     # Random rows: the error is at most half a step of each row's scale (plus what clipping removes).
     V = np.random.default_rng(0).normal(0, 0.3, (500, 16)).astype(np.float32)
     q = quantize_int4(ItemModel(V, np.zeros(500, np.float32)))
@@ -56,6 +60,25 @@ def test_quantize_int4_golden_and_error_bound() -> None:
     clipped = np.abs(V) > 7 * q.item_scale[:, None]
     assert (err[~clipped] <= 0.5 * np.broadcast_to(q.item_scale[:, None], V.shape)[~clipped] + 1e-6).all()
     assert q.dim == 16 and q.item_embedding.shape == (500, 8) and q.item_embedding.nbytes == 500 * 8
+    assert sum(t.nbytes for t in q.tensors().values()) == 500 * (8 + 2 + 2)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from([1e-6, 1e-3, 0.3, 50.0, 3e3]))
+def test_int4_scales_make_every_product_exact_in_float16(seed: int, sigma: float) -> None:
+    # Every stored scale has <= 8 significant bits and is a normal float16, so q * scale (|q| <= 7) is the
+    # same number computed in float16 (Core ML / ONNX half-precision dequantize) and in float32 (reference).
+    V = np.random.default_rng(seed).normal(0, sigma, (64, 8)).astype(np.float32)
+    q = quantize_int4(ItemModel(V, np.zeros(64, np.float32)))
+    s = q.item_scale
+    assert ((s.view(np.uint16) & 0x7) == 0).all() and (s >= np.float16(2.0**-14)).all()
+    half = q.values().astype(np.float16) * s[:, None]
+    np.testing.assert_array_equal(half.astype(np.float32), q.dequantize().item_embedding)
+    # Within half a step of the row's scale wherever nothing was clipped (the smallest scale at most too).
+    err = np.abs(q.dequantize().item_embedding - V)
+    step = s.astype(np.float32)[:, None]
+    clipped = np.abs(V) > 7 * step
+    assert (err[~clipped] <= 0.5 * np.broadcast_to(step, V.shape)[~clipped] * (1 + 1e-6)).all()
 
 
 def test_int4_errors_name_what_was_expected() -> None:
@@ -64,9 +87,19 @@ def test_int4_errors_name_what_was_expected() -> None:
     with pytest.raises(ValueError, match=r"^`values` must be in \[-8, 7\] \(int4\)\. Found \[0, 9\]\.$"):
         pack_int4(np.array([[0, 9]]))
     with pytest.raises(ValueError, match=r"must hold int4 values in \[-7, 7\] \(symmetric\)\. Found -8\."):
-        Int4ItemModel(np.array([[0x08]], np.uint8), np.ones(1, np.float32), np.zeros(1, np.float32))
+        Int4ItemModel(np.array([[0x08]], np.uint8), np.ones(1, np.float16), np.zeros(1, np.float16))
     with pytest.raises(ValueError, match=r"^`item_scale` must be > 0\. Found 0\.0 at position 0\.$"):
-        Int4ItemModel(np.array([[0x01]], np.uint8), np.zeros(1, np.float32), np.zeros(1, np.float32))
+        Int4ItemModel(np.array([[0x01]], np.uint8), np.zeros(1, np.float16), np.zeros(1, np.float16))
+    with pytest.raises(ValueError, match=r"^`item_scale` must be float16 of shape \(1,\)\. Found float32 \(1,\)\.$"):
+        Int4ItemModel(np.array([[0x01]], np.uint8), np.ones(1, np.float32), np.zeros(1, np.float16))
+    with pytest.raises(ValueError, match=r"at most 8 significant bits .* Found 0\.199951171875 at position 0\.$"):
+        Int4ItemModel(np.array([[0x01]], np.uint8), np.array([0.2], np.float16), np.zeros(1, np.float16))
+    with pytest.raises(ValueError, match=r"^`item_scale` must hold float16 values in \[2\*\*-14, 9344\] .* Found 7\.629.*e-06"):
+        Int4ItemModel(np.array([[0x01]], np.uint8), np.array([2.0**-17], np.float16), np.zeros(1, np.float16))
+    with pytest.raises(ValueError, match=r"^int4 stores float16 row scales: .* within ±65408\. Found 1000000\.0 in row 1\.$"):
+        quantize_int4(ItemModel(np.array([[1, 2], [1e6, 0]], np.float32), np.zeros(2, np.float32)))
+    with pytest.raises(ValueError, match=r"^int4 stores the bias as float16: .* ±65504\. Found -100000\.0 at position 0\.$"):
+        quantize_int4(ItemModel(np.ones((1, 2), np.float32), np.array([-1e5], np.float32)))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -112,6 +145,7 @@ def test_onnx_int4_parity_sizes_and_hashes(make_bundle: Callable[..., Path], int
         manifest = json.loads((bundle / MANIFEST_NAME).read_text())
         assert manifest["precision"] == "int4"
         assert manifest["weights"]["item_embedding"] == {"dtype": "uint8", "shape": [300, 16]}
+        assert manifest["weights"]["item_scale"] == manifest["weights"]["item_bias"] == {"dtype": "float16", "shape": [300]}
         # The manifest holds the sha256 and size of every file, as found on disk.
         on_disk = sorted(p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file())
         assert sorted(manifest["files"]) == sorted(set(on_disk) - {MANIFEST_NAME})
@@ -119,15 +153,33 @@ def test_onnx_int4_parity_sizes_and_hashes(make_bundle: Callable[..., Path], int
             assert file_digest(bundle / rel) == (entry["sha256"], entry["size"])
     # The stored table is exactly what the numpy reference unpacks.
     stored = load_file(str(b4 / WEIGHTS_NAME))
-    np.testing.assert_array_equal(stored["item_embedding"], quantize_int4(int4_model).item_embedding)
+    q = quantize_int4(int4_model)
+    np.testing.assert_array_equal(stored["item_embedding"], q.item_embedding)
+    for name in ("item_scale", "item_bias"):  # float16, bit for bit
+        assert stored[name].dtype == np.float16 and (stored[name].view(np.uint16) == q.tensors()[name].view(np.uint16)).all()
 
     def data_bytes(b: Path) -> int:
         return (b / "model.onnx.data").stat().st_size
 
-    # Per row: int8 32 + 4 + 4 bytes; int4 16 + 4 + 4; int4 at 50% sparsity 4 (mask) + 8 + 4 + 4.
-    assert data_bytes(b4) < 0.65 * data_bytes(b8)
-    assert data_bytes(s4) < 0.9 * data_bytes(b4)
-    assert data_bytes(s4) <= 300 * (4 + 8 + 8) + 4 * 64
+    # Per row: int8 32 + 4 + 4 bytes; int4 16 + 2 + 2 (float16 scale and bias); int4 at 50% sparsity
+    # 4 (mask) + 8 + 2 + 2; plus alignment padding between the tensors.
+    assert data_bytes(b4) <= 300 * (16 + 2 + 2) + 4 * 64
+    assert data_bytes(b4) < 0.55 * data_bytes(b8)
+    assert data_bytes(s4) < 0.85 * data_bytes(b4)
+    assert data_bytes(s4) <= 300 * (4 + 8 + 2 + 2) + 4 * 64
+    # A bundle in the float32-scale int4 layout (what this version no longer writes) is refused on load.
+    old = load_file(str(b4 / WEIGHTS_NAME))
+    save_file({k: (v.astype(np.float32) if v.dtype == np.float16 else v) for k, v in old.items()}, str(b4 / WEIGHTS_NAME))
+    rehash(b4, WEIGHTS_NAME)
+    with pytest.raises(BundleError, match=r"`item_scale` dtype mismatch \(manifest float16, file float32\)"):
+        load_manifest(b4)
+
+    def old_layout(data: dict[str, Any]) -> None:  # what an earlier version wrote into the manifest
+        data["weights"]["item_scale"]["dtype"] = data["weights"]["item_bias"]["dtype"] = "float32"
+
+    edit_manifest(b4, old_layout)
+    with pytest.raises(BundleError, match=r"field `weights` must be .* for a int4 model of 300 items"):
+        load_manifest(b4)
 
 
 def test_tflite_int4_parity_and_size(make_bundle: Callable[..., Path], int4_model: ItemModel) -> None:

@@ -117,7 +117,7 @@ def test_unknown_op_is_refused_with_its_name(tmp_path: Path) -> None:
     path = _save(prog, tmp_path / "relu.mlpackage")
     with pytest.raises(UnsupportedMilOpError, match=r"^MIL op 'relu' \(producing 'out' in function 'main'\) is not supported"):
         MilProgram.load(path)
-    with pytest.raises(NotImplementedError, match="Supported ops: \\['add', 'const', "):
+    with pytest.raises(NotImplementedError, match="Supported ops: \\['add', 'cast', 'const', "):
         MilProgram.load(path)
 
 
