@@ -27,6 +27,7 @@ device in a round (median), recorded by the ServerApp with ``meter-bytes = true`
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -269,6 +270,7 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
         "flower_seconds_per_round_median": statistics.median(h["seconds"] for h in flower["history"]),
         "flower_peak_rss_mb": flower["peak_rss_mb"],
         "flower_load_average": flower["load"],
+        "flower_env_has_torch": importlib.util.find_spec("torch") is not None,
     }
     row["hr_ratio"] = row["flower_full_hr10"] / row["privrec_full_hr10"]
     (RESULTS / "quality.json").write_text(json.dumps(row, indent=1) + "\n")
@@ -317,6 +319,7 @@ def scale(args: argparse.Namespace) -> dict[str, Any]:
         "inprocess_peak_rss_mb": mine["peak_rss_mb"],
         "inprocess_cohorts": mine["cohorts"],
         "flower_load_average": flower["load"],
+        "flower_env_has_torch": importlib.util.find_spec("torch") is not None,
         "inprocess_load_average": mine["load"],
     }
     row["s_per_round_ratio"] = row["flower_s_per_round"] / row["inprocess_s_per_round"]
@@ -398,6 +401,11 @@ def dispatch(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _torch_env(r: dict[str, Any]) -> str:
+    """Whether Flower's environment had torch installed (rows measured before it became torch-free: yes)."""
+    return "no" if r.get("flower_env_has_torch") is False else "yes"
+
+
 def _load(r: dict[str, Any], key: str) -> str:
     return f"{r[key]:.0f}" if r.get(key) is not None else "?"
 
@@ -419,7 +427,9 @@ def report(_: argparse.Namespace) -> dict[str, Any]:
             f"{q['devices']} devices (one virtual SuperNode each), secure aggregation "
             f"{'on (SecAgg+)' if secagg else 'off'}. Both sides sample the same cohorts (the ServerApp draws them "
             "with the run seed over the nodes in partition order). Held-out users' test items, full catalog, "
-            "user vectors reconstructed from each held-out user's items.", "",
+            "user vectors reconstructed from each held-out user's items; the Flower run's RUN_DIR is scored by "
+            "`privrec evaluate` in privrec's own environment, as `privrec train` scores its own (the ServerApp "
+            "scores nothing: it runs without torch and, deployed, holds no user data).", "",
             "| run | full HR@10 | full NDCG@10 | training s (RUN_DIR) | load |", "|---|---|---|---|---|",
             f"| `privrec train --mode federated` | {q['privrec_full_hr10']:.4f} | "
             f"{q['privrec_metrics']['full']['ndcg@10']:.4f} | {q['privrec_train_s']:.0f} | |",
@@ -461,11 +471,12 @@ def report(_: argparse.Namespace) -> dict[str, Any]:
               "not the semi-synthetic population of `privrec.sdk.data.population`, which the Flower App's partitions "
               "do not use yet). "
               "Peak memory: the largest "
-              "sum of RSS over each side's process tree.", "",
+              "sum of RSS over each side's process tree. Flower's environment is now torch-free (the last column "
+              "says which environment a row ran in: each ClientApp actor and the ServerApp used to load torch).", "",
               "| devices | q | SecAgg+ | cohorts | Flower s/round | in-process s/round | ratio | Flower peak MB | "
               "in-process peak MB | ratio | Flower B received / device | Flower B sent / device | "
-              "load (Flower / in-process) |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "load (Flower / in-process) | torch in Flower's env |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     small: list[dict[str, Any]] = []  # measured Flower rows at a non-default q
     for path in sorted(RESULTS.glob("scale-*.json"), key=lambda p: (int(p.stem.split("-")[1]), p.stem)):
         r = json.loads(path.read_text())
@@ -476,7 +487,7 @@ def report(_: argparse.Namespace) -> dict[str, Any]:
                      f"{r['population'] * cohort * per_check[1] / 1e6:,.0f} s" if per_check else "not run")
             lines.append(f"| {r['population']:,} | {q:g} | — | {r['inprocess_cohorts']} | {guess} | "
                          f"{r['inprocess_s_per_round']:.2f} | — | — | {r['inprocess_peak_rss_mb']:,.0f} | — | — | — | "
-                         f"— / {_load(r, 'inprocess_load_average')} |")
+                         f"— / {_load(r, 'inprocess_load_average')} | — |")
             continue
         if r.get("sample_rate") is not None:
             small.append(r)
@@ -486,7 +497,7 @@ def report(_: argparse.Namespace) -> dict[str, Any]:
             f"{r['s_per_round_ratio']:.0f}× | {r['flower_peak_rss_mb']:,.0f} | {r['inprocess_peak_rss_mb']:,.0f} | "
             f"{r['peak_memory_ratio']:.1f}× | {r['flower_bytes_received_per_device']:,.0f} | "
             f"{r['flower_bytes_sent_per_device']:,.0f} | {_load(r, 'flower_load_average')} / "
-            f"{_load(r, 'inprocess_load_average')} |")
+            f"{_load(r, 'inprocess_load_average')} | {_torch_env(r)} |")
     lines += ["", "In-process s/round is `simulate_federated`'s time over its rounds, including its setup (label "
               "matrix, held-out evaluation at the end), divided by the rounds run.", ""]
     timed = json.loads(dispatch_file.read_text())["cases"] if dispatch_file.is_file() else []
