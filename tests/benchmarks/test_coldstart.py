@@ -56,3 +56,18 @@ def test_the_timed_load_is_the_checked_load(tmp_path: Path) -> None:
     (bundle / "model.tflite").write_bytes(bytes(data))
     with pytest.raises(BundleError, match=r"^model\.tflite: sha256 mismatch"):
         coldstart.measure_phases(bundle, "onnxruntime", key, user)
+
+
+def test_refresh_replaces_only_the_cold_start_section(tmp_path: Path) -> None:
+    before = "# privrec bench: latency\n\n## Targets\n\nkept as measured\n\n"
+    (tmp_path / "report.md").write_text(before + "## Cold start: signed bundle on disk → first recommendation\n\nold\n")
+    (tmp_path / "result.json").write_text(json.dumps({"rows": [1, 2], "cold_start": {"rows": []}}))
+    coldstart.refresh_report(tmp_path, PLAN)
+    report = (tmp_path / "report.md").read_text()
+    assert report.startswith(before + "## Cold start: signed bundle on disk") and "\nold\n" not in report
+    assert "load average (1, 5, 15 min)" in report and "| 120 | litert | warm |" in report
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert saved["rows"] == [1, 2] and saved["cold_start"]["measured"]["utc"].endswith("UTC")
+    with pytest.raises(ValueError, match=r"has no section starting '## Cold start"):
+        (tmp_path / "report.md").write_text(before)
+        coldstart.refresh_report(tmp_path, PLAN)
