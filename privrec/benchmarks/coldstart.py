@@ -15,8 +15,11 @@ What an app does at start-up, timed phase by phase with the runtime's own code:
 ``total`` = the three. After them, the two checks inside ``load`` are timed again on their own, so the
 table can say where ``load``'s time goes: ``signature`` (read + Ed25519 check + parse of the manifest) and
 ``hash`` (sha256 and size of the runtime's files); ``open`` = load - signature - hash (the runner, plus the
-weights header check). ``hash all`` is the sha256 of every listed file (what ``load`` did before it
-hashed only the runtime's files; ``privrec verify`` still does), timed for reference, not part of ``total``.
+weights header check). ``total CPU`` is the CPU time of the timing thread over ``total`` (both runtimes run
+on the calling thread here: one intra-op thread): the work start-up needs, which other jobs on a shared
+machine cannot inflate the way they inflate wall time (up to twice on this 2-core machine). ``hash all``
+is the sha256 of every listed file (what ``load`` did before it hashed only the runtime's files;
+``privrec verify`` still does), timed for reference, not part of ``total``.
 
 Two settings:
 
@@ -54,7 +57,7 @@ __all__ = ["COLD_FULL", "COLD_QUICK", "ColdStartPlan", "cold_start_markdown", "m
 
 #: runtime -> the package its runner imports (timed as part of a cold process's ``import``)
 _BACKEND_PACKAGE = {"onnxruntime": "onnxruntime", "litert": "ai_edge_litert.interpreter"}
-PHASES = ("load", "self_test", "first_recommend", "total", "signature", "hash", "open", "hash_all")
+PHASES = ("load", "self_test", "first_recommend", "total", "signature", "hash", "open", "hash_all", "total_cpu")
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ def measure_phases(bundle: Path, backend: str, public_key: Path, user: Any) -> d
     from privrec.runtime import Recommender
     from privrec.runtime.recommender import backend_files
 
+    c0 = time.thread_time()
     t0 = time.perf_counter()
     rec = Recommender.load(bundle, backend, public_key=public_key)  # type: ignore[arg-type]
     t1 = time.perf_counter()
@@ -98,6 +102,7 @@ def measure_phases(bundle: Path, backend: str, public_key: Path, user: Any) -> d
     t2 = time.perf_counter()
     rec.recommend(user)
     t3 = time.perf_counter()
+    c3 = time.thread_time()
     manifest = load_manifest(bundle, public_key=public_key, check_files=False)
     t4 = time.perf_counter()
     verify_files(bundle, manifest, only=[f for f in backend_files(manifest, backend) if f != GOLDEN_NAME])  # type: ignore[arg-type]
@@ -114,6 +119,7 @@ def measure_phases(bundle: Path, backend: str, public_key: Path, user: Any) -> d
         "hash": t5 - t4,
         "open": (t1 - t0) - (t4 - t3) - (t5 - t4),
         "hash_all": t6 - t5,
+        "total_cpu": c3 - c0,
     }
     return {k: v * 1e3 for k, v in ms.items()} | {"self_test_ok": bool(report["ok"])}
 
@@ -214,6 +220,7 @@ def run_cold_start(plan: ColdStartPlan) -> dict[str, Any]:
             "backend": r["backend"],
             "goal": f"warm-process load + self-test + first recommend ≤ {plan.target_ms:g} ms (int8, d = {plan.dim})",
             "measured_ms": r["total_ms"],
+            "cpu_ms": r.get("total_cpu_ms"),
             "limit_ms": plan.target_ms,
             "met": r["total_ms"] <= plan.target_ms,
             "ratio": r["total_ms"] / plan.target_ms,
@@ -281,7 +288,7 @@ def cold_start_markdown(result: dict[str, Any]) -> str:
             table(
                 result["acceptance"],
                 [("catalog", "items"), ("backend", "runtime"), ("goal", "goal"), ("measured_ms", "measured ms"),
-                 ("limit_ms", "limit ms"), ("met", "met"), ("ratio", "× limit")],
+                 ("limit_ms", "limit ms"), ("met", "met"), ("ratio", "× limit"), ("cpu_ms", "CPU ms (not judged)")],
             ),
             table(
                 result["rows"],
@@ -295,6 +302,7 @@ def cold_start_markdown(result: dict[str, Any]) -> str:
                     ("self_test_ms", "self-test ms"),
                     ("first_recommend_ms", "first recommend ms"),
                     ("total_ms", "total ms"),
+                    ("total_cpu_ms", "total CPU ms"),
                     ("signature_ms", "of load: signature ms"),
                     ("hash_ms", "of load: hash ms"),
                     ("open_ms", "of load: open ms"),
