@@ -521,7 +521,8 @@ def report(_: argparse.Namespace) -> dict[str, Any]:
             "The ratio depends on that choice: Flower's per-pass cost grows with virtual nodes × stored messages "
             "(below), so a larger cohort at the same device count widens it, while the in-process simulation's "
             f"round grows with the cohort only. The whole `flwr run` took {r['flower_wall_s']:.0f} s: Ray's start, "
-            f"the partition query to all {r['population']:,} nodes, {r['rounds']} rounds and the held-out evaluation."
+            f"the partition query to all {r['population']:,} nodes, {r['rounds']} rounds and "
+            + ("writing the RUN_DIR." if r.get("flower_env_has_torch") is False else "the held-out evaluation.")
             + passes, ""]
     lines += ["## Where Flower's time goes", ""]
     if dispatch_file.is_file():
