@@ -243,15 +243,30 @@ def refresh_report(out: Path, plan: ColdStartPlan = COLD_FULL) -> dict[str, Any]
     For a start-up measured at a quieter moment than the rest of the suite; the section states when it was
     measured and the load average then, so the report says which figures come from which moment.
     """
-    result_path, report_path = out / "result.json", out / "report.md"
-    result: dict[str, Any] = json.loads(result_path.read_text())
-    report = report_path.read_text()
-    head = "## Cold start: signed bundle on disk"
-    if head not in report:
-        raise ValueError(f"{report_path} has no section starting {head!r}: run `privrec bench latency` first.")
-    result["cold_start"] = run_cold_start(plan)
-    report_path.write_text(report[: report.index(head)] + cold_start_markdown(result["cold_start"]))
-    result_path.write_text(json.dumps(result, indent=1, allow_nan=False, default=str) + "\n")
+    _section_start(out)  # fail before measuring
+    cold = run_cold_start(plan)
+    cold["measured"]["separately"] = True
+    return splice_cold_start(out, cold)
+
+
+def _section_start(out: Path) -> int:
+    report = (out / "report.md").read_text()
+    if _HEAD not in report:
+        raise ValueError(f"{out / 'report.md'} has no section starting {_HEAD!r}: run `privrec bench latency` first.")
+    return report.index(_HEAD)
+
+
+_HEAD = "## Cold start: signed bundle on disk"
+
+
+def splice_cold_start(out: Path, cold: dict[str, Any]) -> dict[str, Any]:
+    """Write ``cold`` (a :func:`run_cold_start` result) as the cold-start section of ``out/report.md`` and
+    the ``cold_start`` key of ``out/result.json``; everything before the section is kept byte for byte."""
+    result: dict[str, Any] = json.loads((out / "result.json").read_text())
+    report = (out / "report.md").read_text()
+    result["cold_start"] = cold
+    (out / "report.md").write_text(report[: _section_start(out)] + cold_start_markdown(cold))
+    (out / "result.json").write_text(json.dumps(result, indent=1, allow_nan=False, default=str) + "\n")
     return result
 
 
@@ -265,7 +280,14 @@ def _measured_line(when: dict[str, Any] | None) -> str:
     return (
         f"Measured {when['utc']}; load average (1, 5, 15 min) {fmt(when.get('load_average'))} at the start of this "
         f"section and {fmt(when.get('load_average_end'))} at its end (a shared 2-core machine: other jobs' load "
-        "lengthens every phase).\n"
+        "lengthens every phase)."
+        + (
+            " This section was measured on its own (`python -m privrec.benchmarks.coldstart`), after the rest of the "
+            "report, whose rows and load average are from the suite's run."
+            if when.get("separately")
+            else ""
+        )
+        + "\n"
     )
 
 
