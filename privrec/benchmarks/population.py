@@ -995,6 +995,15 @@ def _write_report(path: Path, result: dict[str, Any]) -> None:
             + f" of the central model (none above {max(r['ratio_to_central'] for r in offs):.2f}×): the references "
               "are the best *measured* within the compute budget (see the choices below), and a better-trained "
               "reference (many more rounds) would lower every synthetic ratio.")
+    same = [r for r in result["rows"] if r["epsilon_target"] == SELECT_EPSILON and r.get("ratio_to_same_off") is not None]
+    if same:
+        text = ", ".join(f"{r['ratio_to_same_off']:.2f} [{r['ratio_to_same_off_ci'][0]:.2f}, "
+                         f"{r['ratio_to_same_off_ci'][1]:.2f}] at N = {r['n_users']:,}" for r in same)
+        lines.append(f"- The noise alone, at ε = 1 (÷ DP off at the same shape): {text}."
+                     + (" Wherever it was measured the noise costs at most a few percent: the gap to the reference "
+                        "is the private layouts' capacity (genre-tied tables, C = 0.5) against the free d = 32 FedAdam "
+                        "table, which no ε = 1 candidate of this grid trains." if min(r["ratio_to_same_off"] for r in same)
+                        >= 0.9 else ""))
     lines += ["", "## Choices on validation items", "",
               "Every candidate of each N (test HR@10 shown for information; it never entered a choice). "
               f"{_selection_noise(result)}", "",
@@ -1011,7 +1020,9 @@ def _write_report(path: Path, result: dict[str, Any]) -> None:
               f"{INTERMEDIATE_TOP} shapes of each grid by validation at the nearest of those two N, and choose "
               "between them on their own validation items. N = 1,000,000 runs N = 100,000's chosen shapes (ε = 1 "
               "and DP off) without a grid there: a shape costs the same per round at any N (the cohort's work), "
-              "but the two cores shared with other jobs left no room for a third grid.", ""]
+              "but the two cores shared with other jobs left no room for a third grid. Where ε = 1's chosen shape is "
+              "not in the DP-off grid, DP off was also run at that shape when time allowed (N = 100,000 and "
+              "1,000,000), for the \"÷ same shape\" column; such a run is a DP-off candidate like the others.", ""]
     lines += ["## Cost", ""]
     fit = result["cost_fit"]
     exps = {k: v for k, v in fit.items() if k.endswith("_exponent")}

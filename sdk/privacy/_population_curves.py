@@ -11,27 +11,55 @@ CURVES: dict[str, Any] = {
    "expected_cohort": 169.8,
    "rounds": 150,
    "clip_norm": 0.5,
+   "layout": "tied4",
    "population": "real"
   },
   {
-   "n_users": 10000,
-   "expected_cohort": 150.0,
-   "rounds": 80,
+   "n_users": 2000,
+   "expected_cohort": 400.0,
+   "rounds": 100,
    "clip_norm": 0.5,
+   "layout": "tied+free16",
+   "population": "synthetic"
+  },
+  {
+   "n_users": 3000,
+   "expected_cohort": 400.0,
+   "rounds": 100,
+   "clip_norm": 0.5,
+   "layout": "tied+free16",
+   "population": "synthetic"
+  },
+  {
+   "n_users": 5000,
+   "expected_cohort": 400.0,
+   "rounds": 100,
+   "clip_norm": 0.5,
+   "layout": "tied+free16",
+   "population": "synthetic"
+  },
+  {
+   "n_users": 10000,
+   "expected_cohort": 400.0,
+   "rounds": 100,
+   "clip_norm": 0.5,
+   "layout": "tied+free16",
    "population": "synthetic"
   },
   {
    "n_users": 100000,
-   "expected_cohort": 150.0,
+   "expected_cohort": 600.0,
    "rounds": 80,
    "clip_norm": 0.5,
+   "layout": "tied4",
    "population": "synthetic"
   },
   {
    "n_users": 1000000,
-   "expected_cohort": 150.0,
+   "expected_cohort": 600.0,
    "rounds": 80,
    "clip_norm": 0.5,
+   "layout": "tied4",
    "population": "synthetic"
   }
  ],
@@ -79,10 +107,10 @@ CURVES: dict[str, Any] = {
   {
    "n_users": 943,
    "epsilon": 8.0,
-   "ratio_to_off": 0.8216080402010052,
+   "ratio_to_off": 0.8869346733668343,
    "ratio_to_off_ci": [
-    0.6956091545256397,
-    0.9667566739236118
+    0.7711815750679224,
+    1.0236444427778608
    ],
    "population": "real"
   },
@@ -97,52 +125,112 @@ CURVES: dict[str, Any] = {
    "population": "real"
   },
   {
+   "n_users": 2000,
+   "epsilon": 1.0,
+   "ratio_to_off": 0.8220858895705522,
+   "ratio_to_off_ci": [
+    0.7042970986829548,
+    0.9589773083760322
+   ],
+   "population": "synthetic"
+  },
+  {
+   "n_users": 2000,
+   "epsilon": None,
+   "ratio_to_off": 1.0,
+   "ratio_to_off_ci": [
+    1.0,
+    1.0
+   ],
+   "population": "synthetic"
+  },
+  {
+   "n_users": 3000,
+   "epsilon": 1.0,
+   "ratio_to_off": 0.8692810457516341,
+   "ratio_to_off_ci": [
+    0.7362533692722373,
+    1.0215987210231814
+   ],
+   "population": "synthetic"
+  },
+  {
+   "n_users": 3000,
+   "epsilon": None,
+   "ratio_to_off": 1.0,
+   "ratio_to_off_ci": [
+    1.0,
+    1.0
+   ],
+   "population": "synthetic"
+  },
+  {
+   "n_users": 5000,
+   "epsilon": 1.0,
+   "ratio_to_off": 0.8509316770186336,
+   "ratio_to_off_ci": [
+    0.730056942387702,
+    0.9793138875767595
+   ],
+   "population": "synthetic"
+  },
+  {
+   "n_users": 5000,
+   "epsilon": None,
+   "ratio_to_off": 1.0,
+   "ratio_to_off_ci": [
+    1.0,
+    1.0
+   ],
+   "population": "synthetic"
+  },
+  {
    "n_users": 10000,
    "epsilon": 0.5,
-   "ratio_to_off": 0.9609375000000001,
+   "ratio_to_off": 0.8333333333333333,
    "ratio_to_off_ci": [
-    0.8732368089131807,
-    1.0615384615384615
+    0.7150955149501662,
+    0.9697026657552973
    ],
    "population": "synthetic"
   },
   {
    "n_users": 10000,
    "epsilon": 1.0,
-   "ratio_to_off": 0.96875,
+   "ratio_to_off": 0.8209876543209877,
    "ratio_to_off_ci": [
-    0.880594668168591,
-    1.0660396850148137
+    0.6969505178365938,
+    0.9710299105766265
    ],
    "population": "synthetic"
   },
   {
    "n_users": 10000,
    "epsilon": 2.0,
-   "ratio_to_off": 0.9765625,
+   "ratio_to_off": 0.8148148148148148,
    "ratio_to_off_ci": [
-    0.8907501686806109,
-    1.0708802024746906
+    0.6936208394725906,
+    0.9524175824175822
    ],
    "population": "synthetic"
   },
   {
    "n_users": 10000,
    "epsilon": 4.0,
-   "ratio_to_off": 1.0,
+   "ratio_to_off": 0.8209876543209877,
    "ratio_to_off_ci": [
-    0.9144736842105263,
-    1.0948482008995502
+    0.7038886067377689,
+    0.9583405172413791
    ],
    "population": "synthetic"
   },
   {
    "n_users": 10000,
    "epsilon": 8.0,
-   "ratio_to_off": 0.9921875,
+   "ratio_to_off": 0.8271604938271605,
    "ratio_to_off_ci": [
-    0.9119987421383648,
-    1.0787453377538334
+    0.7106840911434169,
+    0.9608092918696141
    ],
    "population": "synthetic"
   },
@@ -159,50 +247,50 @@ CURVES: dict[str, Any] = {
   {
    "n_users": 100000,
    "epsilon": 0.5,
-   "ratio_to_off": 0.9844961240310078,
+   "ratio_to_off": 0.7696969696969697,
    "ratio_to_off_ci": [
-    0.8897623320981936,
-    1.089289343786295
+    0.6598958605892512,
+    0.891025641025641
    ],
    "population": "synthetic"
   },
   {
    "n_users": 100000,
    "epsilon": 1.0,
-   "ratio_to_off": 0.9844961240310078,
+   "ratio_to_off": 0.7393939393939394,
    "ratio_to_off_ci": [
-    0.894355527102006,
-    1.0893840799031471
+    0.632730402542373,
+    0.8571428571428571
    ],
    "population": "synthetic"
   },
   {
    "n_users": 100000,
    "epsilon": 2.0,
-   "ratio_to_off": 0.9844961240310078,
+   "ratio_to_off": 0.7575757575757576,
    "ratio_to_off_ci": [
-    0.8940397350993377,
-    1.0849106784423925
+    0.6499929378531073,
+    0.8742334905660375
    ],
    "population": "synthetic"
   },
   {
    "n_users": 100000,
    "epsilon": 4.0,
-   "ratio_to_off": 1.0,
+   "ratio_to_off": 0.7636363636363637,
    "ratio_to_off_ci": [
-    0.9105507796881248,
-    1.0984875160051217
+    0.6555459770114943,
+    0.8838895781637717
    ],
    "population": "synthetic"
   },
   {
    "n_users": 100000,
    "epsilon": 8.0,
-   "ratio_to_off": 1.0077519379844961,
+   "ratio_to_off": 0.7636363636363637,
    "ratio_to_off_ci": [
-    0.9274090534494938,
-    1.100021008403361
+    0.6555459770114943,
+    0.8838895781637717
    ],
    "population": "synthetic"
   },
@@ -218,11 +306,51 @@ CURVES: dict[str, Any] = {
   },
   {
    "n_users": 1000000,
-   "epsilon": 1.0,
-   "ratio_to_off": 0.9918699186991868,
+   "epsilon": 0.5,
+   "ratio_to_off": 0.7484662576687117,
    "ratio_to_off_ci": [
-    0.8970461460446246,
-    1.0983791168217398
+    0.6411726998491705,
+    0.8662420382165605
+   ],
+   "population": "synthetic"
+  },
+  {
+   "n_users": 1000000,
+   "epsilon": 1.0,
+   "ratio_to_off": 0.7484662576687117,
+   "ratio_to_off_ci": [
+    0.6484659090909091,
+    0.8622765338887441
+   ],
+   "population": "synthetic"
+  },
+  {
+   "n_users": 1000000,
+   "epsilon": 2.0,
+   "ratio_to_off": 0.7423312883435583,
+   "ratio_to_off_ci": [
+    0.6405210398766248,
+    0.8552652267461106
+   ],
+   "population": "synthetic"
+  },
+  {
+   "n_users": 1000000,
+   "epsilon": 4.0,
+   "ratio_to_off": 0.7546012269938651,
+   "ratio_to_off_ci": [
+    0.6510378143491123,
+    0.8682674125433343
+   ],
+   "population": "synthetic"
+  },
+  {
+   "n_users": 1000000,
+   "epsilon": 8.0,
+   "ratio_to_off": 0.7607361963190185,
+   "ratio_to_off_ci": [
+    0.6545279720279721,
+    0.8742702095808381
    ],
    "population": "synthetic"
   },
