@@ -1095,6 +1095,9 @@ def _plot_ratio(path: Path, result: dict[str, Any]) -> None:
         label = f"N = {n:,}" + (" (real)" if pts[0]["population"] == "real" else "")
         ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=label)
     ax.set_xscale("log")
+    finite = [e for e in EPSILONS if math.isfinite(e)]
+    ax.set_xticks(finite, [f"{e:g}" for e in finite])
+    ax.minorticks_off()
     ax.set_xlabel("ε (δ = N^-1.1; real: 1e-4)")
     ax.set_title("ε's shape = ε = 1's shape chosen at that N")
     at1 = sorted((r for r in result["rows"] if r["epsilon_target"] == 1.0 and r.get("ratio_to_off") is not None),
