@@ -855,7 +855,7 @@ def _cost_fit(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if syn:
         big = max(r["n_users"] for r in syn)
-        out["largest_n"] = {str(_fmt_eps(r["epsilon_target"])): {
+        out["largest_n"] = {f"{_fmt_eps(r['epsilon_target'])} ({_shape_text(dict(r, rounds=r['planned_rounds']))})": {
             "n_users": big, "rounds": r["rounds"], "train_seconds": r["train_seconds"], "job_seconds": r["seconds"],
             "peak_rss_mb": r["peak_rss_mb"]} for r in syn if r["n_users"] == big}
     cohorts = [r["mean_cohort"] for r in syn]
