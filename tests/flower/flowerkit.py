@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from privrec.benchmarks.flower_app import free_port, toml_value, wait_for_port
+from privrec.benchmarks.flower_app import REFERENCE_PYTHON, free_port, toml_value, wait_for_port
 
 __all__ = ["APP", "BIN", "Flower", "free_port", "in_process_reference", "reference_python", "stop", "superlink"]
 
@@ -27,12 +27,12 @@ BIN = Path(sys.executable).parent
 
 
 def reference_python() -> Path:
-    """The Python of ``privrec[train]`` (torch) that computes the in-process reference: ``PRIVREC_REFERENCE_PYTHON``,
-    else the repository's ``.venv``. Flower's environment has no torch, by design."""
-    path = Path(os.environ.get("PRIVREC_REFERENCE_PYTHON", ROOT / ".venv" / "bin" / "python"))
-    if not path.is_file():
-        raise FileNotFoundError(f"no reference Python at {path}: build .venv (make test does) or set PRIVREC_REFERENCE_PYTHON.")
-    return path
+    """The Python of ``privrec[train]`` (torch) that computes the in-process reference: the Flower bench's
+    :data:`~privrec.benchmarks.flower_app.REFERENCE_PYTHON`. Flower's environment has no torch, by design."""
+    if not REFERENCE_PYTHON.is_file():
+        raise FileNotFoundError(f"no reference Python at {REFERENCE_PYTHON}: build .venv (make test does) or set "
+                                "PRIVREC_REFERENCE_PYTHON.")
+    return REFERENCE_PYTHON
 
 
 def in_process_reference(spec: dict[str, Any], work: Path) -> dict[str, Any]:
