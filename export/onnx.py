@@ -22,15 +22,14 @@ fine-tune ``steps`` are fixed at export (the steps are unrolled).
 
 ``score`` and ``recommend`` come from the fast-path builders of :mod:`privrec.export.onnx_int8`:
 
-- ``int8`` stores the item table **transposed**, ``item_embedding_t int8[d, num_items]``, next to
-  ``item_scale`` and ``item_bias`` (one byte per weight; ``weights.safetensors`` keeps ``item_embedding
-  int8[num_items, d]``, the bundle contract). The user vector is quantized in two int8 levels inside the
-  graph and multiplied with ``MatMulInteger``; the per-row scale is applied to the ``N`` outputs, so the
-  table is never dequantized (max abs error about 5e-5 at d = 32, inside the 2e-2 int8 tolerance).
-  ``recommend`` scans the whole table; ``score`` takes the per-id columns for a short ``item_ids``
-  (``N * 256 < num_items``) and the catalog scan for a long one (an ``If`` on ``N``: the scan costs the
-  same whatever ``N``, so it only pays off for long lists; measurements in ``onnx_int8.add_int8_score``).
-  ``finetune`` gathers its ``M`` columns in int8 and dequantizes only those.
+- ``int8`` stores the item table as uint8 rows, ``item_embedding_u8 uint8[num_items, 1, d]`` (the int8
+  values + 128; ``weights.safetensors`` keeps ``item_embedding int8[num_items, d]``, the bundle contract),
+  next to ``item_scale`` and ``item_bias`` (one byte per weight). ``recommend`` scans the table once with
+  ``MatMulNBits`` (an integer GEMV), then re-ranks exactly the few items a proven threshold leaves
+  (:func:`privrec.export.onnx_int8.add_int8_recommend`); ``score`` computes a short ``item_ids`` list
+  exactly from its gathered rows and a long one (``N * 256 ≥ num_items``) by a two-level catalog scan
+  (an ``If`` on ``N``: the scan costs the same whatever ``N``, so it only pays off for long lists);
+  ``finetune`` gathers its ``M`` rows and dequantizes only those. The table is never dequantized whole.
 - ``float32`` feeds ``MatMul`` the user as a ``[d, 1]`` column: onnxruntime 1.32 runs
   ``MatMul(V [n, d], u [d])`` with a 1-D ``u`` about 180x slower (it misses the GEMV kernel). ``score``
   has the same ``If`` on ``N`` (``N * 16 < num_items``: gathered rows, else the scan).
@@ -55,14 +54,16 @@ from privrec.sdk.quantize import Int4ItemModel, QuantizedItemModel
 from .base import ArtifactRecord, Exportable, ExportConfig, Precision, register_exporter
 from .manifest import bundle_signatures
 from .onnx_int8 import (
-    TABLE_T,
+    TABLE_U8,
     OnnxGraph,
     add_float_recommend,
     add_float_score,
     add_int8_recommend,
     add_int8_score,
     int8_rows,
-    transposed_table,
+    l1_bound,
+    offset_table,
+    opset_imports,
 )
 from .onnx_runner import GRAPH_FILES, OnnxRunner, load_runner
 
@@ -80,7 +81,7 @@ _Graph = OnnxGraph
 
 def _weight_arrays(model: Exportable) -> dict[str, NDArray[Any]]:
     if isinstance(model, QuantizedItemModel):
-        return {TABLE_T: transposed_table(model), "item_scale": model.item_scale, "item_bias": model.item_bias}
+        return {TABLE_U8: offset_table(model), "item_scale": model.item_scale, "item_bias": model.item_bias}
     return {"item_embedding": model.item_embedding, "item_bias": model.item_bias}
 
 
@@ -108,30 +109,30 @@ def _write_external(path: Path, arrays: dict[str, NDArray[Any]]) -> list[TensorP
     return protos
 
 
-def _rows(g: _Graph, ids: str, int8: bool) -> tuple[str, str]:
-    """``(V[ids] f32[M, d], b[ids] f32[M])``; int8 columns are gathered in int8, then dequantized."""
+def _rows(g: _Graph, ids: str, int8_dim: int | None) -> tuple[str, str]:
+    """``(V[ids] f32[M, d], b[ids] f32[M])``; int8 (``int8_dim`` = d) rows are gathered in uint8, then dequantized."""
     bias = g.op("Gather", "item_bias", ids, axis=0)
-    if not int8:
+    if int8_dim is None:
         return g.op("Gather", "item_embedding", ids, axis=0), bias
-    return int8_rows(g, ids), bias
+    return int8_rows(g, ids, dim=int8_dim), bias
 
 
-def _score_graph(g: _Graph, int8: bool, dim: int) -> None:
-    if int8:
-        add_int8_score(g, dim=dim)
+def _score_graph(g: _Graph, model: Exportable) -> None:
+    if isinstance(model, QuantizedItemModel):
+        add_int8_score(g, num_items=model.num_items, dim=model.dim)
     else:
         add_float_score(g)
 
 
-def _recommend_graph(g: _Graph, int8: bool, dim: int, top_k: int) -> None:
-    if int8:
-        add_int8_recommend(g, dim=dim, top_k=top_k)
+def _recommend_graph(g: _Graph, model: Exportable, top_k: int) -> None:
+    if isinstance(model, QuantizedItemModel):
+        add_int8_recommend(g, num_items=model.num_items, dim=model.dim, top_k=top_k, l1_max=l1_bound(model))
     else:
         add_float_recommend(g, top_k=top_k)
 
 
-def _finetune_graph(g: _Graph, int8: bool, steps: int) -> None:
-    rows, bias = _rows(g, "item_ids", int8)
+def _finetune_graph(g: _Graph, int8_dim: int | None, steps: int) -> None:
+    rows, bias = _rows(g, "item_ids", int8_dim)
     label_sum = g.op("ReduceSum", "labels", keepdims=1)
     y = g.op(
         "Div",
@@ -175,7 +176,7 @@ def _save(g: _Graph, path: Path, signature: str, inputs: Sequence[Any], outputs:
         [_value_info(t.name, t.dtype, t.shape, dyn) for t in outputs],
         initializer=g.initializers,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="privrec")
+    model = helper.make_model(graph, opset_imports=opset_imports(graph), producer_name="privrec")
     model.ir_version = IR_VERSION
     onnx.save_model(model, str(path))
     onnx.checker.check_model(str(path))  # path form: resolves the external data next to the graph
@@ -196,9 +197,9 @@ def export(model: Exportable, bundle_dir: Path, config: ExportConfig) -> Artifac
     weights = _write_external(bundle_dir / WEIGHTS_FILE, _weight_arrays(model))
     signatures = bundle_signatures(model.dim, model.num_items, config.top_k)
     builders: dict[str, Callable[[_Graph], None]] = {
-        "score": lambda g: _score_graph(g, int8, model.dim),
-        "recommend": lambda g: _recommend_graph(g, int8, model.dim, config.top_k),
-        "finetune": lambda g: _finetune_graph(g, int8, config.finetune_steps),
+        "score": lambda g: _score_graph(g, model),
+        "recommend": lambda g: _recommend_graph(g, model, config.top_k),
+        "finetune": lambda g: _finetune_graph(g, model.dim if int8 else None, config.finetune_steps),
     }
     for name, build in builders.items():
         g = _Graph(weights)

@@ -173,7 +173,7 @@ def export_int4(model: Int4ItemModel, bundle_dir: Path, config: ExportConfig) ->
     builders: dict[str, Callable[[OnnxGraph], None]] = {
         "score": add_float_score,
         "recommend": lambda g: add_float_recommend(g, top_k=config.top_k),
-        "finetune": lambda g: _finetune_graph(g, False, config.finetune_steps),
+        "finetune": lambda g: _finetune_graph(g, None, config.finetune_steps),
     }
     for name, build in builders.items():
         g = OnnxGraph(weights)

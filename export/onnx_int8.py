@@ -1,34 +1,36 @@
 """The ONNX int8 fast path: full-catalog scoring that never dequantizes the item table.
 
-:mod:`privrec.export.onnx` (int8) computes ``V = cast(q) * scale`` over the whole table on every
-``recommend`` call: a float32 copy of the table (4 bytes per weight written, then read again) before the
-product. This module builds the same signatures from integer kernels instead:
+A naive int8 export computes ``V = cast(q) * scale`` over the whole table on every ``recommend`` call: a
+float32 copy of the table (4 bytes per weight written, then read again) before the product. This module
+builds the signatures from integer kernels instead:
 
-- the item table is stored **transposed**, ``item_embedding_t int8[d, num_items]`` (``TABLE_T``): onnxruntime's
-  ``MatMulInteger`` (MLAS u8s8 GEMM) runs ``[2, d] x [d, n]`` about 3x faster than ``[n, d] x [d, 1]``
-  (0.27 ms vs 0.83 ms for 100k x 32, one thread, onnxruntime 1.32), because the packed operand is then
-  the 2-row user block, not the table;
-- the user vector is quantized **in two levels** (``hi = round(u / s1)``, ``s1 = max|u| / 127``, then the
-  residual ``r = u - s1 * hi``, ``|r| ≤ s1 / 2``, with the fixed scale ``s2 = s1 / 254``), stacked as a
-  uint8 ``[2, d]`` block with zero point 128, so one pass over the int8 table gives
-  ``u · q_i ≈ s1 (hi · q_i) + s2 (lo · q_i)`` with a relative error of about ``1 / 127²`` instead of
-  ``1 / 127`` (max abs error 5e-5 vs 1.3e-2 at d = 32 with ``u ~ N(0, 1)``: a plain
-  ``DynamicQuantizeLinear`` is too close to the 2e-2 int8 tolerance);
-- the per-row scale is applied to the ``n`` outputs, never to the ``n x d`` table:
-  ``scores = (s1 * acc[0] + s2 * acc[1]) * item_scale + item_bias``.
+- the item table is stored as **uint8 rows** ``item_embedding_u8 uint8[num_items, 1, d]`` (``TABLE_U8``:
+  the int8 values + 128, the layout of onnxruntime's ``com.microsoft`` ``MatMulNBits`` with 8 bits and one
+  block of ``d`` per row; its per-block scale is then the per-row scale);
+- ``recommend`` (:func:`add_int8_recommend`) scans with **one** ``MatMulNBits`` on the user rounded to int8
+  levels (``accuracy_level`` 4: MLAS quantizes the input per block and runs an integer GEMV over the
+  table, 1 byte per weight read: about 0.2 ms for 100k x 32 on one x86 core, against 0.43 ms for
+  ``MatMulInteger`` and 0.26 ms more for a ``TopK`` over 100k scores), bounds the scan's error, and
+  re-ranks exactly the few items that a proven threshold leaves: ``top_scores`` exact, ``top_ids`` the
+  exact top-K;
+- ``score`` (:func:`add_int8_score`) computes a short id list exactly from its gathered rows and scans the
+  catalog for a long one, in two levels (``u = s1 hi + resid``: two ``MatMulNBits`` calls; max abs error
+  about 1e-4 at d = 32 with ``u ~ N(0, 1)``; one level alone is about 1e-2, too close to the 2e-2 int8
+  tolerance);
+- ``MatMulNBits`` takes block sizes that are powers of two ≥ 16; for any other ``d``
+  (:func:`uses_matmul_nbits`) the scans use standard ``MatMulInteger`` over the same table (the two levels
+  as a uint8 ``[d, 2]`` block, zero point 128), same results, about 3x slower.
 
-All ops are standard ONNX (opset 17: ``Abs``, ``ReduceMax``, ``Round``, ``Cast``, ``MatMulInteger``,
-``TopK``, …), so onnxruntime mobile runs them; ``com.microsoft`` ``MatMulIntegerToFloat`` and
-``DynamicQuantizeMatMul`` were measured slower here (0.99 / 0.93 ms vs 0.82 ms for the single-level
-``MatMulInteger`` graph).
+``MatMulNBits`` needs onnxruntime's weight prepacking (without it the op falls back to a float kernel,
+25x slower), so the ``score`` and ``recommend`` sessions prepack (:data:`privrec.export.onnx_runner.SESSION_SETTINGS`).
+It is not a standard ONNX op: onnxruntime (CPU, mobile, and onnxruntime-web, which runs it in float32)
+implements it; the float32 and int4 artifacts use standard ops only.
 
 Wired into :mod:`privrec.export.onnx` (the graph builders take any object with ``op``, ``op_multi``,
-``const`` and ``output`` like its ``_Graph``): the int8 bundle stores :func:`transposed_table` as the
-initializer ``TABLE_T`` instead of ``item_embedding``, builds ``score`` with :func:`add_int8_score`,
-``recommend`` with :func:`add_int8_recommend`, and takes ``finetune``'s rows from :func:`int8_rows`.
-float32 has the same kind of fix (:func:`add_float_score`, :func:`add_float_recommend`): the user vector as
-a ``[d, 1]`` column instead of a 1-D input to ``MatMul``. ``score`` (both precisions) branches on ``N``
-with an ``If``: per id for short lists, one catalog scan for long ones (:func:`add_int8_score`).
+``const`` and ``output`` like its ``_Graph``): the int8 bundle stores :func:`offset_table` as ``TABLE_U8``,
+builds ``score`` with :func:`add_int8_score`, ``recommend`` with :func:`add_int8_recommend`, and takes
+``finetune``'s rows from :func:`int8_rows`. float32 has the same kind of fix (:func:`add_float_score`,
+:func:`add_float_recommend`): the user vector as a ``[d, 1]`` column instead of a 1-D input to ``MatMul``.
 :func:`build_fast_models` builds the same ``score``/``recommend`` graphs as standalone models (weights
 embedded; the tests and the size benchmark use them).
 """
@@ -50,27 +52,36 @@ from privrec.sdk.quantize import QuantizedItemModel
 __all__ = [
     "FLOAT_SCAN_RATIO",
     "INT8_SCAN_RATIO",
+    "MS_DOMAIN",
     "OPSET",
-    "TABLE_T",
+    "SCAN_SLACK",
+    "TABLE_U8",
     "GraphBuilder",
     "Int8FastRunner",
     "add_float_recommend",
     "add_float_score",
     "add_int8_recommend",
     "add_int8_score",
+    "block_size",
     "build_fast_models",
     "build_int8_models",
     "float_catalog_scores",
     "int8_catalog_scores",
     "int8_rows",
-    "transposed_table",
+    "l1_bound",
+    "offset_table",
+    "opset_imports",
+    "uses_matmul_nbits",
 ]
 
 OPSET = 17
-TABLE_T = "item_embedding_t"
+MS_DOMAIN = "com.microsoft"
+TABLE_U8 = "item_embedding_u8"
 _ZERO_POINT = 128  # uint8 zero point: symmetric int8 values shifted into [1, 255]
 INT8_SCAN_RATIO = 256  # int8 `score` scans the catalog once N >= num_items / 256 (see add_int8_score)
 FLOAT_SCAN_RATIO = 16  # float32 `score` scans the catalog once N >= num_items / 16 (see add_float_score)
+#: E = max|u| * L1MAX * SCAN_SLACK bounds |scan - exact| per item (see add_int8_recommend for the argument).
+SCAN_SLACK = 1.0 / 127.0 + 1e-5
 
 
 class GraphBuilder(Protocol):
@@ -85,11 +96,32 @@ class GraphBuilder(Protocol):
     def output(self, src: str, name: str) -> None: ...
 
 
-def transposed_table(model: QuantizedItemModel) -> NDArray[np.int8]:
-    """``item_embedding.T`` as a contiguous ``int8[d, num_items]`` (the ``TABLE_T`` initializer)."""
+def offset_table(model: QuantizedItemModel) -> NDArray[np.uint8]:
+    """``item_embedding + 128`` as a contiguous ``uint8[num_items, 1, d]`` (the ``TABLE_U8`` initializer).
+
+    One byte per weight, the rows in the order of ``weights.safetensors``; the middle axis of 1 is the
+    layout ``MatMulNBits`` reads (``[N, blocks per column, bytes per block]`` with one block of ``d``).
+    """
     if not isinstance(model, QuantizedItemModel):
         raise TypeError(f"`model` must be a QuantizedItemModel. Found {type(model).__name__}.")
-    return np.ascontiguousarray(model.item_embedding.T)
+    n, d = model.item_embedding.shape
+    return (model.item_embedding.astype(np.int16) + _ZERO_POINT).astype(np.uint8).reshape(n, 1, d)
+
+
+def uses_matmul_nbits(dim: int) -> bool:
+    """``MatMulNBits`` takes one block per row when ``d`` is a power of two ≥ 16 (its block sizes); else the
+    graphs scan with ``MatMulInteger`` (same results within the int8 tolerance, about 2.5x slower)."""
+    return dim >= 16 and dim & (dim - 1) == 0
+
+
+def l1_bound(model: QuantizedItemModel) -> NDArray[np.float32]:
+    """``f32[1]``: ``max_i scale_i * sum_k |q_ik|`` (the largest row L1 norm), rounded up to float32."""
+    rows = np.abs(model.item_embedding.astype(np.float64)).sum(axis=1) * model.item_scale.astype(np.float64)
+    exact = float(rows.max(initial=0.0))
+    top = np.float32(exact)
+    if float(top) < exact:
+        top = np.nextafter(top, np.float32(np.inf))
+    return np.array([top], np.float32)
 
 
 class _Branch:
@@ -141,39 +173,67 @@ def _if_short_list(
     return g.op("If", cond, then_branch=then_b.graph(by_id(then_b)), else_branch=else_b.graph(scan(else_b)))
 
 
-def _user_block(g: GraphBuilder, user: str, dim: int) -> tuple[str, str]:
-    """Two-level quantization of ``user``: ``(uint8 [2, d] (zero point 128), scales f32 [2])``, ``u ≈ scales @ (block - 128)``.
+class _Split:
+    """The user vector in two levels: ``u = s1 * hi + resid`` with integer ``hi`` in [-127, 127].
 
-    ``x = u / s1`` with ``s1 = max|u| / 127``; ``hi = round(x)``; ``lo = round(254 (x - hi))``, so
-    ``u ≈ s1 hi + (s1 / 254) lo``. ``|x - hi| ≤ ½`` keeps ``lo`` in ``[-127, 127]``, and the error bound,
-    ``s1 / 508`` per coordinate, is the one a second measured scale ``max|r| / 127`` would give in the
-    worst case — with 14 graph nodes instead of 23 (about 1.5 us each in onnxruntime).
+    ``peak = max|u|`` (at least 1e-30), ``s1 = peak / 127``, ``hi = round(u / s1)``, so ``|resid| ≤ s1 / 2``
+    per coordinate and ``s1 * hi`` is exactly representable by any symmetric int8 quantizer (its own scale
+    is ``s1`` again).
     """
-    peak = g.op("Max", g.op("ReduceMax", g.op("Abs", user), keepdims=1), g.const("tiny", np.array([1e-30], np.float32)))
-    s1 = g.op("Div", peak, g.const("c127", np.array([127.0], np.float32)))  # [1]
-    x = g.op("Div", user, s1)  # [d], in [-127, 127]
-    hi = g.op("Round", x)
-    lo = g.op("Round", g.op("Mul", g.op("Sub", x, hi), g.const("c254", np.array([254.0], np.float32))))
-    levels = g.op("Reshape", g.op("Concat", hi, lo, axis=0), g.const("shape_2_d", np.array([2, dim], np.int64)))
+
+    def __init__(self, g: GraphBuilder, user: str) -> None:
+        tiny = g.const("tiny", np.array([1e-30], np.float32))
+        self.peak = g.op("Max", g.op("ReduceMax", g.op("Abs", user), keepdims=1), tiny)  # [1]
+        self.s1 = g.op("Div", self.peak, g.const("c127", np.array([127.0], np.float32)))  # [1]
+        self.x = g.op("Div", user, self.s1)  # [d], in [-127, 127]
+        self.hi = g.op("Round", self.x)  # [d], integers
+        self.u_hi = g.op("Mul", self.hi, self.s1)  # [d]
+        self.resid = g.op("Sub", user, self.u_hi)  # [d]
+
+
+def _nbits_dots(g: GraphBuilder, vec: str, num_items: int, dim: int, bias: str | None) -> str:
+    """``f32[N]``: ``V_i · vec (+ bias_i)`` for every row, one ``MatMulNBits`` (8 bits, one block per row).
+
+    ``accuracy_level=4`` lets onnxruntime quantize ``vec`` to int8 per block and run an integer GEMV over the
+    uint8 table (about 0.2 ms for 100k x 32 on one x86 core, the int8 memory floor's order); where that kernel
+    is missing (e.g. onnxruntime-web) it dequantizes block by block in float32 instead, which is exact.
+    """
+    row = g.op("Unsqueeze", vec, g.const("axis_0", np.array([0], np.int64)))  # [1, d]
+    inputs = [row, TABLE_U8, "item_scale"] + (["", "", bias] if bias is not None else [])
+    out = g.op("MatMulNBits", *inputs, domain=MS_DOMAIN, K=dim, N=num_items, bits=8, block_size=dim, accuracy_level=4)
+    return g.op("Reshape", out, g.const("shape_flat", np.array([-1], np.int64)))
+
+
+def _integer_dots(g: GraphBuilder, split: _Split, dim: int) -> str:
+    """``f32[N]``: ``V_i · u`` without the bias, from ``MatMulInteger`` over the uint8 table (any ``d``).
+
+    The two levels ``hi`` and ``lo = round(254 * (x - hi))`` form a uint8 ``[d, 2]`` block (zero point 128), so
+    ``u · q_i ≈ s1 (hi · q_i) + (s1 / 254) (lo · q_i)`` with a relative error of about ``1 / 127²``.
+    """
+    lo = g.op("Round", g.op("Mul", g.op("Sub", split.x, split.hi), g.const("c254", np.array([254.0], np.float32))))
+    levels = g.op("Reshape", g.op("Concat", split.hi, lo, axis=0), g.const("shape_2_d", np.array([2, dim], np.int64)))
     shifted = g.op("Add", levels, g.const("c128", np.array([float(_ZERO_POINT)], np.float32)))
-    block = g.op("Cast", shifted, to=TensorProto.UINT8)
-    scales = g.op("Mul", s1, g.const("level_scales", np.array([1.0, 1.0 / 254.0], np.float32)))  # [2]
-    return block, scales
-
-
-def _dots(g: GraphBuilder, user: str, table_t: str, dim: int) -> str:
-    """``f32[N]``: ``q[:, j] · user`` for every column ``j`` of the int8 ``table_t [d, N]`` (no row scale)."""
-    block, scales = _user_block(g, user, dim)
+    block = g.op("Transpose", g.op("Cast", shifted, to=TensorProto.UINT8), perm=[1, 0])  # [d, 2]
     zero_point = g.const("u_zero_point", np.array(_ZERO_POINT, np.uint8))
-    acc = g.op("Cast", g.op("MatMulInteger", block, table_t, zero_point), to=TensorProto.FLOAT)  # [2, N]
-    return g.op("MatMul", scales, acc)  # [2] x [2, N] -> [N]
+    table = g.op("Reshape", TABLE_U8, g.const("shape_rows", np.array([-1, dim], np.int64)))
+    acc = g.op("Cast", g.op("MatMulInteger", table, block, zero_point, zero_point), to=TensorProto.FLOAT)  # [N, 2]
+    scales = g.op("Mul", split.s1, g.const("level_scales", np.array([1.0, 1.0 / 254.0], np.float32)))  # [2]
+    dots = g.op("MatMul", acc, g.op("Unsqueeze", scales, g.const("axis_1", np.array([1], np.int64))))  # [N, 1]
+    return g.op("Mul", g.op("Reshape", dots, g.const("shape_flat", np.array([-1], np.int64))), "item_scale")
 
 
-def int8_catalog_scores(
-    g: GraphBuilder, *, dim: int, user: str = "user", scale: str = "item_scale", bias: str = "item_bias"
-) -> str:
-    """``f32[num_items]``: ``V · user + b`` over the whole catalog from ``TABLE_T``, table never dequantized."""
-    return g.op("Add", g.op("Mul", _dots(g, user, TABLE_T, dim), scale), bias)
+def int8_catalog_scores(g: GraphBuilder, *, num_items: int, dim: int, user: str = "user") -> str:
+    """``f32[num_items]``: ``V · user + b`` over the whole catalog in two levels (max error about ``|V|₁ max|u| / 127²``).
+
+    With ``MatMulNBits``: one call on ``s1 * hi`` (exact in its int8 quantization) and one on the residual
+    (quantized with its own scale, error ≤ ``s1 / 508`` per coordinate); else :func:`_integer_dots`.
+    """
+    split = _Split(g, user)
+    if uses_matmul_nbits(dim):
+        return g.op(
+            "Add", _nbits_dots(g, split.u_hi, num_items, dim, "item_bias"), _nbits_dots(g, split.resid, num_items, dim, None)
+        )
+    return g.op("Add", _integer_dots(g, split, dim), "item_bias")
 
 
 def take_1d(g: GraphBuilder, data: str, ids: str) -> str:
@@ -186,39 +246,49 @@ def take_1d(g: GraphBuilder, data: str, ids: str) -> str:
     return g.op("GatherElements", data, ids, axis=0)
 
 
-def _int8_scores_by_id(g: GraphBuilder, *, dim: int) -> str:
-    """``f32[N]``: ``V[item_ids] · user + b[item_ids]`` from the gathered int8 columns of ``TABLE_T`` (``[d, N]``)."""
-    cols = g.op("Gather", TABLE_T, "item_ids", axis=1)
-    scale = take_1d(g, "item_scale", "item_ids")
-    return g.op("Add", g.op("Mul", _dots(g, "user", cols, dim), scale), take_1d(g, "item_bias", "item_ids"))
+def int8_rows(g: GraphBuilder, ids: str, *, dim: int) -> str:
+    """``V[ids]`` as float32 ``[M, d]``: the ``M`` uint8 rows gathered, then ``(row - 128) * scale`` (for
+    ``finetune``: ``M`` is small, so dequantizing those rows is cheap)."""
+    scale = g.op("Unsqueeze", g.op("Gather", "item_scale", ids, axis=0), g.const("axis_1", np.array([1], np.int64)))
+    return g.op("Mul", _int_rows(g, ids, dim), scale)
 
 
-def add_int8_score(g: GraphBuilder, *, dim: int) -> None:
+def _int_rows(g: GraphBuilder, ids: str, dim: int) -> str:
+    """``q[ids]`` as float32 ``[M, d]`` (the integer values, no scale)."""
+    rows = g.op("Reshape", g.op("Gather", TABLE_U8, ids, axis=0), g.const("shape_rows", np.array([-1, dim], np.int64)))
+    return g.op("Sub", g.op("Cast", rows, to=TensorProto.FLOAT), g.const("c128", np.array([float(_ZERO_POINT)], np.float32)))
+
+
+def _exact_by_id(g: GraphBuilder, ids: str, *, dim: int, gather: Callable[[GraphBuilder, str, str], str]) -> str:
+    """``f32[M]``: ``(q[ids] · user) * scale[ids] + b[ids]`` in float32: exact up to float rounding."""
+    column = g.op("Unsqueeze", "user", g.const("axis_1", np.array([1], np.int64)))
+    dots = g.op("Reshape", g.op("MatMul", _int_rows(g, ids, dim), column), g.const("shape_flat", np.array([-1], np.int64)))
+    return g.op("Add", g.op("Mul", dots, gather(g, "item_scale", ids)), gather(g, "item_bias", ids))
+
+
+def add_int8_score(g: GraphBuilder, *, num_items: int, dim: int) -> None:
     """``score(user, item_ids) -> scores``: per id for a short list, by one catalog scan for a long one.
 
-    An ``If`` on ``N`` (``N * INT8_SCAN_RATIO < num_items``, ``num_items`` read from ``item_bias``'s shape, so
-    the graph has no baked-in catalog size) chooses between
+    An ``If`` on ``N`` (``N * INT8_SCAN_RATIO < num_items``, ``num_items`` read from ``item_bias``'s shape)
+    chooses between
 
-    - **by id**: gather the ``N`` int8 columns of ``TABLE_T`` (``[d, N]``), one ``MatMulInteger`` with the
-      user block, scale and bias gathered per id: about 15 us + 0.28 us per id at d = 32 (0.55 us at
-      d = 64), i.e. about 9 ns per int8 element gathered from the transposed table;
-    - **scan**: :func:`int8_catalog_scores` over the whole table, then :func:`take_1d` at ``item_ids``:
-      about 0.15 ms (d = 32) / 0.21 ms (d = 64) at 100k items whatever ``N`` (plus under 1 ns per id of
-      gather and copy), so it wins from ``N`` ≈ ``num_items / 200`` (d = 32) or ``/ 300`` (d = 64).
+    - **by id**: gather the ``N`` uint8 rows, ``(row - 128) · user`` in float32, times the row scale, plus
+      the bias: exact up to float rounding, a few hundred ns per id at d = 32;
+    - **scan**: :func:`int8_catalog_scores` over the whole table (two levels; max error about 1e-4 at
+      d = 32), then :func:`take_1d` at ``item_ids``: about 0.45 ms at 100k x 32 whatever ``N``.
 
-    Measured on onnxruntime 1.32, one thread, 100k / 10k / 1682 items. ``score`` is typically called on a
-    short candidate list (tens to hundreds of ids: a re-rank), where the by-id branch is 5-10x faster
-    than the scan at 100k items (17 us vs 0.15 ms for 10 ids), and on the whole catalog by
-    ``score``-then-top-K callers, where the scan is 30x faster than the by-id branch (1.0 ms vs 30 ms).
-    The ``If`` costs about 2-3 us. Both branches quantize the user identically and do the same
-    float32 operations per output, so a score does not depend on the branch taken.
+    So a score depends on the branch by at most the scan's error (well inside the 2e-2 int8 tolerance).
+    ``score`` is typically called on a short candidate list (a re-rank: the by-id branch) or on the whole
+    catalog by ``score``-then-top-K callers (the scan, 30x faster than the by-id branch there).
     """
 
     def scan(b: GraphBuilder) -> str:
-        return take_1d(b, int8_catalog_scores(b, dim=dim), "item_ids")
+        return take_1d(b, int8_catalog_scores(b, num_items=num_items, dim=dim), "item_ids")
 
-    scores = _if_short_list(g, lambda b: _int8_scores_by_id(b, dim=dim), scan, ratio=INT8_SCAN_RATIO)
-    g.output(scores, "scores")
+    def by_id(b: GraphBuilder) -> str:
+        return _exact_by_id(b, "item_ids", dim=dim, gather=take_1d)
+
+    g.output(_if_short_list(g, by_id, scan, ratio=INT8_SCAN_RATIO), "scores")
 
 
 def _add_top_k(g: GraphBuilder, scores: str, top_k: int) -> None:
@@ -227,16 +297,77 @@ def _add_top_k(g: GraphBuilder, scores: str, top_k: int) -> None:
     g.output(values, "top_scores")
 
 
-def add_int8_recommend(g: GraphBuilder, *, dim: int, top_k: int) -> None:
-    """``recommend(user, mask) -> top_ids, top_scores``; ``TopK`` keeps the lower index first on ties."""
-    _add_top_k(g, g.op("Add", int8_catalog_scores(g, dim=dim), "mask"), top_k)
+def block_size(num_items: int, top_k: int) -> int:
+    """The block length of :func:`add_int8_recommend`'s threshold: about ``sqrt(N)``, at most ``N // K`` so
+    that there are at least ``K`` blocks."""
+    return max(1, min(int(np.ceil(np.sqrt(num_items))), num_items // top_k))
 
 
-def int8_rows(g: GraphBuilder, ids: str) -> str:
-    """``V[ids]`` as float32 ``[M, d]`` from ``TABLE_T`` (for ``finetune``: M is small, so dequantizing is cheap)."""
-    cols = g.op("Cast", g.op("Gather", TABLE_T, ids, axis=1), to=TensorProto.FLOAT)  # [d, M]
-    scale = g.op("Unsqueeze", g.op("Gather", "item_scale", ids, axis=0), g.const("axis_1", np.array([1], np.int64)))
-    return g.op("Mul", g.op("Transpose", cols, perm=[1, 0]), scale)
+def add_int8_recommend(g: GraphBuilder, *, num_items: int, dim: int, top_k: int, l1_max: NDArray[np.float32]) -> None:
+    """``recommend(user, mask) -> top_ids, top_scores``: an approximate scan, a proven threshold, an exact re-rank.
+
+    1. **Scan**: ``scan_i = (s1 hi) · V_i + b_i + mask_i`` — one ``MatMulNBits`` over the uint8 table
+       (:func:`_nbits_dots`; for other ``d`` the two-level :func:`_integer_dots`), about 0.2 ms at 100k x 32.
+    2. **Bound**: ``|scan_i - exact_i| ≤ E = max|u| · L1MAX · SCAN_SLACK``, with ``L1MAX`` the largest row L1
+       norm (:func:`l1_bound`, a constant of the graph). Why: ``|u - s1 hi| ≤ s1 / 2 = max|u| / 254`` per
+       coordinate; a kernel that re-quantizes ``s1 hi`` symmetrically reproduces it exactly, and any other
+       int8 quantizer moves it by at most another ``max|u| / 254`` (hence ``1 / 127``); the integer
+       accumulation is exact and the ``1e-5`` covers the float rounding of the output scaling.
+    3. **Threshold**: the scan (padded with ``-inf``) viewed as blocks of :func:`block_size`; ``t`` = the
+       ``K``-th largest block maximum. ``t`` ≤ the ``K``-th largest scan value (``K`` distinct blocks each hold
+       a value ≥ ``t``), so every true top-``K`` item has ``scan ≥ exact - E ≥ exact_(K) - E ≥ scan_(K) - 2E
+       ≥ t - 2E = tau``. Only the blocks whose maximum reaches ``tau`` are searched for candidates.
+    4. **Re-rank**: the candidates (ascending ids) are rescored exactly in float32 (:func:`_exact_by_id`
+       plus ``mask``), and ``TopK`` takes the final ``K``: lower id first among equal scores, the rule of
+       docs/BUNDLE.md. ``top_scores`` are exact; ``top_ids`` are the exact top-``K``.
+
+    A full ``TopK`` over the catalog cost about 0.26 ms at 100k (onnxruntime 1.32), more than the scan;
+    steps 3-4 cost about 0.05 ms. With every item but a few masked with ``-inf``, ``t`` is ``-inf`` and every
+    real item becomes a candidate: slower, still exact.
+    """
+    split = _Split(g, "user")
+    if uses_matmul_nbits(dim):
+        scan = _nbits_dots(g, split.u_hi, num_items, dim, "item_bias")
+    else:
+        scan = g.op("Add", _integer_dots(g, split, dim), "item_bias")
+    scan = g.op("Add", scan, "mask")
+    slack = g.const("scan_slack", np.array([SCAN_SLACK], np.float32))
+    bound = g.op("Mul", g.op("Mul", split.peak, g.const("item_l1_max", l1_max)), slack)
+    ids = _candidates(g, scan, g.op("Add", bound, bound), num_items=num_items, top_k=top_k)
+    by_id = _exact_by_id(g, ids, dim=dim, gather=_gather_rows)
+    exact = g.op("Add", by_id, _gather_rows(g, "mask", ids))
+    values, pos = g.op_multi("TopK", [exact, g.const("k", np.array([top_k], np.int64))], 2, axis=0, largest=1, sorted=1)
+    g.output(g.op("Cast", _gather_rows(g, ids, pos), to=TensorProto.INT32), "top_ids")
+    g.output(values, "top_scores")
+
+
+def _gather_rows(g: GraphBuilder, data: str, ids: str) -> str:
+    return g.op("Gather", data, ids, axis=0)
+
+
+def _candidates(g: GraphBuilder, scan: str, margin: str, *, num_items: int, top_k: int) -> str:
+    """``i64[C]``, ascending: the ids whose ``scan`` reaches ``tau = t - margin`` (``t``: the ``K``-th largest
+    block maximum), found in the blocks whose maximum reaches ``tau``; ``C ≥ K``."""
+    flat = g.const("shape_flat", np.array([-1], np.int64))
+    width = block_size(num_items, top_k)
+    blocks = -(-num_items // width)
+    pad = blocks * width - num_items
+    if pad:
+        scan = g.op("Concat", scan, g.const(f"pad_{pad}", np.full(pad, -np.inf, np.float32)), axis=0)
+    grid = g.op("Reshape", scan, g.const("shape_blocks", np.array([blocks, width], np.int64)))  # [B, W]
+    block_max = g.op("ReduceMax", grid, axes=[1], keepdims=0)  # [B]
+    k = g.const("k", np.array([top_k], np.int64))
+    best = g.op_multi("TopK", [block_max, k], 2, axis=0, largest=1, sorted=1)[0]
+    tau = g.op("Sub", _gather_rows(g, best, g.const("last", np.array([top_k - 1], np.int64))), margin)  # [1]
+    chosen = g.op("Reshape", g.op("NonZero", g.op("GreaterOrEqual", block_max, tau)), flat)  # block numbers
+    where = g.op("NonZero", g.op("GreaterOrEqual", _gather_rows(g, grid, chosen), tau))  # [2, C], row-major
+    row, col = g.op_multi("Split", [where, g.const("split_1_1", np.array([1, 1], np.int64))], 2, axis=0)
+    starts = g.op("Mul", _gather_rows(g, chosen, g.op("Reshape", row, flat)), g.const("width", np.array([width], np.int64)))
+    ids = g.op("Add", starts, g.op("Reshape", col, flat))
+    if pad:  # only with t = -inf can a padding slot be a candidate
+        real = g.op("Less", ids, g.const("num_items", np.array([num_items], np.int64)))
+        ids = g.op("Compress", ids, real, axis=0)
+    return ids
 
 
 def _column(g: GraphBuilder, user: str) -> str:
@@ -325,13 +456,12 @@ def build_fast_models(model: ItemModel | QuantizedItemModel, *, top_k: int = 10)
     """Standalone fast ``score`` and ``recommend`` models: int8 (:func:`add_int8_score`, …) or float32."""
     if not isinstance(model, ItemModel | QuantizedItemModel):
         raise TypeError(f"`model` must be an ItemModel or a QuantizedItemModel. Found {type(model).__name__}.")
-    int8 = isinstance(model, QuantizedItemModel)
     n, d = model.num_items, model.dim
     if isinstance(top_k, bool) or not isinstance(top_k, int) or not 0 < top_k <= n:
         raise ValueError(f"`top_k` must be an int in [1, {n}] (the number of items). Found {top_k!r}.")
     arrays: dict[str, NDArray[Any]]
     if isinstance(model, QuantizedItemModel):
-        arrays = {TABLE_T: transposed_table(model), "item_scale": model.item_scale, "item_bias": model.item_bias}
+        arrays = {TABLE_U8: offset_table(model), "item_scale": model.item_scale, "item_bias": model.item_bias}
     else:
         arrays = {"item_embedding": model.item_embedding, "item_bias": model.item_bias}
     weights = [numpy_helper.from_array(a, name) for name, a in arrays.items()]
@@ -349,16 +479,38 @@ def build_fast_models(model: ItemModel | QuantizedItemModel, *, top_k: int = 10)
     models: dict[str, onnx.ModelProto] = {}
     for name, (inputs, outputs) in specs.items():
         g = OnnxGraph(weights)
-        if name == "score":
-            add_int8_score(g, dim=d) if int8 else add_float_score(g)
+        if isinstance(model, QuantizedItemModel):
+            if name == "score":
+                add_int8_score(g, num_items=n, dim=d)
+            else:
+                add_int8_recommend(g, num_items=n, dim=d, top_k=top_k, l1_max=l1_bound(model))
+        elif name == "score":
+            add_float_score(g)
         else:
-            add_int8_recommend(g, dim=d, top_k=top_k) if int8 else add_float_recommend(g, top_k=top_k)
+            add_float_recommend(g, top_k=top_k)
         graph = helper.make_graph(g.nodes, f"privrec_fast_{name}", inputs, outputs, initializer=g.initializers)
-        proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="privrec")
+        proto = helper.make_model(graph, opset_imports=opset_imports(graph), producer_name="privrec")
         proto.ir_version = 8
         onnx.checker.check_model(proto)
         models[name] = proto
     return models
+
+
+def opset_imports(graph: onnx.GraphProto) -> list[onnx.OperatorSetIdProto]:
+    """The default domain at :data:`OPSET`, plus ``com.microsoft`` version 1 when a node (or a subgraph's)
+    uses it (``MatMulNBits``)."""
+    domains: set[str] = set()
+
+    def visit(g: onnx.GraphProto) -> None:
+        for node in g.node:
+            domains.add(node.domain)
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.GRAPH:
+                    visit(attr.g)
+
+    visit(graph)
+    found = [helper.make_opsetid("", OPSET)]
+    return found + ([helper.make_opsetid(MS_DOMAIN, 1)] if MS_DOMAIN in domains else [])
 
 
 class Int8FastRunner:

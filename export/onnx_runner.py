@@ -100,14 +100,15 @@ class OnnxRunner:
 
 
 #: per signature: (graph optimization level, prepack constant weights). The exported graphs are already
-#: lean (no foldable constant chains, integer kernels chosen at export), so onnxruntime's graph passes and
-#: MLAS weight prepacking buy nothing per call here and cost session creation time: measured at 100k x 32
-#: int8, one thread, onnxruntime 1.32 (median per call, prepacked vs not: recommend 1.77 vs 1.27 ms, catalog
-#: score 1.47 vs 1.13 ms; float32 within noise), while creating the three sessions drops from ~13 ms to ~5 ms
-#: (prepacking the 3.2 MB transposed table is most of it).
+#: lean (no foldable constant chains, integer kernels chosen at export), so onnxruntime's graph passes buy
+#: nothing per call and cost session creation time. Prepacking: the int8 ``score`` and ``recommend`` scan
+#: with ``MatMulNBits``, whose integer kernel exists only on prepacked weights (unpacked, the op runs a
+#: float fallback 25x slower: 9.3 vs 0.37 ms at 100k x 32); it costs about 8 ms of session creation per
+#: ``MatMulNBits`` node at 100k x 32 (one thread, onnxruntime 1.32). ``finetune`` gathers a few rows: nothing
+#: to prepack. float32 graphs measured within noise either way.
 SESSION_SETTINGS: dict[str, tuple[ort.GraphOptimizationLevel, bool]] = {
-    "score": (ort.GraphOptimizationLevel.ORT_DISABLE_ALL, False),
-    "recommend": (ort.GraphOptimizationLevel.ORT_DISABLE_ALL, False),
+    "score": (ort.GraphOptimizationLevel.ORT_DISABLE_ALL, True),
+    "recommend": (ort.GraphOptimizationLevel.ORT_DISABLE_ALL, True),
     "finetune": (ort.GraphOptimizationLevel.ORT_DISABLE_ALL, False),
 }
 
