@@ -83,9 +83,10 @@ def test_l1_bound_is_the_largest_row_l1_norm_rounded_up() -> None:
 
 
 @pytest.mark.parametrize(
-    ("n", "k", "width"), [(100_000, 10, 317), (1682, 10, 42), (200, 10, 15), (30, 8, 3), (10, 10, 1), (5, 1, 3)]
+    ("n", "k", "width"),
+    [(100_000, 10, 160), (100_003, 10, 159), (1682, 10, 29), (200, 10, 8), (30, 8, 3), (10, 10, 1), (5, 1, 1)],
 )
-def test_block_size_leaves_at_least_k_blocks(n: int, k: int, width: int) -> None:
+def test_block_size_prefers_a_divisor_and_leaves_at_least_k_blocks(n: int, k: int, width: int) -> None:
     assert block_size(n, k) == width
     assert -(-n // width) >= k
 
