@@ -21,36 +21,63 @@ int8 (``QuantizedItemModel``): the table is stored once, as an int8 constant ``[
 per-row scale as a float32 constant ``[num_items]``. ``score`` and ``finetune`` gather int8 rows and apply
 the scale to the product, ``(cast(q[ids]) @ u) * scale[ids]`` (finetune: ``cast(q[ids]) * scale[ids]``).
 
-The full-catalog ``recommend`` never dequantizes the table (the int8 fast path). It runs in
-two stages:
+The full-catalog ``recommend`` never dequantizes the table and never sorts the catalog (the int8 fast
+path): an approximate scan, a proven threshold, an exact re-rank of the few items that can reach it.
 
-1. **Scan**: one ``FULLY_CONNECTED`` op with int8 weights ``q`` and per-channel (= per-row) scales and a
-   float input ``u`` — TFLite's dynamic-range "hybrid" kernel (XNNPACK's ``qd8-f32-qc8w`` in LiteRT):
-   it quantizes ``u`` to int8 on the fly, runs an integer matrix-vector product over the int8 table and
-   applies ``scale[i] * scale_u`` to the int32 output. It reads 1 byte per weight. The on-the-fly
-   quantization of ``u`` costs accuracy (max error about ``|V| · max|u| / 254``, 1e-2 at d = 32), so:
-2. **Exact re-rank**: the ``C = min(num_items, K + 64)`` best candidates of the scan are rescored exactly
-   (``(cast(q[c]) @ u) * scale[c] + b[c] + mask[c]``, the same maths as ``score``) and the final top-``K``
-   is taken over them, candidates sorted by item index first so that equal scores keep the lower index.
-   ``top_scores`` are therefore exact (int8 tolerance not needed), and ``top_ids`` equal the exact top-K
-   whenever the true top-``K`` are among the scan's top-``C``: a true top-K item is missed only if more
-   than ``C - K`` = 64 items' scan errors cross it, i.e. 64 items within twice the scan error of the K-th
-   score.
+1. **Scan**: ``scan[n] = FC(u)[n] · scale[n] + b[n] + mask[n]``. ``FC`` is one ``FULLY_CONNECTED`` with the
+   int8 table ``q`` as weights and a float input ``u``: TFLite's dynamic-range "hybrid" kernel (XNNPACK's
+   ``qd8-f32-qc8w`` in LiteRT) quantizes ``u`` to int8 on the fly, runs an integer matrix-vector product over
+   the int8 table (1 byte per weight read) and scales the int32 output by ``u``'s step.
+2. **Bound**: ``|scan[n] - exact[n]| ≤ E = max|u| · L1MAX · (1/254 + 1e-5 + d · 2^-23)`` for every item,
+   with ``L1MAX = max_n scale[n] · Σ_k |q[n, k]|`` computed at export (a float32 constant, rounded up).
+   Why: the kernel quantizes ``u`` per row, either symmetrically (TFLite's builtin kernel: step
+   ``max|u| / 127``, error ≤ ``max|u| / 254`` per coordinate) or asymmetrically (XNNPACK ``qd8``: step
+   ``(max(u, 0) - min(u, 0)) / 255``, error ≤ ``max|u| / 255``), so the integer product is off by at most
+   ``Σ_k |q[n, k]| · max|u| / 254``; the int32 accumulation is exact; ``1e-5`` covers the float rounding
+   of the output scaling and ``d · 2^-23`` that of the re-rank's float32 dot product (a ``d``-term sum).
+   The bias and mask additions round by at most ``2^-24`` of the score, which is at most
+   ``max|u| · L1MAX · (1 + 1/254) + max|b|`` for an eligible item (``mask`` is 0 or ``-inf``,
+   docs/BUNDLE.md): ``ROUNDING = 2^-20`` of that bounds all four additions (scan and re-rank, bias and
+   mask) and the threshold's own arithmetic. So ``margin = 2E + ROUNDING · (max|u| · L1MAX + max|b|)``,
+   computed per call as ``max|u| · slope + offset`` (:class:`_Bound`).
+3. **Threshold**: the scan (padded with ``-inf`` to a whole number of blocks, when ``num_items`` has no
+   divisor near ``sqrt(num_items)``) viewed as ``[blocks, size]`` (:func:`_blocks`: about ``sqrt(N)`` items
+   per block, at least ``K`` blocks); ``t`` = the ``K``-th largest block maximum (``TOPK_V2`` over the
+   block maxima only). ``t ≤ scan_(K)``, the ``K``-th largest scan value: ``K`` distinct blocks each hold a
+   value ≥ ``t``. Every item of the exact top-``K`` then has ``scan ≥ tau = t - margin``:
+   ``scan_i ≥ exact_i - E ≥ exact_(K) - E ≥ scan_(K) - 2E ≥ t - 2E`` (the rounding terms included).
+4. **Candidates**: the blocks whose maximum reaches ``tau`` (``WHERE``), gathered, and the items in them
+   that reach ``tau`` (``WHERE``), as ids ``block · size + offset``, ascending. Every item with
+   ``exact_i ≥ exact_(K)`` is one of them, so there are at least ``K``.
+5. **Exact re-rank**: ``(cast(q[c]) @ u) · scale[c] + b[c] + mask[c]``, the maths of ``score``, then
+   ``TOPK_V2(K)`` over the candidates. Their ids ascend, so the tie rule (lower item index first) is the
+   one of a ``TOPK_V2`` over the whole catalog: ``top_ids`` are the exact top-``K`` of the re-rank's scores
+   and ``top_scores`` are those scores.
+
+With all but a few items masked (fewer than ``K`` blocks hold an eligible item) ``t = -inf`` and
+``tau = -inf``: every item is a candidate (the padding slots are dropped), slower but exact, and the
+``-inf`` entries fill the tail of the top-``K`` by lower index, as a full ``TOPK_V2`` would. Many exact
+ties at the threshold (duplicated rows, ``u = 0``: then ``E = 0`` and the scan is ``b + mask`` exactly)
+make many candidates, never a wrong answer. At 100k × 32 (one thread) a ``TOPK_V2`` over the catalog cost
+more than the scan itself; the block maxima, the threshold and the re-rank of a few dozen candidates cost
+a few hundredths of a millisecond.
 
 The converter cannot emit hybrid weights from a ``tf.function`` (it would need a float table, and with
 ``Optimize.DEFAULT`` it re-quantizes with its own scales). So ``recommend`` is traced with the
 dequantized float table as a placeholder constant in ``tf.matmul(u[None], V, transpose_b=True)``
 (lowered to ``FULLY_CONNECTED``), and :func:`_use_int8_weights` then edits the flatbuffer: that op's
-weight tensor becomes ``INT8`` with per-channel scales ``item_scale`` (``quantized_dimension`` 0) and
-points at the int8 table's buffer, and the placeholder's float bytes are dropped. The file thus holds the
+weight tensor becomes ``INT8`` with the per-tensor scale 1 (the row scales are applied to the ``N``
+outputs: per-channel scales would add 12 bytes per item to the file, the float32 scales again plus int64
+zero points) and points at the int8 table's buffer, and the placeholder's float bytes are dropped. The file thus holds the
 table once, in int8. (History: a plain ``cast(q) * scale`` is constant-folded by the converter into a
 float32 table for small tables — seen with 200×8 — which silently ships a float table; the gathers above
 depend on an input, so they cannot be folded.) The bias stays float32 and every constant is stored once,
 shared by the three signatures.
 
 File size (target: int8 ≤ 0.30 × float32 at 1682×64): after conversion, :func:`_compact` rewrites the
-bookkeeping only — short names for internal tensors, one empty buffer for all non-constant tensors, no
-empty quantization tables, shared shape/index vectors and strings — about 4–6 KB less per file, with the
+bookkeeping only — empty names for internal tensors, one empty buffer for all non-constant tensors, no
+empty quantization tables, shared shape/index vectors, strings and operator options — about 5–7 KB less
+per file, with the
 signature keys, their input/output names, the graph and every weight byte unchanged.
 
 ``recommend`` tie rule: ``tf.math.top_k(sorted=True)`` lowers to TFLite ``TOPK_V2``, which orders equal
@@ -60,7 +87,9 @@ With ``K`` larger than the number of eligible items, excluded items (score ``-in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -79,8 +108,53 @@ __all__ = ["TFLITE_FILE", "TFLiteRunner", "export"]
 TFLITE_FILE = "model.tflite"
 _SIGNATURE_NAMES = ("score", "recommend", "finetune")
 TIE_RULE = "equal scores: lower item index first (TFLite TOPK_V2)"
-RERANK_EXTRA = 64
-"""int8 ``recommend``: candidates rescored exactly beyond ``K`` (see the module docstring)."""
+QUANT_ERROR = 1.0 / 254.0 + 1e-5
+"""int8 ``recommend``: the hybrid scan's error per unit of ``max|u| · L1MAX`` (module docstring, step 2)."""
+ROUNDING = 2.0**-20
+"""int8 ``recommend``: the threshold's float32 rounding margin, relative (module docstring, step 3)."""
+
+
+@dataclass(frozen=True)
+class _Blocks:
+    """The int8 ``recommend`` scan viewed as ``[count, size]``: ``pad`` trailing ``-inf`` slots make it fit."""
+
+    size: int
+    count: int
+    pad: int
+
+
+def _blocks(num_items: int, top_k: int) -> _Blocks:
+    """Blocks of about ``sqrt(num_items)`` items and at least ``top_k`` of them (``size <= num_items // top_k``);
+    a divisor of ``num_items`` within a factor 2 of that size if there is one, so that nothing is padded."""
+    target = max(1, min(math.isqrt(num_items), num_items // top_k))
+    for size in range(target, (target - 1) // 2, -1):
+        if num_items % size == 0:
+            return _Blocks(size, num_items // size, 0)
+    count = -(-num_items // target)
+    return _Blocks(target, count, count * target - num_items)
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """The int8 ``recommend`` margin ``max|u| · slope + offset`` (float32 constants, rounded up)."""
+
+    slope: float
+    offset: float
+
+
+def _bound(table: NDArray[Any], scale: NDArray[np.float32], bias: NDArray[np.float32]) -> _Bound:
+    """``slope = L1MAX · (2 (QUANT_ERROR + d · 2^-23) + ROUNDING)``, ``offset = max|b| · ROUNDING`` (module docstring)."""
+    rows = np.abs(table.astype(np.float64)).sum(axis=1) * np.abs(scale.astype(np.float64))
+    l1_max = float(rows.max(initial=0.0))
+    slope = l1_max * (2.0 * (QUANT_ERROR + int(table.shape[1]) * 2.0**-23) + ROUNDING)
+    offset = float(np.abs(bias.astype(np.float64)).max(initial=0.0)) * ROUNDING
+    return _Bound(_round_up(slope), _round_up(offset))
+
+
+def _round_up(x: float) -> float:
+    """The smallest float32 >= ``x``."""
+    y = np.float32(x)
+    return float(np.nextafter(y, np.float32(np.inf)) if float(y) < x else y)
 
 
 _Weights = tuple[NDArray[Any], NDArray[np.float32] | None, NDArray[np.float32], Precision]
@@ -111,7 +185,8 @@ def _build_module(
     import tensorflow as tf
 
     num_items, dim = (int(s) for s in table.shape)
-    candidates = min(num_items, top_k + RERANK_EXTRA)
+    blocks = _blocks(num_items, top_k)
+    bound = None if scale is None else _bound(table, scale, bias)
 
     class _Recommender(tf.Module):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -149,19 +224,40 @@ def _build_module(
             tf.TensorSpec([num_items], tf.float32, name="mask"),
         )
         def recommend(self, user: Any, mask: Any) -> dict[str, Any]:
-            if self.scale is None:
+            if bound is None:  # float32
                 full = tf.linalg.matvec(self.table, user)
                 top_scores, top_ids = tf.math.top_k(full + self.bias + mask, k=top_k, sorted=True)
                 return {"top_ids": top_ids, "top_scores": top_scores}
-            # 1. scan: FULLY_CONNECTED over the placeholder, rewritten to int8 hybrid weights afterwards.
+            return self.recommend_int8(user, mask, bound)
+
+        def recommend_int8(self, user: Any, mask: Any, bound: _Bound) -> dict[str, Any]:
+            """Steps 1-5 of the module docstring: scan, bound, threshold, candidates, exact re-rank."""
+            # 1. scan: FULLY_CONNECTED over the placeholder, rewritten to int8 hybrid weights afterwards, then
+            #    the row scale, bias and mask (three elementwise passes; no TopK over the catalog).
             dots = tf.reshape(tf.matmul(tf.expand_dims(user, 0), self.placeholder, transpose_b=True), [num_items])
-            # `zero` is 0 for every finite `user` but depends on an input: without it the converter fuses the
-            # row-scale multiply into the FULLY_CONNECTED weights, which then stop being the int8 table.
-            zero = tf.minimum(tf.abs(user[0]), 0.0)
-            scan = (dots + zero) * self.scale
-            _, cand = tf.math.top_k(scan + self.bias + mask, k=candidates, sorted=False)
-            # 2. exact re-rank of the candidates, sorted by item index so equal scores keep the lower index.
-            cand = -tf.math.top_k(-cand, k=candidates, sorted=True).values
+            scan = dots * self.scale + self.bias + mask
+            # 2. the margin: 2E plus float32 rounding. `min(dots[0], 0) <= 0 <= max|u|` leaves max|u| unchanged,
+            #    but reading `dots` a second time keeps the converter from fusing the row-scale multiply into the
+            #    FULLY_CONNECTED weights (they must stay the int8 table; `_use_int8_weights` checks it): a scalar,
+            #    where a dependency added to the scores would cost a pass over the catalog.
+            umax = tf.maximum(tf.reduce_max(tf.abs(user)), tf.minimum(dots[0], 0.0))
+            margin = umax * bound.slope + bound.offset
+            # 3. threshold: t, the K-th largest block maximum, is <= the K-th largest scan value.
+            if blocks.pad:
+                scan = tf.concat([scan, tf.fill([blocks.pad], -np.inf)], 0)
+            grid = tf.reshape(scan, [blocks.count, blocks.size])
+            block_max = tf.reduce_max(grid, axis=1)
+            t = tf.math.top_k(block_max, k=top_k, sorted=True).values[top_k - 1]
+            # t = -inf (fewer than K blocks hold an eligible item) gives tau = -inf: every item is a candidate.
+            tau = t - margin
+            # 4. candidates: the items whose scan reaches tau, in the blocks whose maximum does; ascending ids.
+            chosen = tf.reshape(tf.where(block_max >= tau), [-1])
+            starts = tf.cast(chosen, tf.int32) * blocks.size
+            row, offset = tf.unstack(tf.cast(tf.where(tf.gather(grid, chosen) >= tau), tf.int32), axis=1)
+            cand = tf.gather(starts, row) + offset
+            if blocks.pad:  # only with tau = -inf can a padding slot be a candidate
+                cand = tf.gather(cand, tf.reshape(tf.where(cand < num_items), [-1]))
+            # 5. exact re-rank: ids ascend, so TOPK_V2 (lower index first among equal scores) keeps the tie rule.
             exact = self.exact(user, cand) + tf.gather(mask, cand)
             top_scores, pos = tf.math.top_k(exact, k=top_k, sorted=True)
             return {"top_ids": tf.gather(cand, pos), "top_scores": top_scores}
@@ -212,8 +308,8 @@ def _use_int8_weights(data: bytes, table: NDArray[Any], scale: NDArray[np.float3
     """Point the int8 ``recommend`` scan's ``FULLY_CONNECTED`` weights at the int8 table (hybrid kernel).
 
     Finds the one ``FULLY_CONNECTED`` whose weights are a float32 constant of the table's shape (the
-    placeholder), makes that tensor ``INT8`` with per-channel scales ``scale`` and zero points 0 along
-    dimension 0 (one scale per output channel = per item), points it at the buffer of the int8 table
+    placeholder), makes that tensor ``INT8`` with the per-tensor scale 1 and zero point 0 (the graph
+    multiplies the ``N`` outputs by ``scale``, see the module docstring), points it at the buffer of the int8 table
     (already in the file for ``score``/``finetune``), and empties the placeholder's buffer. Raises
     ``RuntimeError`` if the converter did not produce exactly that (a converter change must not silently
     ship a float table).
@@ -274,13 +370,14 @@ def _compact(data: bytes) -> bytes:
     TensorFlow name (``"GatherV2_1;1"``, ...), per signature subgraph: at 1682×64 that is ~19 KB in the
     int8 file, about 13 % of it. This rewrite:
 
-    - names each tensor that is not a signature input/output by its index in base 36 (signature inputs
-      and outputs, the SignatureDef keys and their input/output names are kept exactly: runners look
-      them up by name);
+    - gives every tensor that is not a signature input/output the empty name, stored once (signature
+      inputs and outputs, the SignatureDef keys and their input/output names are kept exactly: runners
+      look them up by name; the interpreter addresses every other tensor by index);
     - points every tensor without constant data at buffer 0 (the schema's empty sentinel), stores
       byte-identical constants once, and drops buffers nothing refers to;
     - drops empty quantization tables and the converter's ``CONVERSION_METADATA`` entry (provenance
-      only; ``min_runtime_version`` is kept).
+      only; ``min_runtime_version`` is kept);
+    - writes each distinct operator-options table once (:func:`_pack_shared`).
 
     Operators, tensor types, shapes and constant bytes are unchanged, so the numerics are identical.
     """
@@ -315,7 +412,7 @@ def _compact(data: bytes) -> bytes:
         for index, tensor in enumerate(graph.tensors):
             tensor.buffer = remap(tensor.buffer)
             if index not in io[g]:
-                tensor.name = np.base_repr(index, 36).lower().encode()
+                tensor.name = b""
             q = tensor.quantization
             if q is not None and not any(
                 x is not None and len(x) > 0 for x in (q.scale, q.zeroPoint, q.min, q.max)
@@ -330,7 +427,8 @@ def _compact(data: bytes) -> bytes:
 
 
 def _pack_shared(model: Any, size_hint: int) -> bytes:
-    """Serialize a ``ModelT``, writing each distinct string and small vector once (shapes, op inputs, names).
+    """Serialize a ``ModelT``, writing each distinct string, small vector (shapes, op inputs, names) and
+    operator-options table (``AddOptions``, ``GatherOptions(axis=0)``, ...) once.
 
     Sharing an offset between several tables is valid FlatBuffers (what ``CreateSharedString`` does for
     strings); the TFLite verifier only checks that each offset is in bounds. ``uint8`` vectors are the
@@ -367,6 +465,24 @@ def _pack_shared(model: Any, size_hint: int) -> bytes:
                 self.shared[key] = super().CreateNumpyVector(x)
             return self.shared[key]
 
+    class _SharedOptions:
+        """Packs like the options object it wraps, once per distinct content."""
+
+        def __init__(self, options: Any, packed: dict[Any, int]) -> None:
+            self.options, self.packed = options, packed
+            fields = sorted(vars(options).items())
+            self.key = (type(options).__name__, repr([(k, v.tolist() if isinstance(v, np.ndarray) else v) for k, v in fields]))
+
+        def Pack(self, builder: Any) -> int:  # noqa: N802 (the flatbuffers object API's name)
+            if self.key not in self.packed:
+                self.packed[self.key] = self.options.Pack(builder)
+            return self.packed[self.key]
+
+    packed: dict[Any, int] = {}
+    for graph in model.subgraphs:
+        for op in graph.operators:
+            if op.builtinOptions is not None:
+                op.builtinOptions = _SharedOptions(op.builtinOptions, packed)
     builder = _SharingBuilder(size_hint)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())

@@ -19,7 +19,9 @@ outputs (from the numpy reference over the weights) and the tolerances, then run
 Prints one JSON object on stdout (``passed``, versions, every case's max abs error) and exits 0 when
 every case passed and every model exposes exactly the expected signatures, 1 otherwise.
 ``top_ids`` pass when they equal the expected ids as sets up to ties: an id may differ only where its
-score is within ``tolerance`` of the K-th expected score (docs/BUNDLE.md).
+score is within ``tolerance`` of the K-th expected score (docs/BUNDLE.md). Expected scores may be ``-inf``
+(excluded items filling the tail when ``K`` exceeds the eligible items): 2.14 returns the lowest float32
+there (its ``ADD`` clamps to the float32 range), accepted as ``-inf``.
 """
 
 from __future__ import annotations
@@ -61,7 +63,26 @@ def _top_ids_match(got_ids: np.ndarray, expected: dict[str, Any], tolerance: flo
     got = [int(i) for i in got_ids.tolist()]
     if len(got) != len(exp_ids) or len(set(got)) != len(got):
         return False
-    return all(abs(exp_score[i] - kth) <= tolerance for i in set(exp_ids) - set(got))
+    # equal scores (-inf included: excluded items filling the tail) are ties
+    return all(exp_score[i] == kth or abs(exp_score[i] - kth) <= tolerance for i in set(exp_ids) - set(got))
+
+
+def _max_abs_err(got: np.ndarray, want: np.ndarray) -> float:
+    """Largest ``|got - want|`` over the finite expected entries; ``inf`` if an expected ``-inf`` is missing.
+
+    2.14's float ``ADD`` clamps its output to the float32 range, so an excluded item's score (``x + -inf``)
+    comes back as ``-3.4028235e38`` (the lowest float32), not ``-inf``: both count as ``-inf``.
+    """
+    lowest = np.finfo(np.float32).min
+    got = np.where(got <= lowest, -np.inf, got.astype(np.float64))
+    if not np.array_equal(np.isfinite(got), np.isfinite(want)) or not np.array_equal(
+        got[~np.isfinite(got)], want[~np.isfinite(want)]
+    ):
+        return float("inf")
+    finite = np.isfinite(want)
+    if not finite.any():
+        return 0.0
+    return float(np.max(np.abs(got[finite].astype(np.float64) - want[finite])))
 
 
 def _run_case(interpreters: dict[str, Interpreter], case: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +104,7 @@ def _run_case(interpreters: dict[str, Interpreter], case: dict[str, Any]) -> dic
                 errors[name] = float("inf")
                 ok = False
             else:
-                errors[name] = float(np.max(np.abs(got.astype(np.float64) - want))) if want.size else 0.0
+                errors[name] = _max_abs_err(got, want) if want.size else 0.0
                 ok = errors[name] <= tol
         passed = passed and ok
     return {
