@@ -60,6 +60,7 @@ from .onnx_int8 import (
     add_float_score,
     add_int8_recommend,
     add_int8_score,
+    bias_bound,
     int8_rows,
     l1_bound,
     offset_table,
@@ -126,7 +127,9 @@ def _score_graph(g: _Graph, model: Exportable) -> None:
 
 def _recommend_graph(g: _Graph, model: Exportable, top_k: int) -> None:
     if isinstance(model, QuantizedItemModel):
-        add_int8_recommend(g, num_items=model.num_items, dim=model.dim, top_k=top_k, l1_max=l1_bound(model))
+        add_int8_recommend(
+            g, num_items=model.num_items, dim=model.dim, top_k=top_k, l1_max=l1_bound(model), bias_max=bias_bound(model)
+        )
     else:
         add_float_recommend(g, top_k=top_k)
 

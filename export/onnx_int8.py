@@ -54,6 +54,7 @@ __all__ = [
     "INT8_SCAN_RATIO",
     "MS_DOMAIN",
     "OPSET",
+    "ROUNDING",
     "SCAN_SLACK",
     "TABLE_U8",
     "GraphBuilder",
@@ -62,6 +63,7 @@ __all__ = [
     "add_float_score",
     "add_int8_recommend",
     "add_int8_score",
+    "bias_bound",
     "block_size",
     "build_fast_models",
     "build_int8_models",
@@ -71,6 +73,7 @@ __all__ = [
     "l1_bound",
     "offset_table",
     "opset_imports",
+    "scan_slack",
     "uses_matmul_nbits",
 ]
 
@@ -80,8 +83,9 @@ TABLE_U8 = "item_embedding_u8"
 _ZERO_POINT = 128  # uint8 zero point: symmetric int8 values shifted into [1, 255]
 INT8_SCAN_RATIO = 256  # int8 `score` scans the catalog once N >= num_items / 256 (see add_int8_score)
 FLOAT_SCAN_RATIO = 16  # float32 `score` scans the catalog once N >= num_items / 16 (see add_float_score)
-#: E = max|u| * L1MAX * SCAN_SLACK bounds |scan - exact| per item (see add_int8_recommend for the argument).
+#: E = max|u| * L1MAX * scan_slack(d) + max|b| * ROUNDING bounds |scan - exact| per item (add_int8_recommend).
 SCAN_SLACK = 1.0 / 127.0 + 1e-5
+ROUNDING = 2.0**-20  # float32 rounding of the few additions and comparisons around a score (about 16 ulps)
 
 
 class GraphBuilder(Protocol):
@@ -94,6 +98,19 @@ class GraphBuilder(Protocol):
     def const(self, name: str, value: NDArray[Any]) -> str: ...
 
     def output(self, src: str, name: str) -> None: ...
+
+
+def scan_slack(dim: int) -> float:
+    """The relative part of the scan bound: ``SCAN_SLACK`` + ``d · 2^-23`` (the float32 rounding of the exact
+    re-rank's ``d``-term dot product) + ``ROUNDING``."""
+    return SCAN_SLACK + dim * 2.0**-23 + ROUNDING
+
+
+def _round_up(value: float) -> NDArray[np.float32]:
+    top = np.float32(value)
+    if float(top) < value:
+        top = np.nextafter(top, np.float32(np.inf))
+    return np.array([top], np.float32)
 
 
 def offset_table(model: QuantizedItemModel) -> NDArray[np.uint8]:
@@ -117,11 +134,12 @@ def uses_matmul_nbits(dim: int) -> bool:
 def l1_bound(model: QuantizedItemModel) -> NDArray[np.float32]:
     """``f32[1]``: ``max_i scale_i * sum_k |q_ik|`` (the largest row L1 norm), rounded up to float32."""
     rows = np.abs(model.item_embedding.astype(np.float64)).sum(axis=1) * model.item_scale.astype(np.float64)
-    exact = float(rows.max(initial=0.0))
-    top = np.float32(exact)
-    if float(top) < exact:
-        top = np.nextafter(top, np.float32(np.inf))
-    return np.array([top], np.float32)
+    return _round_up(float(rows.max(initial=0.0)))
+
+
+def bias_bound(model: QuantizedItemModel) -> float:
+    """``max_i |b_i|`` (0 for an empty catalog)."""
+    return float(np.abs(model.item_bias.astype(np.float64)).max(initial=0.0))
 
 
 class _Branch:
@@ -312,16 +330,21 @@ def block_size(num_items: int, top_k: int) -> int:
     return min(divisors, key=lambda w: (abs(w - target), w)) if divisors else target
 
 
-def add_int8_recommend(g: GraphBuilder, *, num_items: int, dim: int, top_k: int, l1_max: NDArray[np.float32]) -> None:
+def add_int8_recommend(
+    g: GraphBuilder, *, num_items: int, dim: int, top_k: int, l1_max: NDArray[np.float32], bias_max: float
+) -> None:
     """``recommend(user, mask) -> top_ids, top_scores``: an approximate scan, a proven threshold, an exact re-rank.
 
     1. **Scan**: ``scan_i = (s1 hi) · V_i + b_i + mask_i`` — one ``MatMulNBits`` over the uint8 table
        (:func:`_nbits_dots`; for other ``d`` the two-level :func:`_integer_dots`), about 0.2 ms at 100k x 32.
-    2. **Bound**: ``|scan_i - exact_i| ≤ E = max|u| · L1MAX · SCAN_SLACK``, with ``L1MAX`` the largest row L1
-       norm (:func:`l1_bound`, a constant of the graph). Why: ``|u - s1 hi| ≤ s1 / 2 = max|u| / 254`` per
-       coordinate; a kernel that re-quantizes ``s1 hi`` symmetrically reproduces it exactly, and any other
-       int8 quantizer moves it by at most another ``max|u| / 254`` (hence ``1 / 127``); the integer
-       accumulation is exact and the ``1e-5`` covers the float rounding of the output scaling.
+    2. **Bound**: ``|scan_i - exact_i| ≤ E = max|u| · L1MAX · scan_slack(d) + max|b| · ROUNDING``, with
+       ``L1MAX`` the largest row L1 norm (:func:`l1_bound`, a constant of the graph). Why: ``|u - s1 hi| ≤
+       s1 / 2 = max|u| / 254`` per coordinate; a kernel that re-quantizes ``s1 hi`` symmetrically reproduces
+       it exactly, and any other int8 quantizer moves it by at most another ``max|u| / 254`` (hence
+       ``1 / 127``); the integer accumulation is exact, ``1e-5`` covers the float rounding of the output
+       scaling, ``d · 2^-23`` the re-rank's own float32 dot product, and ``ROUNDING`` (relative to the
+       largest ``|dot| + |b|``) the additions of bias and mask and the threshold arithmetic — without it a
+       tiny ``u`` (``E`` → 0) would leave less margin than one ulp of the bias.
     3. **Threshold**: the scan (padded with ``-inf``) viewed as blocks of :func:`block_size`; ``t`` = the
        ``K``-th largest block maximum. ``t`` ≤ the ``K``-th largest scan value (``K`` distinct blocks each hold
        a value ≥ ``t``), so every true top-``K`` item has ``scan ≥ exact - E ≥ exact_(K) - E ≥ scan_(K) - 2E
@@ -340,8 +363,9 @@ def add_int8_recommend(g: GraphBuilder, *, num_items: int, dim: int, top_k: int,
     else:
         scan = g.op("Add", _integer_dots(g, split, dim), "item_bias")
     scan = g.op("Add", scan, "mask")
-    slack = g.const("scan_slack", np.array([SCAN_SLACK], np.float32))
-    bound = g.op("Mul", g.op("Mul", split.peak, g.const("item_l1_max", l1_max)), slack)
+    slack = g.const("scan_slack", _round_up(scan_slack(dim)))
+    offset = g.const("scan_offset", _round_up(bias_max * ROUNDING))
+    bound = g.op("Add", g.op("Mul", g.op("Mul", split.peak, g.const("item_l1_max", l1_max)), slack), offset)
     ids = _candidates(g, scan, g.op("Add", bound, bound), num_items=num_items, top_k=top_k)
     by_id = _exact_by_id(g, ids, dim=dim, gather=_gather_rows)
     exact = g.op("Add", by_id, _gather_rows(g, "mask", ids))
@@ -492,7 +516,7 @@ def build_fast_models(model: ItemModel | QuantizedItemModel, *, top_k: int = 10)
             if name == "score":
                 add_int8_score(g, num_items=n, dim=d)
             else:
-                add_int8_recommend(g, num_items=n, dim=d, top_k=top_k, l1_max=l1_bound(model))
+                add_int8_recommend(g, num_items=n, dim=d, top_k=top_k, l1_max=l1_bound(model), bias_max=bias_bound(model))
         elif name == "score":
             add_float_score(g)
         else:

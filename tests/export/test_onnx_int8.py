@@ -183,12 +183,13 @@ def tied(request: pytest.FixtureRequest) -> tuple[QuantizedItemModel, Int8FastRu
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**16), log_scale=st.floats(-3, 3), masked=st.floats(0.0, 1.0))
+@given(seed=st.integers(0, 2**16), log_scale=st.one_of(st.floats(-3, 3), st.floats(-12, -5)), masked=st.floats(0.0, 1.0))
 def test_recommend_is_the_exact_top_k_with_ties_and_masks(
     tied: tuple[QuantizedItemModel, Int8FastRunner], seed: int, log_scale: float, masked: float
 ) -> None:
     """The threshold is proven, not heuristic: ids equal the stable exact top-K of the dequantized reference
-    (float32 maths, as the re-rank does it) for users from 1e-3 to 1e3 and any share of items masked."""
+    (float32 maths, as the re-rank does it) for users from 1e-3 to 1e3, tiny users (1e-12 to 1e-5: the
+    bound's rounding term is then all the margin there is), and any share of items masked."""
     q, runner = tied
     rng = np.random.default_rng(seed)
     user = (rng.normal(size=q.dim) * 10**log_scale).astype(np.float32)
