@@ -217,7 +217,9 @@ class RecommenderViewModel(app: Application) : AndroidViewModel(app) {
         for (i in log.seen(m.itemMap)) mask[i] = Float.NEGATIVE_INFINITY
         val top = attempt("Could not refresh recommendations") { backend!!.signatures.recommend(log.user, mask) } ?: return
         val rows = top.ids.indices
-            .filter { top.scores[it] != Float.NEGATIVE_INFINITY } // fewer eligible items than K
+            // Fewer eligible items than K: excluded ones fill the tail at -inf, or at -Float.MAX_VALUE where the
+            // interpreter's ADD saturates (tflite-runtime 2.14 does), so both are dropped.
+            .filter { top.scores[it] > -Float.MAX_VALUE }
             .map { Recommendation(m.itemMap.id(top.ids[it]), m.title(top.ids[it]), top.scores[it]) }
         // Liked items the catalog no longer holds are still listed (by id), so they can be unliked.
         val liked = log.interactions.map { i -> LikedItem(i.itemId, m.itemMap.row(i.itemId)?.let { m.title(it) } ?: i.itemId) }
