@@ -60,12 +60,17 @@ class ExportConfig:
             package holding the three signatures over one copy of the weights), ``("iOS18", "iOS16")``
             (plus the fallback for older iOS: three single-function iOS16 packages, each with its own copy
             of the table; dense float32 or int8 only), or ``("iOS16",)`` alone.
+        onnx_standard_ops: int8 ONNX graphs from standard ONNX ops only (``MatMulInteger`` over the transposed
+            table) instead of onnxruntime's ``com.microsoft`` ``MatMulNBits`` (uint8 rows; about 2x faster in
+            onnxruntime on CPU, but onnxruntime-web runs it in float32, several times slower than
+            ``MatMulInteger``, and other ONNX runtimes lack it). For browser bundles and non-onnxruntime consumers.
     """
 
     top_k: int = 10
     finetune_steps: int = 10
     sparsity: float = 0.0
     coreml_targets: tuple[str, ...] = ("iOS18",)
+    onnx_standard_ops: bool = False
 
     def __post_init__(self) -> None:
         if self.top_k <= 0:

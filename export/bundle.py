@@ -218,13 +218,20 @@ def _write_bundle(
     item_features: NDArray[np.float32] | None = None,
     sign_key: Ed25519PrivateKey | None = None,
     coreml_targets: tuple[str, ...] = ("iOS18",),
+    onnx_standard_ops: bool = False,
 ) -> None:
     save_file(dict(model.tensors()), str(tmp / WEIGHTS_NAME))
     extra: dict[str, Any] = {}
     if item_features is not None:
         save_file({"item_features": item_features}, str(tmp / ITEM_FEATURES_NAME))
         extra["item_features"] = {"file": ITEM_FEATURES_NAME, "columns": int(item_features.shape[1])}
-    config = ExportConfig(top_k=top_k, finetune_steps=ft.steps, sparsity=sparsity, coreml_targets=coreml_targets)
+    config = ExportConfig(
+        top_k=top_k,
+        finetune_steps=ft.steps,
+        sparsity=sparsity,
+        coreml_targets=coreml_targets,
+        onnx_standard_ops=onnx_standard_ops,
+    )
     artifacts: dict[str, dict[str, Any]] = {}
     owner: dict[str, str] = {}
     for fmt in fmts:
@@ -310,6 +317,7 @@ def export_bundle(
     item_features: NDArray[np.floating] | None = None,
     sign_key: PrivateKeySource | None = None,
     coreml_targets: tuple[str, ...] = ("iOS18",),
+    onnx_standard_ops: bool = False,
 ) -> Path:
     """Write a complete bundle (docs/BUNDLE.md) to ``out_dir`` and return its path.
 
@@ -341,6 +349,9 @@ def export_bundle(
             pin. None writes an unsigned bundle, which readers load only with ``allow_unsigned=True``.
         coreml_targets: Core ML deployment targets (:class:`~privrec.export.base.ExportConfig`): one iOS18
             multifunction package by default; add ``"iOS16"`` for the three-package fallback.
+        onnx_standard_ops: int8 ONNX graphs from standard ONNX ops only (``MatMulInteger``) instead of
+            onnxruntime's ``MatMulNBits`` (:class:`~privrec.export.base.ExportConfig`): for bundles that
+            onnxruntime-web or another ONNX runtime runs.
 
     The bundle appears atomically: it is written to a temporary sibling directory, signed, checked with
     :func:`~privrec.export.manifest.load_manifest` (against the signing key's public half), and renamed
@@ -369,7 +380,8 @@ def export_bundle(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
         _write_bundle(
-            tmp, m, p, fmts, ft, top_k, meta, ledger, float(sparsity), recency_half_life, features, key, coreml_targets
+            tmp, m, p, fmts, ft, top_k, meta, ledger, float(sparsity), recency_half_life, features, key, coreml_targets,
+            onnx_standard_ops,
         )
         os.chmod(tmp, 0o755)
         old: Path | None = None
@@ -395,6 +407,7 @@ def export_run(
     overwrite: bool = False,
     sign_key: PrivateKeySource | None = None,
     coreml_targets: tuple[str, ...] = ("iOS18",),
+    onnx_standard_ops: bool = False,
 ) -> Path:
     """Export a RUN_DIR written by ``privrec train`` (what ``privrec export`` calls).
 
@@ -402,7 +415,8 @@ def export_run(
     ``"finetune"`` object with ``steps``/``lr``/``l2``), ``items.json`` (item metadata, if present) and
     ``privacy_ledger.json`` (the privacy ledger, if present; otherwise ``{"mode": "none"}``). With
     ``sparsity > 0`` the item table is first pruned and fine-tuned by ``privrec.sdk.prune.prune_run``.
-    ``sign_key`` signs the bundle and ``coreml_targets`` picks the Core ML packages (:func:`export_bundle`).
+    ``sign_key`` signs the bundle; ``coreml_targets`` picks the Core ML packages and ``onnx_standard_ops`` the
+    int8 ONNX kernel (:func:`export_bundle`).
     """
     run = Path(run_dir)
     key = None if sign_key is None else load_private_key(sign_key)  # a bad key fails before any work
@@ -437,6 +451,7 @@ def export_run(
         recency_half_life=(config.get("train") or {}).get("recency_half_life"),
         sign_key=key,
         coreml_targets=coreml_targets,
+        onnx_standard_ops=onnx_standard_ops,
     )
 
 
@@ -459,6 +474,7 @@ def export_format(
     finetune_steps: int = 10,
     sparsity: float = 0.0,
     coreml_targets: tuple[str, ...] = ("iOS18",),
+    onnx_standard_ops: bool = False,
 ) -> ArtifactRecord:
     """Write one format's artifact files into ``out_dir`` (no manifest, weights or golden file).
 
@@ -472,7 +488,13 @@ def export_format(
     exporter = get_exporter(fmt)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    config = ExportConfig(top_k=top_k, finetune_steps=finetune_steps, sparsity=sparsity, coreml_targets=coreml_targets)
+    config = ExportConfig(
+        top_k=top_k,
+        finetune_steps=finetune_steps,
+        sparsity=sparsity,
+        coreml_targets=coreml_targets,
+        onnx_standard_ops=onnx_standard_ops,
+    )
     return exporter(m, out, config)
 
 

@@ -54,16 +54,16 @@ from privrec.sdk.quantize import Int4ItemModel, QuantizedItemModel
 from .base import ArtifactRecord, Exportable, ExportConfig, Precision, register_exporter
 from .manifest import bundle_signatures
 from .onnx_int8 import (
-    TABLE_U8,
     OnnxGraph,
     add_float_recommend,
     add_float_score,
     add_int8_recommend,
     add_int8_score,
     bias_bound,
+    int8_kernel,
     int8_rows,
+    int8_tables,
     l1_bound,
-    offset_table,
     opset_imports,
 )
 from .onnx_runner import GRAPH_FILES, OnnxRunner, load_runner
@@ -80,9 +80,9 @@ _LABEL_SUM_FLOOR = 1e-12  # sdk/reconstruct.py LABEL_SUM_FLOOR
 _Graph = OnnxGraph
 
 
-def _weight_arrays(model: Exportable) -> dict[str, NDArray[Any]]:
+def _weight_arrays(model: Exportable, kernel: str) -> dict[str, NDArray[Any]]:
     if isinstance(model, QuantizedItemModel):
-        return {TABLE_U8: offset_table(model), "item_scale": model.item_scale, "item_bias": model.item_bias}
+        return int8_tables(model, kernel)
     return {"item_embedding": model.item_embedding, "item_bias": model.item_bias}
 
 
@@ -110,32 +110,31 @@ def _write_external(path: Path, arrays: dict[str, NDArray[Any]]) -> list[TensorP
     return protos
 
 
-def _rows(g: _Graph, ids: str, int8_dim: int | None) -> tuple[str, str]:
-    """``(V[ids] f32[M, d], b[ids] f32[M])``; int8 (``int8_dim`` = d) rows are gathered in uint8, then dequantized."""
+def _rows(g: _Graph, ids: str, int8: tuple[int, str] | None) -> tuple[str, str]:
+    """``(V[ids] f32[M, d], b[ids] f32[M])``; int8 (``int8`` = (d, kernel)) rows are gathered in int8, then dequantized."""
     bias = g.op("Gather", "item_bias", ids, axis=0)
-    if int8_dim is None:
+    if int8 is None:
         return g.op("Gather", "item_embedding", ids, axis=0), bias
-    return int8_rows(g, ids, dim=int8_dim), bias
+    return int8_rows(g, ids, dim=int8[0], kernel=int8[1]), bias
 
 
-def _score_graph(g: _Graph, model: Exportable) -> None:
+def _score_graph(g: _Graph, model: Exportable, kernel: str) -> None:
     if isinstance(model, QuantizedItemModel):
-        add_int8_score(g, num_items=model.num_items, dim=model.dim)
+        add_int8_score(g, num_items=model.num_items, dim=model.dim, kernel=kernel)
     else:
         add_float_score(g)
 
 
-def _recommend_graph(g: _Graph, model: Exportable, top_k: int) -> None:
+def _recommend_graph(g: _Graph, model: Exportable, top_k: int, kernel: str) -> None:
     if isinstance(model, QuantizedItemModel):
-        add_int8_recommend(
-            g, num_items=model.num_items, dim=model.dim, top_k=top_k, l1_max=l1_bound(model), bias_max=bias_bound(model)
-        )
+        n, d, l1, bias = model.num_items, model.dim, l1_bound(model), bias_bound(model)
+        add_int8_recommend(g, num_items=n, dim=d, top_k=top_k, kernel=kernel, l1_max=l1, bias_max=bias)
     else:
         add_float_recommend(g, top_k=top_k)
 
 
-def _finetune_graph(g: _Graph, int8_dim: int | None, steps: int) -> None:
-    rows, bias = _rows(g, "item_ids", int8_dim)
+def _finetune_graph(g: _Graph, int8: tuple[int, str] | None, steps: int) -> None:
+    rows, bias = _rows(g, "item_ids", int8)
     label_sum = g.op("ReduceSum", "labels", keepdims=1)
     y = g.op(
         "Div",
@@ -197,12 +196,13 @@ def export(model: Exportable, bundle_dir: Path, config: ExportConfig) -> Artifac
     if config.top_k > model.num_items:
         raise ValueError(f"`top_k` must be <= num_items ({model.num_items}). Found {config.top_k}.")
     bundle_dir = Path(bundle_dir)
-    weights = _write_external(bundle_dir / WEIGHTS_FILE, _weight_arrays(model))
+    kernel = int8_kernel(model.dim, standard_ops=config.onnx_standard_ops)
+    weights = _write_external(bundle_dir / WEIGHTS_FILE, _weight_arrays(model, kernel))
     signatures = bundle_signatures(model.dim, model.num_items, config.top_k)
     builders: dict[str, Callable[[_Graph], None]] = {
-        "score": lambda g: _score_graph(g, model),
-        "recommend": lambda g: _recommend_graph(g, model, config.top_k),
-        "finetune": lambda g: _finetune_graph(g, model.dim if int8 else None, config.finetune_steps),
+        "score": lambda g: _score_graph(g, model, kernel),
+        "recommend": lambda g: _recommend_graph(g, model, config.top_k, kernel),
+        "finetune": lambda g: _finetune_graph(g, (model.dim, kernel) if int8 else None, config.finetune_steps),
     }
     for name, build in builders.items():
         g = _Graph(weights)
@@ -221,5 +221,6 @@ def export(model: Exportable, bundle_dir: Path, config: ExportConfig) -> Artifac
             "external_data": WEIGHTS_FILE,
             "top_k": config.top_k,
             "finetune_steps": config.finetune_steps,
-        },
+        }
+        | ({"int8_kernel": kernel} if int8 else {}),
     )

@@ -2,34 +2,35 @@
 
 A naive int8 export computes ``V = cast(q) * scale`` over the whole table on every ``recommend`` call: a
 float32 copy of the table (4 bytes per weight written, then read again) before the product. This module
-builds the signatures from integer kernels instead:
+builds the signatures from integer kernels instead, with one of two scan kernels (:func:`int8_kernel`):
 
-- the item table is stored as **uint8 rows** ``item_embedding_u8 uint8[num_items, 1, d]`` (``TABLE_U8``:
-  the int8 values + 128, the layout of onnxruntime's ``com.microsoft`` ``MatMulNBits`` with 8 bits and one
-  block of ``d`` per row; its per-block scale is then the per-row scale);
-- ``recommend`` (:func:`add_int8_recommend`) scans with **one** ``MatMulNBits`` on the user rounded to int8
-  levels (``accuracy_level`` 4: MLAS quantizes the input per block and runs an integer GEMV over the
-  table, 1 byte per weight read: about 0.2 ms for 100k x 32 on one x86 core, against 0.43 ms for
-  ``MatMulInteger`` and 0.26 ms more for a ``TopK`` over 100k scores), bounds the scan's error, and
-  re-ranks exactly the few items that a proven threshold leaves: ``top_scores`` exact, ``top_ids`` the
-  exact top-K;
+- **MatMulNBits** (the default when ``d`` is a power of two ≥ 16): the table is stored as uint8 rows,
+  ``item_embedding_u8 uint8[num_items, 1, d]`` (``TABLE_U8``: the int8 values + 128, the layout of
+  onnxruntime's ``com.microsoft`` ``MatMulNBits`` with 8 bits and one block of ``d`` per row, whose
+  per-block scale is then the per-row scale). ``accuracy_level`` 4: MLAS quantizes the input per block and
+  runs an integer GEMV over the table, 1 byte per weight read: about 0.2 ms for 100k x 32 on one x86 core,
+  against 0.40 ms for ``MatMulInteger``. It needs onnxruntime's weight prepacking (without it the op falls
+  back to a float kernel, 25x slower), so the ``score`` and ``recommend`` sessions prepack
+  (:data:`privrec.export.onnx_runner.PREPACKED_WITH_MATMULNBITS`). It is not a standard ONNX op:
+  onnxruntime implements it (CPU and mobile); onnxruntime-web runs it in float32, several times slower
+  than ``MatMulInteger`` there (20 vs 6 ms for 100k x 32 under Node, one thread).
+- **MatMulInteger** (standard ONNX: ``ExportConfig.onnx_standard_ops``, or any other ``d``): the table is
+  stored transposed, ``item_embedding_t int8[d, num_items]`` (``TABLE_T``), and the user in two uint8
+  levels is the packed operand of ``[2, d] x [d, N]`` (:func:`_integer_dots`).
+
+Either way:
+
+- ``recommend`` (:func:`add_int8_recommend`) scans the catalog once, bounds the scan's error, and re-ranks
+  exactly the few items that a proven threshold leaves, instead of a ``TopK`` over every score (0.26 ms
+  at 100k): ``top_scores`` exact, ``top_ids`` the exact top-K;
 - ``score`` (:func:`add_int8_score`) computes a short id list exactly from its gathered rows and scans the
-  catalog for a long one, in two levels (``u = s1 hi + resid``: two ``MatMulNBits`` calls; max abs error
-  about 1e-4 at d = 32 with ``u ~ N(0, 1)``; one level alone is about 1e-2, too close to the 2e-2 int8
-  tolerance);
-- ``MatMulNBits`` takes block sizes that are powers of two ≥ 16; for any other ``d``
-  (:func:`uses_matmul_nbits`) the scans use standard ``MatMulInteger`` over the same table (the two levels
-  as a uint8 ``[d, 2]`` block, zero point 128), same results, about 3x slower.
-
-``MatMulNBits`` needs onnxruntime's weight prepacking (without it the op falls back to a float kernel,
-25x slower), so the ``score`` and ``recommend`` sessions prepack (:data:`privrec.export.onnx_runner.SESSION_SETTINGS`).
-It is not a standard ONNX op: onnxruntime (CPU, mobile, and onnxruntime-web, which runs it in float32)
-implements it; the float32 and int4 artifacts use standard ops only.
+  catalog for a long one in two levels (max abs error about 1e-4 at d = 32 with ``u ~ N(0, 1)``; one level
+  alone is about 1e-2, too close to the 2e-2 int8 tolerance);
+- ``finetune`` takes its rows from :func:`int8_rows`.
 
 Wired into :mod:`privrec.export.onnx` (the graph builders take any object with ``op``, ``op_multi``,
-``const`` and ``output`` like its ``_Graph``): the int8 bundle stores :func:`offset_table` as ``TABLE_U8``,
-builds ``score`` with :func:`add_int8_score`, ``recommend`` with :func:`add_int8_recommend`, and takes
-``finetune``'s rows from :func:`int8_rows`. float32 has the same kind of fix (:func:`add_float_score`,
+``const`` and ``output`` like its ``_Graph``), which stores :func:`int8_tables` and records the kernel in
+the manifest (``details.int8_kernel``). float32 has the same kind of fix (:func:`add_float_score`,
 :func:`add_float_recommend`): the user vector as a ``[d, 1]`` column instead of a 1-D input to ``MatMul``.
 :func:`build_fast_models` builds the same ``score``/``recommend`` graphs as standalone models (weights
 embedded; the tests and the size benchmark use them).
@@ -52,10 +53,13 @@ from privrec.sdk.quantize import QuantizedItemModel
 __all__ = [
     "FLOAT_SCAN_RATIO",
     "INT8_SCAN_RATIO",
+    "INTEGER",
     "MS_DOMAIN",
+    "NBITS",
     "OPSET",
     "ROUNDING",
     "SCAN_SLACK",
+    "TABLE_T",
     "TABLE_U8",
     "GraphBuilder",
     "Int8FastRunner",
@@ -69,17 +73,22 @@ __all__ = [
     "build_int8_models",
     "float_catalog_scores",
     "int8_catalog_scores",
+    "int8_kernel",
     "int8_rows",
+    "int8_tables",
     "l1_bound",
     "offset_table",
     "opset_imports",
     "scan_slack",
+    "transposed_table",
     "uses_matmul_nbits",
 ]
 
 OPSET = 17
 MS_DOMAIN = "com.microsoft"
-TABLE_U8 = "item_embedding_u8"
+TABLE_U8 = "item_embedding_u8"  # MatMulNBits graphs: uint8[N, 1, d], the int8 values + 128
+TABLE_T = "item_embedding_t"  # standard-op graphs: int8[d, N], the table transposed
+NBITS, INTEGER = "MatMulNBits", "MatMulInteger"  # the two int8 scan kernels (int8_kernel)
 _ZERO_POINT = 128  # uint8 zero point: symmetric int8 values shifted into [1, 255]
 INT8_SCAN_RATIO = 256  # int8 `score` scans the catalog once N >= num_items / 256 (see add_int8_score)
 FLOAT_SCAN_RATIO = 16  # float32 `score` scans the catalog once N >= num_items / 16 (see add_float_score)
@@ -125,9 +134,28 @@ def offset_table(model: QuantizedItemModel) -> NDArray[np.uint8]:
     return (model.item_embedding.astype(np.int16) + _ZERO_POINT).astype(np.uint8).reshape(n, 1, d)
 
 
+def transposed_table(model: QuantizedItemModel) -> NDArray[np.int8]:
+    """``item_embedding.T`` as a contiguous ``int8[d, num_items]`` (the ``TABLE_T`` initializer of standard-op graphs)."""
+    if not isinstance(model, QuantizedItemModel):
+        raise TypeError(f"`model` must be a QuantizedItemModel. Found {type(model).__name__}.")
+    return np.ascontiguousarray(model.item_embedding.T)
+
+
+def int8_kernel(dim: int, *, standard_ops: bool = False) -> str:
+    """The scan kernel of the int8 graphs: ``"MatMulNBits"`` (onnxruntime's contrib op, uint8 rows) when ``d``
+    allows it and ``standard_ops`` is off, else ``"MatMulInteger"`` (standard ONNX, transposed int8 table)."""
+    return NBITS if uses_matmul_nbits(dim) and not standard_ops else INTEGER
+
+
+def int8_tables(model: QuantizedItemModel, kernel: str) -> dict[str, NDArray[Any]]:
+    """The int8 initializers of ``kernel``'s graphs: the table in its layout, ``item_scale``, ``item_bias``."""
+    table = {TABLE_U8: offset_table(model)} if kernel == NBITS else {TABLE_T: transposed_table(model)}
+    return table | {"item_scale": model.item_scale, "item_bias": model.item_bias}
+
+
 def uses_matmul_nbits(dim: int) -> bool:
     """``MatMulNBits`` takes one block per row when ``d`` is a power of two ≥ 16 (its block sizes); else the
-    graphs scan with ``MatMulInteger`` (same results within the int8 tolerance, about 2.5x slower)."""
+    graphs scan with ``MatMulInteger`` (same results within the int8 tolerance, about 2x slower)."""
     return dim >= 16 and dim & (dim - 1) == 0
 
 
@@ -214,40 +242,39 @@ def _nbits_dots(g: GraphBuilder, vec: str, num_items: int, dim: int, bias: str |
 
     ``accuracy_level=4`` lets onnxruntime quantize ``vec`` to int8 per block and run an integer GEMV over the
     uint8 table (about 0.2 ms for 100k x 32 on one x86 core, the int8 memory floor's order); where that kernel
-    is missing (e.g. onnxruntime-web) it dequantizes block by block in float32 instead, which is exact.
+    is missing (e.g. onnxruntime-web) it dequantizes block by block in float32 instead, which is exact but
+    slow. A 1-D ``vec`` gives a 1-D output, so no reshapes surround it.
     """
-    row = g.op("Unsqueeze", vec, g.const("axis_0", np.array([0], np.int64)))  # [1, d]
-    inputs = [row, TABLE_U8, "item_scale"] + (["", "", bias] if bias is not None else [])
-    out = g.op("MatMulNBits", *inputs, domain=MS_DOMAIN, K=dim, N=num_items, bits=8, block_size=dim, accuracy_level=4)
-    return g.op("Reshape", out, g.const("shape_flat", np.array([-1], np.int64)))
+    inputs = [vec, TABLE_U8, "item_scale"] + (["", "", bias] if bias is not None else [])
+    return g.op("MatMulNBits", *inputs, domain=MS_DOMAIN, K=dim, N=num_items, bits=8, block_size=dim, accuracy_level=4)
 
 
 def _integer_dots(g: GraphBuilder, split: _Split, dim: int) -> str:
-    """``f32[N]``: ``V_i · u`` without the bias, from ``MatMulInteger`` over the uint8 table (any ``d``).
+    """``f32[N]``: ``V_i · u`` without the bias, one ``MatMulInteger`` over the transposed int8 table.
 
-    The two levels ``hi`` and ``lo = round(254 * (x - hi))`` form a uint8 ``[d, 2]`` block (zero point 128), so
-    ``u · q_i ≈ s1 (hi · q_i) + (s1 / 254) (lo · q_i)`` with a relative error of about ``1 / 127²``.
+    The two levels ``hi`` and ``lo = round(254 * (x - hi))`` form a uint8 ``[2, d]`` block (zero point 128):
+    ``u · q_i ≈ s1 (hi · q_i) + (s1 / 254) (lo · q_i)`` with a relative error of about ``1 / 127²``. The block
+    is the packed operand and the constant ``[d, N]`` table is streamed (MLAS u8s8 GEMM: 0.27 ms for 100k x
+    32 against 0.83 ms for ``[N, d] x [d, 2]``, one thread, onnxruntime 1.32).
     """
     lo = g.op("Round", g.op("Mul", g.op("Sub", split.x, split.hi), g.const("c254", np.array([254.0], np.float32))))
     levels = g.op("Reshape", g.op("Concat", split.hi, lo, axis=0), g.const("shape_2_d", np.array([2, dim], np.int64)))
     shifted = g.op("Add", levels, g.const("c128", np.array([float(_ZERO_POINT)], np.float32)))
-    block = g.op("Transpose", g.op("Cast", shifted, to=TensorProto.UINT8), perm=[1, 0])  # [d, 2]
+    block = g.op("Cast", shifted, to=TensorProto.UINT8)  # [2, d]
     zero_point = g.const("u_zero_point", np.array(_ZERO_POINT, np.uint8))
-    table = g.op("Reshape", TABLE_U8, g.const("shape_rows", np.array([-1, dim], np.int64)))
-    acc = g.op("Cast", g.op("MatMulInteger", table, block, zero_point, zero_point), to=TensorProto.FLOAT)  # [N, 2]
+    acc = g.op("Cast", g.op("MatMulInteger", block, TABLE_T, zero_point), to=TensorProto.FLOAT)  # [2, N]
     scales = g.op("Mul", split.s1, g.const("level_scales", np.array([1.0, 1.0 / 254.0], np.float32)))  # [2]
-    dots = g.op("MatMul", acc, g.op("Unsqueeze", scales, g.const("axis_1", np.array([1], np.int64))))  # [N, 1]
-    return g.op("Mul", g.op("Reshape", dots, g.const("shape_flat", np.array([-1], np.int64))), "item_scale")
+    return g.op("Mul", g.op("MatMul", scales, acc), "item_scale")  # [2] x [2, N] -> [N]
 
 
-def int8_catalog_scores(g: GraphBuilder, *, num_items: int, dim: int, user: str = "user") -> str:
+def int8_catalog_scores(g: GraphBuilder, *, num_items: int, dim: int, kernel: str, user: str = "user") -> str:
     """``f32[num_items]``: ``V · user + b`` over the whole catalog in two levels (max error about ``|V|₁ max|u| / 127²``).
 
-    With ``MatMulNBits``: one call on ``s1 * hi`` (exact in its int8 quantization) and one on the residual
-    (quantized with its own scale, error ≤ ``s1 / 508`` per coordinate); else :func:`_integer_dots`.
+    ``MatMulNBits``: one call on ``s1 * hi`` (exact in its int8 quantization) and one on the residual
+    (quantized with its own scale, error ≤ ``s1 / 508`` per coordinate); ``MatMulInteger``: :func:`_integer_dots`.
     """
     split = _Split(g, user)
-    if uses_matmul_nbits(dim):
+    if kernel == NBITS:
         return g.op(
             "Add", _nbits_dots(g, split.u_hi, num_items, dim, "item_bias"), _nbits_dots(g, split.resid, num_items, dim, None)
         )
@@ -264,34 +291,39 @@ def take_1d(g: GraphBuilder, data: str, ids: str) -> str:
     return g.op("GatherElements", data, ids, axis=0)
 
 
-def int8_rows(g: GraphBuilder, ids: str, *, dim: int) -> str:
-    """``V[ids]`` as float32 ``[M, d]``: the ``M`` uint8 rows gathered, then ``(row - 128) * scale`` (for
-    ``finetune``: ``M`` is small, so dequantizing those rows is cheap)."""
+def int8_rows(g: GraphBuilder, ids: str, *, dim: int, kernel: str) -> str:
+    """``V[ids]`` as float32 ``[M, d]``: the ``M`` rows (or columns) gathered, then dequantized (for ``finetune``:
+    ``M`` is small, so dequantizing those rows is cheap)."""
     scale = g.op("Unsqueeze", g.op("Gather", "item_scale", ids, axis=0), g.const("axis_1", np.array([1], np.int64)))
-    return g.op("Mul", _int_rows(g, ids, dim), scale)
+    return g.op("Mul", _int_rows(g, ids, dim, kernel), scale)
 
 
-def _int_rows(g: GraphBuilder, ids: str, dim: int) -> str:
+def _int_rows(g: GraphBuilder, ids: str, dim: int, kernel: str) -> str:
     """``q[ids]`` as float32 ``[M, d]`` (the integer values, no scale)."""
-    rows = g.op("Reshape", g.op("Gather", TABLE_U8, ids, axis=0), g.const("shape_rows", np.array([-1, dim], np.int64)))
-    return g.op("Sub", g.op("Cast", rows, to=TensorProto.FLOAT), g.const("c128", np.array([float(_ZERO_POINT)], np.float32)))
+    if kernel == NBITS:
+        rows = g.op("Reshape", g.op("Gather", TABLE_U8, ids, axis=0), g.const("shape_rows", np.array([-1, dim], np.int64)))
+        return g.op("Sub", g.op("Cast", rows, to=TensorProto.FLOAT), g.const("c128", np.array([float(_ZERO_POINT)], np.float32)))
+    return g.op("Transpose", g.op("Cast", g.op("Gather", TABLE_T, ids, axis=1), to=TensorProto.FLOAT), perm=[1, 0])
 
 
-def _exact_by_id(g: GraphBuilder, ids: str, *, dim: int, gather: Callable[[GraphBuilder, str, str], str]) -> str:
+def _exact_by_id(
+    g: GraphBuilder, ids: str, *, dim: int, kernel: str, gather: Callable[[GraphBuilder, str, str], str]
+) -> str:
     """``f32[M]``: ``(q[ids] · user) * scale[ids] + b[ids]`` in float32: exact up to float rounding."""
     column = g.op("Unsqueeze", "user", g.const("axis_1", np.array([1], np.int64)))
-    dots = g.op("Reshape", g.op("MatMul", _int_rows(g, ids, dim), column), g.const("shape_flat", np.array([-1], np.int64)))
+    rows = _int_rows(g, ids, dim, kernel)
+    dots = g.op("Reshape", g.op("MatMul", rows, column), g.const("shape_flat", np.array([-1], np.int64)))
     return g.op("Add", g.op("Mul", dots, gather(g, "item_scale", ids)), gather(g, "item_bias", ids))
 
 
-def add_int8_score(g: GraphBuilder, *, num_items: int, dim: int) -> None:
+def add_int8_score(g: GraphBuilder, *, num_items: int, dim: int, kernel: str) -> None:
     """``score(user, item_ids) -> scores``: per id for a short list, by one catalog scan for a long one.
 
     An ``If`` on ``N`` (``N * INT8_SCAN_RATIO < num_items``, ``num_items`` read from ``item_bias``'s shape)
     chooses between
 
-    - **by id**: gather the ``N`` uint8 rows, ``(row - 128) · user`` in float32, times the row scale, plus
-      the bias: exact up to float rounding, a few hundred ns per id at d = 32;
+    - **by id**: gather the ``N`` int8 rows, ``q · user`` in float32, times the row scale, plus the bias:
+      exact up to float rounding, a few hundred ns per id at d = 32;
     - **scan**: :func:`int8_catalog_scores` over the whole table (two levels; max error about 1e-4 at
       d = 32), then :func:`take_1d` at ``item_ids``: about 0.45 ms at 100k x 32 whatever ``N``.
 
@@ -301,10 +333,10 @@ def add_int8_score(g: GraphBuilder, *, num_items: int, dim: int) -> None:
     """
 
     def scan(b: GraphBuilder) -> str:
-        return take_1d(b, int8_catalog_scores(b, num_items=num_items, dim=dim), "item_ids")
+        return take_1d(b, int8_catalog_scores(b, num_items=num_items, dim=dim, kernel=kernel), "item_ids")
 
     def by_id(b: GraphBuilder) -> str:
-        return _exact_by_id(b, "item_ids", dim=dim, gather=take_1d)
+        return _exact_by_id(b, "item_ids", dim=dim, kernel=kernel, gather=take_1d)
 
     g.output(_if_short_list(g, by_id, scan, ratio=INT8_SCAN_RATIO), "scores")
 
@@ -331,20 +363,22 @@ def block_size(num_items: int, top_k: int) -> int:
 
 
 def add_int8_recommend(
-    g: GraphBuilder, *, num_items: int, dim: int, top_k: int, l1_max: NDArray[np.float32], bias_max: float
+    g: GraphBuilder, *, num_items: int, dim: int, top_k: int, l1_max: NDArray[np.float32], bias_max: float, kernel: str
 ) -> None:
     """``recommend(user, mask) -> top_ids, top_scores``: an approximate scan, a proven threshold, an exact re-rank.
 
-    1. **Scan**: ``scan_i = (s1 hi) · V_i + b_i + mask_i`` — one ``MatMulNBits`` over the uint8 table
-       (:func:`_nbits_dots`; for other ``d`` the two-level :func:`_integer_dots`), about 0.2 ms at 100k x 32.
+    1. **Scan**: ``scan_i ≈ u · V_i + b_i + mask_i`` — one ``MatMulNBits`` over the uint8 table, which
+       quantizes ``u`` to int8 itself (the bias is fused into it): about 0.2 ms at 100k x 32. With
+       ``MatMulInteger`` (standard ops), the two-level :func:`_integer_dots` (error far below ``E``).
     2. **Bound**: ``|scan_i - exact_i| ≤ E = max|u| · L1MAX · scan_slack(d) + max|b| · ROUNDING``, with
-       ``L1MAX`` the largest row L1 norm (:func:`l1_bound`, a constant of the graph). Why: ``|u - s1 hi| ≤
-       s1 / 2 = max|u| / 254`` per coordinate; a kernel that re-quantizes ``s1 hi`` symmetrically reproduces
-       it exactly, and any other int8 quantizer moves it by at most another ``max|u| / 254`` (hence
-       ``1 / 127``); the integer accumulation is exact, ``1e-5`` covers the float rounding of the output
-       scaling, ``d · 2^-23`` the re-rank's own float32 dot product, and ``ROUNDING`` (relative to the
-       largest ``|dot| + |b|``) the additions of bias and mask and the threshold arithmetic — without it a
-       tiny ``u`` (``E`` → 0) would leave less margin than one ulp of the bias.
+       ``L1MAX`` the largest row L1 norm (:func:`l1_bound`, a constant of the graph). Why: an int8 quantizer
+       of ``u`` moves each coordinate by at most ``max|u| / 254`` (symmetric, as MLAS does) or ``/ 255``
+       (asymmetric); ``SCAN_SLACK`` allows twice that (``1 / 127``), a margin for kernels not measured here
+       (onnxruntime-web runs the op in float32: exact); the integer accumulation is exact, ``1e-5`` covers
+       the float rounding of the output scaling, ``d · 2^-23`` the re-rank's own float32 dot product, and
+       ``ROUNDING`` (relative to the largest ``|dot| + |b|``) the additions of bias and mask and the
+       threshold arithmetic — without it a tiny ``u`` (``E`` → 0) would leave less margin than one ulp of
+       the bias. ``2E`` is one multiply-add on ``max|u|`` with constants folded at export.
     3. **Threshold**: the scan (padded with ``-inf``) viewed as blocks of :func:`block_size`; ``t`` = the
        ``K``-th largest block maximum. ``t`` ≤ the ``K``-th largest scan value (``K`` distinct blocks each hold
        a value ≥ ``t``), so every true top-``K`` item has ``scan ≥ exact - E ≥ exact_(K) - E ≥ scan_(K) - 2E
@@ -357,17 +391,19 @@ def add_int8_recommend(
     steps 3-4 cost about 0.05 ms. With every item but a few masked with ``-inf``, ``t`` is ``-inf`` and every
     real item becomes a candidate: slower, still exact.
     """
-    split = _Split(g, "user")
-    if uses_matmul_nbits(dim):
-        scan = _nbits_dots(g, split.u_hi, num_items, dim, "item_bias")
+    if kernel == NBITS:  # MatMulNBits quantizes `user` itself (1-D in, [N] out): no nodes around it
+        peak = g.op("ReduceMax", g.op("Abs", "user"), keepdims=1)
+        out = _nbits_dots(g, "user", num_items, dim, "item_bias")
     else:
-        scan = g.op("Add", _integer_dots(g, split, dim), "item_bias")
-    scan = g.op("Add", scan, "mask")
-    slack = g.const("scan_slack", _round_up(scan_slack(dim)))
-    offset = g.const("scan_offset", _round_up(bias_max * ROUNDING))
-    bound = g.op("Add", g.op("Mul", g.op("Mul", split.peak, g.const("item_l1_max", l1_max)), slack), offset)
-    ids = _candidates(g, scan, g.op("Add", bound, bound), num_items=num_items, top_k=top_k)
-    by_id = _exact_by_id(g, ids, dim=dim, gather=_gather_rows)
+        split = _Split(g, "user")
+        peak, out = split.peak, g.op("Add", _integer_dots(g, split, dim), "item_bias")
+    scan = g.op("Add", out, "mask")
+    # 2E = peak * (2 L1MAX slack) + 2 offset, both constants folded at export (rounded up).
+    slope = g.const("scan_slope", _round_up(2.0 * float(l1_max[0]) * float(_round_up(scan_slack(dim))[0])))
+    offset = g.const("scan_offset", _round_up(2.0 * float(_round_up(bias_max * ROUNDING)[0])))
+    margin = g.op("Add", g.op("Mul", peak, slope), offset)
+    ids = _candidates(g, scan, margin, num_items=num_items, top_k=top_k)
+    by_id = _exact_by_id(g, ids, dim=dim, kernel=kernel, gather=_gather_rows)
     exact = g.op("Add", by_id, _gather_rows(g, "mask", ids))
     values, pos = g.op_multi("TopK", [exact, g.const("k", np.array([top_k], np.int64))], 2, axis=0, largest=1, sorted=1)
     g.output(g.op("Cast", _gather_rows(g, ids, pos), to=TensorProto.INT32), "top_ids")
@@ -394,9 +430,10 @@ def _candidates(g: GraphBuilder, scan: str, margin: str, *, num_items: int, top_
     tau = g.op("Sub", _gather_rows(g, best, g.const("last", np.array([top_k - 1], np.int64))), margin)  # [1]
     chosen = g.op("Reshape", g.op("NonZero", g.op("GreaterOrEqual", block_max, tau)), flat)  # block numbers
     where = g.op("NonZero", g.op("GreaterOrEqual", _gather_rows(g, grid, chosen), tau))  # [2, C], row-major
-    row, col = g.op_multi("Split", [where, g.const("split_1_1", np.array([1, 1], np.int64))], 2, axis=0)
-    starts = g.op("Mul", _gather_rows(g, chosen, g.op("Reshape", row, flat)), g.const("width", np.array([width], np.int64)))
-    ids = g.op("Add", starts, g.op("Reshape", col, flat))
+    row = _gather_rows(g, where, g.const("scalar_0", np.array(0, np.int64)))  # [C]: position among `chosen`
+    col = _gather_rows(g, where, g.const("scalar_1", np.array(1, np.int64)))  # [C]: offset in the block
+    starts = g.op("Mul", _gather_rows(g, chosen, row), g.const("width", np.array([width], np.int64)))
+    ids = g.op("Add", starts, col)
     if pad:  # only with t = -inf can a padding slot be a candidate
         real = g.op("Less", ids, g.const("num_items", np.array([num_items], np.int64)))
         ids = g.op("Compress", ids, real, axis=0)
@@ -475,26 +512,30 @@ class OnnxGraph:
         self.nodes.append(helper.make_node("Identity", [src], [name]))
 
 
-def build_int8_models(model: QuantizedItemModel, *, top_k: int = 10) -> dict[str, onnx.ModelProto]:
+def build_int8_models(model: QuantizedItemModel, *, top_k: int = 10, standard_ops: bool = False) -> dict[str, onnx.ModelProto]:
     """Standalone ``score`` and ``recommend`` models (weights embedded) of the int8 fast path.
 
     Same signatures, names and dtypes as docs/BUNDLE.md; ``N`` is dynamic in ``score``.
     """
     if not isinstance(model, QuantizedItemModel):
         raise TypeError(f"`model` must be a QuantizedItemModel. Found {type(model).__name__}.")
-    return build_fast_models(model, top_k=top_k)
+    return build_fast_models(model, top_k=top_k, standard_ops=standard_ops)
 
 
-def build_fast_models(model: ItemModel | QuantizedItemModel, *, top_k: int = 10) -> dict[str, onnx.ModelProto]:
-    """Standalone fast ``score`` and ``recommend`` models: int8 (:func:`add_int8_score`, …) or float32."""
+def build_fast_models(
+    model: ItemModel | QuantizedItemModel, *, top_k: int = 10, standard_ops: bool = False
+) -> dict[str, onnx.ModelProto]:
+    """Standalone fast ``score`` and ``recommend`` models: int8 (:func:`add_int8_score`, …; ``standard_ops``
+    picks ``MatMulInteger`` over ``MatMulNBits``, :func:`int8_kernel`) or float32."""
     if not isinstance(model, ItemModel | QuantizedItemModel):
         raise TypeError(f"`model` must be an ItemModel or a QuantizedItemModel. Found {type(model).__name__}.")
     n, d = model.num_items, model.dim
     if isinstance(top_k, bool) or not isinstance(top_k, int) or not 0 < top_k <= n:
         raise ValueError(f"`top_k` must be an int in [1, {n}] (the number of items). Found {top_k!r}.")
     arrays: dict[str, NDArray[Any]]
+    kernel = int8_kernel(d, standard_ops=standard_ops)
     if isinstance(model, QuantizedItemModel):
-        arrays = {TABLE_U8: offset_table(model), "item_scale": model.item_scale, "item_bias": model.item_bias}
+        arrays = int8_tables(model, kernel)
     else:
         arrays = {"item_embedding": model.item_embedding, "item_bias": model.item_bias}
     weights = [numpy_helper.from_array(a, name) for name, a in arrays.items()]
@@ -514,9 +555,10 @@ def build_fast_models(model: ItemModel | QuantizedItemModel, *, top_k: int = 10)
         g = OnnxGraph(weights)
         if isinstance(model, QuantizedItemModel):
             if name == "score":
-                add_int8_score(g, num_items=n, dim=d)
+                add_int8_score(g, num_items=n, dim=d, kernel=kernel)
             else:
-                add_int8_recommend(g, num_items=n, dim=d, top_k=top_k, l1_max=l1_bound(model), bias_max=bias_bound(model))
+                l1, bias = l1_bound(model), bias_bound(model)
+                add_int8_recommend(g, num_items=n, dim=d, top_k=top_k, kernel=kernel, l1_max=l1, bias_max=bias)
         elif name == "score":
             add_float_score(g)
         else:

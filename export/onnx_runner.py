@@ -60,9 +60,11 @@ class OnnxRunner:
                     "`artifacts.onnx.files`: a runner opens only listed files."
                 )
             paths[name] = bundle_path(Path(bundle_dir), rel)
+        found = record.details.get("int8_kernel")
+        kernel = found if isinstance(found, str) else None  # only picks prepacking: a wrong value costs speed, not results
+        options = {name: session_options(name, threads, int8_kernel=kernel) for name in names}
         sessions = {
-            name: ort.InferenceSession(str(paths[name]), session_options(name, threads), providers=["CPUExecutionProvider"])
-            for name in names
+            name: ort.InferenceSession(str(paths[name]), options[name], providers=["CPUExecutionProvider"]) for name in names
         }
         for name, session in sessions.items():
             _check_io(str(graphs[name]), session, record.signatures[name])
@@ -99,29 +101,29 @@ class OnnxRunner:
         return np.asarray(out, np.float32), np.asarray(loss, np.float32)
 
 
-#: per signature: (graph optimization level, prepack constant weights). The exported graphs are already
-#: lean (no foldable constant chains, integer kernels chosen at export), so onnxruntime's graph passes buy
-#: nothing per call and cost session creation time. Prepacking: the int8 ``score`` and ``recommend`` scan
-#: with ``MatMulNBits``, whose integer kernel exists only on prepacked weights (unpacked, the op runs a
-#: float fallback 25x slower: 9.3 vs 0.37 ms at 100k x 32); it costs about 8 ms of session creation per
-#: ``MatMulNBits`` node at 100k x 32 (one thread, onnxruntime 1.32). ``finetune`` gathers a few rows: nothing
-#: to prepack. float32 graphs measured within noise either way.
-SESSION_SETTINGS: dict[str, tuple[ort.GraphOptimizationLevel, bool]] = {
-    "score": (ort.GraphOptimizationLevel.ORT_DISABLE_ALL, True),
-    "recommend": (ort.GraphOptimizationLevel.ORT_DISABLE_ALL, True),
-    "finetune": (ort.GraphOptimizationLevel.ORT_DISABLE_ALL, False),
-}
+#: The graph optimization level of every session. The exported graphs are already lean (no foldable constant
+#: chains, integer kernels chosen at export), so onnxruntime's graph passes buy nothing per call and cost
+#: session creation time.
+GRAPH_OPTIMIZATION = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+#: The signatures whose sessions prepack their constant weights, when the int8 graphs scan with
+#: ``MatMulNBits`` (manifest ``details.int8_kernel``): its integer kernel exists only on prepacked weights
+#: (unpacked, the op runs a float fallback 25x slower: 9.3 vs 0.37 ms at 100k x 32), and prepacking costs
+#: about 8 ms of session creation per ``MatMulNBits`` node at 100k x 32 (one thread, onnxruntime 1.32).
+#: Everything else runs unpacked: ``MatMulInteger`` over the transposed table measured faster unpacked
+#: (recommend 1.27 vs 1.77 ms, catalog score 1.13 vs 1.47 ms) and packing the 3.2 MB table cost ~8 ms;
+#: ``finetune`` gathers a few rows; float32 was within noise either way.
+PREPACKED_WITH_MATMULNBITS = ("score", "recommend")
 
 
-def session_options(signature: str, threads: int = 1) -> ort.SessionOptions:
-    """The ``SessionOptions`` of one signature's session: ``threads`` intra- and inter-op threads, and the
-    graph optimization level and weight prepacking of :data:`SESSION_SETTINGS`."""
-    level, prepack = SESSION_SETTINGS[signature]
+def session_options(signature: str, threads: int = 1, *, int8_kernel: str | None = None) -> ort.SessionOptions:
+    """The ``SessionOptions`` of one signature's session: ``threads`` intra- and inter-op threads,
+    :data:`GRAPH_OPTIMIZATION`, and weight prepacking only for :data:`PREPACKED_WITH_MATMULNBITS` of a
+    ``MatMulNBits`` artifact (``int8_kernel``, from the manifest's ``details``)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = threads
-    options.graph_optimization_level = level
-    if not prepack:
+    options.graph_optimization_level = GRAPH_OPTIMIZATION
+    if not (int8_kernel == "MatMulNBits" and signature in PREPACKED_WITH_MATMULNBITS):
         options.add_session_config_entry("session.disable_prepacking", "1")
     return options
 

@@ -232,6 +232,14 @@ def export(
         bool,
         typer.Option("--coreml-ios16", help="Also write the iOS 16-17 Core ML fallback (three packages; not for int4)."),
     ] = False,
+    onnx_standard_ops: Annotated[
+        bool,
+        typer.Option(
+            "--onnx-standard-ops",
+            help="int8 ONNX graphs from standard ops (MatMulInteger), not onnxruntime's MatMulNBits: for the browser "
+            "(onnxruntime-web) and other ONNX runtimes.",
+        ),
+    ] = False,
     sign_key: Annotated[
         Path | None,
         typer.Option("--sign-key", help="Ed25519 private key (PEM, from `privrec keys generate`): writes manifest.sig."),
@@ -244,6 +252,7 @@ def export(
         path = export_run(
             run_dir, out, formats=tuple(f for f in formats.split(",") if f), precision=precision, sparsity=sparsity,
             overwrite=overwrite, sign_key=sign_key, coreml_targets=("iOS18", "iOS16") if coreml_ios16 else ("iOS18",),
+            onnx_standard_ops=onnx_standard_ops,
         )
     except (OSError, ValueError) as exc:
         _fail(str(exc))

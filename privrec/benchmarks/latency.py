@@ -746,8 +746,12 @@ def run_browser_latency(plan: LatencyPlan) -> dict[str, Any]:
                     model = synthetic_model(n, d, plan.seed + n + d)  # the table the main rows time
                     for precision, m in (("float32", model), ("int8", quantize_int8(model))):
                         name = f"{n}x{d}-{precision}"
-                        export_bundle(m, site / "bundles" / name, formats=("onnx",), finetune=FinetuneConfig(steps=steps))
-                        record = export_format(m, work / "native" / name, "onnx", finetune_steps=steps)
+                        # standard ops (MatMulInteger): what a browser bundle is exported with (web_sample/README.md)
+                        export_bundle(
+                            m, site / "bundles" / name, formats=("onnx",), finetune=FinetuneConfig(steps=steps),
+                            onnx_standard_ops=True,
+                        )
+                        record = export_format(m, work / "native" / name, "onnx", finetune_steps=steps, onnx_standard_ops=True)
                         native = get_runner_factory("onnx")(work / "native" / name, record)
                         cases.append((n, d, precision, m, native, f"bundles/{name}/"))
             with _serve(site) as base:
@@ -811,7 +815,10 @@ def browser_markdown(result: dict[str, Any]) -> str:
     note = (
         f"{browser['browser']}, headless, the web sample's `bench.html` (onnxruntime-web, one WebAssembly thread, the "
         "page cross-origin isolated so `performance.now()` resolves 5 µs). The same bundle's ONNX graphs run natively "
-        "in onnxruntime (one thread) in the same loop, rounds alternating between the two. `recommend`: mask of zeros, "
+        "in onnxruntime (one thread) in the same loop, rounds alternating between the two. The bundles are exported "
+        "with `--onnx-standard-ops`, as web_sample/README.md says: int8 scans with `MatMulInteger`, which "
+        "onnxruntime-web runs in integers, not onnxruntime's `MatMulNBits` (the default, about 2x faster natively), "
+        "which it runs in float32. `recommend`: mask of zeros, "
         "K = 10; `finetune`: M = 50, the exported steps. `× native` = browser p50 / native p50 (warm; cold beside it). "
         "`max abs err`: `recommend` vs the numpy reference, `finetune` vs the native output.\n\n"
     )

@@ -16,7 +16,7 @@ from onnx_nodes import all_nodes
 from privrec.export import ExportConfig, get_exporter, get_runner_factory
 from privrec.export.bundle import export_onnx
 from privrec.export.onnx import GRAPH_FILES, OPSET, WEIGHTS_FILE, OnnxRunner
-from privrec.export.onnx_int8 import TABLE_U8
+from privrec.export.onnx_int8 import TABLE_T, TABLE_U8
 from privrec.sdk.model import ItemModel
 from privrec.sdk.quantize import QuantizedItemModel, quantize_int8
 from privrec.sdk.reconstruct import finetune_reference
@@ -121,42 +121,45 @@ def test_parity_with_numpy_over_dynamic_n_and_m(tmp_path: Path, small_model: Ite
             assert loss.shape == (1,) and abs(float(loss[0]) - want_loss) < 2e-5
 
 
-@pytest.mark.parametrize("dim", [8, 32])  # MatMulInteger scan (d not a power of two >= 16) and MatMulNBits
-def test_int8_table_is_stored_once_in_uint8_rows_and_never_dequantized_whole(
-    tmp_path: Path, make_model: Callable[..., ItemModel], dim: int
+@pytest.mark.parametrize(("dim", "standard_ops"), [(8, False), (32, False), (32, True)])
+def test_int8_table_is_stored_once_in_its_kernel_s_layout_and_never_dequantized_whole(
+    tmp_path: Path, make_model: Callable[..., ItemModel], dim: int, standard_ops: bool
 ) -> None:
+    """d = 32: uint8 rows read by MatMulNBits; d = 8 or ``onnx_standard_ops``: the int8 table transposed, read
+    by MatMulInteger. Either way the table is only gathered or multiplied in integers, and the manifest
+    records the kernel (the runner prepacks MatMulNBits weights only)."""
     model = quantize_int8(make_model(200, dim, seed=0))
-    export_onnx(model, tmp_path)
+    record = get_exporter("onnx")(model, tmp_path, ExportConfig(onnx_standard_ops=standard_ops))
     n, d = model.num_items, model.dim
+    kernel = "MatMulNBits" if dim >= 16 and not standard_ops else "MatMulInteger"
+    assert record.details["int8_kernel"] == kernel
+    table = TABLE_U8 if kernel == "MatMulNBits" else TABLE_T
     for signature, file in GRAPH_FILES.items():
         graph = onnx.load(str(tmp_path / file), load_external_data=False).graph
         inits = {t.name: t for t in graph.initializer}
-        assert "item_embedding" not in inits, signature
-        assert inits[TABLE_U8].data_type == TensorProto.UINT8 and list(inits[TABLE_U8].dims) == [n, 1, d]
-        assert inits[TABLE_U8].data_location == TensorProto.EXTERNAL
+        assert "item_embedding" not in inits and ({TABLE_U8, TABLE_T} - {table}).isdisjoint(inits), signature
+        want = (TensorProto.UINT8, [n, 1, d]) if table == TABLE_U8 else (TensorProto.INT8, [d, n])
+        assert (inits[table].data_type, list(inits[table].dims)) == want
+        assert inits[table].data_location == TensorProto.EXTERNAL
         assert inits["item_scale"].data_type == TensorProto.FLOAT
         assert not [t.name for t in inits.values() if t.data_type == TensorProto.FLOAT and len(t.dims) == 2]
         nodes = all_nodes(graph)
-        # The table is gathered in uint8 (finetune's and score's rows, recommend's candidates), read by
-        # MatMulNBits, or reshaped (a view) into MatMulInteger: never cast to float32 whole.
-        for node in (node for node in nodes if TABLE_U8 in node.input):
-            if node.op_type == "Reshape":
-                assert {c.op_type for c in nodes if node.output[0] in c.input} == {"MatMulInteger"}, signature
-            else:
-                assert node.op_type in {"Gather", "MatMulNBits"}, (signature, node.op_type)
-        scan_ops = {node.op_type for node in nodes}
+        readers = {node.op_type for node in nodes if table in node.input}
+        assert readers and readers <= {"Gather", kernel}, (signature, readers)
         if signature != "finetune":
-            assert ("MatMulNBits" if d >= 16 else "MatMulInteger") in scan_ops, signature
+            assert kernel in {node.op_type for node in nodes}, signature
     finetune = onnx.load(str(tmp_path / GRAPH_FILES["finetune"]), load_external_data=False).graph
-    gather = next(node for node in finetune.node if node.op_type == "Gather" and node.input[0] == TABLE_U8)
-    reshape = next(node for node in finetune.node if gather.output[0] in node.input)
-    assert reshape.op_type == "Reshape"
-    assert next(node for node in finetune.node if reshape.output[0] in node.input).op_type == "Cast"
-    # uint8 table + float32 scale + float32 bias, each 64-byte aligned.
+    gather = next(node for node in finetune.node if node.op_type == "Gather" and node.input[0] == table)
+    after = next(node for node in finetune.node if gather.output[0] in node.input)
+    if table == TABLE_U8:  # rows [M, 1, d] -> [M, d], then cast
+        assert after.op_type == "Reshape"
+        after = next(node for node in finetune.node if after.output[0] in node.input)
+    assert after.op_type == "Cast"
+    # int8 table + float32 scale + float32 bias, each 64-byte aligned.
     assert (tmp_path / WEIGHTS_FILE).stat().st_size <= n * d + 4 * n + 4 * n + 2 * 64
     loaded = {t.name: t for t in onnx.load(str(tmp_path / GRAPH_FILES["score"])).graph.initializer}  # reads model.onnx.data
-    stored = onnx.numpy_helper.to_array(loaded[TABLE_U8])
-    np.testing.assert_array_equal(stored.reshape(n, d).astype(np.int16) - 128, model.item_embedding)
+    stored = onnx.numpy_helper.to_array(loaded[table]).astype(np.int16)
+    np.testing.assert_array_equal(stored.reshape(n, d) - 128 if table == TABLE_U8 else stored.T, model.item_embedding)
 
 
 @pytest.mark.parametrize("precision", ["float32", "int8"])
@@ -256,3 +259,21 @@ def test_top_k_larger_than_the_catalog_is_refused(tmp_path: Path, make_model: Ca
 def test_empty_item_ids_give_empty_scores(tmp_path: Path, small_model: ItemModel) -> None:
     r = _runner(small_model, tmp_path)
     assert r.score(np.ones(8, np.float32), np.zeros(0, np.int32)).shape == (0,)
+
+
+@pytest.mark.parametrize("standard_ops", [False, True])
+def test_runner_prepacks_only_the_matmulnbits_scans(
+    tmp_path: Path, make_model: Callable[..., ItemModel], standard_ops: bool
+) -> None:
+    """MatMulNBits has its integer kernel only on prepacked weights: the int8 score and recommend sessions of
+    a MatMulNBits bundle prepack; everything else (MatMulInteger, finetune, float32) does not."""
+    model = quantize_int8(make_model(300, 32, seed=1))
+    record = get_exporter("onnx")(model, tmp_path, ExportConfig(onnx_standard_ops=standard_ops))
+    runner = get_runner_factory("onnx")(tmp_path, record)
+    assert isinstance(runner, OnnxRunner)
+    for name, session in runner._sessions.items():
+        try:
+            disabled = session.get_session_options().get_session_config_entry("session.disable_prepacking")
+        except RuntimeError:  # onnxruntime raises for a key never set: prepacking on (its default)
+            disabled = ""
+        assert disabled == ("1" if standard_ops or name == "finetune" else ""), (name, disabled)

@@ -19,15 +19,19 @@ from onnx_nodes import all_nodes
 from privrec.export.onnx_int8 import (
     FLOAT_SCAN_RATIO,
     INT8_SCAN_RATIO,
+    INTEGER,
+    NBITS,
     SCAN_SLACK,
+    TABLE_T,
     TABLE_U8,
     Int8FastRunner,
     block_size,
     build_fast_models,
     build_int8_models,
+    int8_kernel,
     l1_bound,
     offset_table,
-    uses_matmul_nbits,
+    transposed_table,
 )
 from privrec.sdk.model import ItemModel
 from privrec.sdk.quantize import QuantizedItemModel, quantize_int8
@@ -53,26 +57,49 @@ def _ref(reference: ItemModel, user: NDArray[np.float32]) -> NDArray[np.float64]
 
 
 @pytest.mark.parametrize(
-    ("dim", "scan_op"), [(4, "MatMulInteger"), (24, "MatMulInteger"), (16, "MatMulNBits"), (64, "MatMulNBits")]
+    ("dim", "standard_ops", "kernel"),
+    [(4, False, INTEGER), (24, False, INTEGER), (16, False, NBITS), (64, False, NBITS), (32, True, INTEGER)],
 )
-def test_graphs_store_the_table_once_in_uint8_rows(dim: int, scan_op: str) -> None:
+def test_graphs_store_the_table_once_in_the_kernel_s_layout(dim: int, standard_ops: bool, kernel: str) -> None:
+    """MatMulNBits: uint8 rows [N, 1, d] (int8 + 128); MatMulInteger: the int8 table transposed [d, N].
+    Standard-op graphs import only the default ONNX domain."""
     q = _model(50, dim, seed=0)
-    assert uses_matmul_nbits(dim) == (scan_op == "MatMulNBits")
-    models = build_int8_models(q, top_k=5)
+    assert int8_kernel(dim, standard_ops=standard_ops) == kernel
+    models = build_int8_models(q, top_k=5, standard_ops=standard_ops)
     assert set(models) == {"score", "recommend"}
+    nbits = (TABLE_U8, onnx.TensorProto.UINT8, [50, 1, dim])
+    name, dtype, dims = nbits if kernel == NBITS else (TABLE_T, onnx.TensorProto.INT8, [dim, 50])
     for m in models.values():
-        big = [t for t in m.graph.initializer if t.name == TABLE_U8]
-        assert len(big) == 1 and big[0].data_type == onnx.TensorProto.UINT8 and list(big[0].dims) == [50, 1, dim]
+        big = [t for t in m.graph.initializer if t.name in (TABLE_U8, TABLE_T)]
+        assert len(big) == 1 and big[0].name == name and big[0].data_type == dtype and list(big[0].dims) == dims
         assert not any(t.data_type == onnx.TensorProto.FLOAT and len(t.dims) == 2 for t in m.graph.initializer)
         nodes = all_nodes(m.graph)
-        assert scan_op in {n.op_type for n in nodes}
+        assert kernel in {n.op_type for n in nodes}
         assert not ({"DequantizeLinear"} & {n.op_type for n in nodes})
         for node in (n for n in nodes if n.op_type == "MatMulNBits"):
             attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
             assert node.domain == "com.microsoft" and node.input[1] == TABLE_U8
             assert attrs == {"K": dim, "N": 50, "bits": 8, "block_size": dim, "accuracy_level": 4}
-        assert [o.domain for o in m.opset_import] == ([""] if scan_op == "MatMulInteger" else ["", "com.microsoft"])
-    np.testing.assert_array_equal(offset_table(q).reshape(50, dim).astype(np.int16) - 128, q.item_embedding)
+        assert [o.domain for o in m.opset_import] == ([""] if kernel == INTEGER else ["", "com.microsoft"])
+    table = offset_table(q).reshape(50, dim).astype(np.int16) - 128 if kernel == NBITS else transposed_table(q).T
+    np.testing.assert_array_equal(table, q.item_embedding)
+
+
+@pytest.mark.parametrize("standard_ops", [False, True])
+def test_both_kernels_give_the_same_top_k_and_scores(standard_ops: bool) -> None:
+    """The d = 32 model through MatMulNBits and through standard MatMulInteger: same exact top-K, scores
+    within the scan's error of each other."""
+    q = _model(3000, 32, seed=8)
+    ref = q.dequantize()
+    runner = Int8FastRunner(build_int8_models(q, standard_ops=standard_ops))
+    rng = np.random.default_rng(2)
+    for _ in range(10):
+        user = rng.normal(size=32).astype(np.float32)
+        top_ids, top_scores = runner.recommend(user, np.zeros(3000, np.float32))
+        full = _ref(ref, user)
+        np.testing.assert_array_equal(top_ids, np.argsort(-full, kind="stable")[:K])
+        np.testing.assert_allclose(top_scores, full[top_ids], atol=1e-5)
+        np.testing.assert_allclose(runner.score(user, np.arange(3000, dtype=np.int32)), full, atol=1e-3)
 
 
 def test_l1_bound_is_the_largest_row_l1_norm_rounded_up() -> None:
