@@ -29,6 +29,8 @@ from privrec.export.manifest import bundle_signatures
 from privrec.export.tflite import (
     QUANT_ERROR,
     ROUNDING,
+    SCAN_MIN_ITEMS,
+    SCAN_RATIO,
     TFLITE_FILE,
     TFLiteRunner,
     _Blocks,
@@ -459,6 +461,24 @@ def _padded_cases_2_14(scan_models: _ScanModels) -> list[dict[str, Any]]:
     return cases
 
 
+def _scan_score_cases_2_14(score_models: dict[str, _ScoreModel]) -> list[dict[str, Any]]:
+    """int8 ``score`` on the 5,000-item export: the scan (all ids in order, shuffled, long lists with
+    duplicates) and the gathered rows (a short list), against the float64 reference."""
+    m = score_models["random"]
+    rng = np.random.default_rng(5000)
+    cases: list[dict[str, Any]] = []
+    for mode in ("all", "shuffled", "long", "short"):
+        user = (rng.normal(size=SCORE_DIM) * 10.0 ** rng.uniform(-3, 3)).astype(np.float32)
+        ids = _score_ids(mode, SCORE_ITEMS, rng)
+        ref = _exact_scores(m.q, user, np.zeros(SCORE_ITEMS, np.float32))
+        cases.append({
+            "model": "int8_scan", "signature": "score", "tolerance": _score_tolerance(m.q, user),
+            "inputs": {"user": user.tolist(), "item_ids": ids.tolist()},
+            "expected": {"scores": ref[ids].tolist()},
+        })  # fmt: skip
+    return cases
+
+
 def _run_2_14(workdir: Path, spec: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     (workdir / "cases.json").write_text(json.dumps(spec))
     proc = subprocess.run(
@@ -472,10 +492,11 @@ def _run_2_14(workdir: Path, spec: dict[str, Any]) -> tuple[int, dict[str, Any]]
 
 
 def test_tflite_runtime_2_14_runs_both_precisions(
-    exported: dict[str, Exported], scan_models: _ScanModels, tmp_path: Path
+    exported: dict[str, Exported], scan_models: _ScanModels, score_models: dict[str, _ScoreModel], tmp_path: Path
 ) -> None:
     """Apps pinned to TFLite 2.14 can load the file and run all three signatures within tolerance; the int8
-    ``recommend`` (blocks, ``WHERE``, padding) gives the exact top-K there too."""
+    ``recommend`` (blocks, ``WHERE``, padding) gives the exact top-K there too, and the int8 ``score`` of a
+    large catalog (nested ``IF``, the two-pass scan) is as accurate as in LiteRT."""
     if not TFLITE214_PYTHON.is_file():
         msg = f"the tflite-runtime 2.14 environment is missing ({TFLITE214_PYTHON})."
         if os.environ.get("PRIVREC_REQUIRE_TFLITE214") == "1":
@@ -486,20 +507,22 @@ def test_tflite_runtime_2_14_runs_both_precisions(
         shutil.copy(exported[precision].bundle_dir / TFLITE_FILE, tmp_path / precision / TFLITE_FILE)
     (tmp_path / "int8_padded").mkdir()
     shutil.copy(scan_models["prime"][1].path, tmp_path / "int8_padded" / TFLITE_FILE)
+    (tmp_path / "int8_scan").mkdir()
+    shutil.copy(score_models["random"].path, tmp_path / "int8_scan" / TFLITE_FILE)
     signatures = {
         name: {"inputs": [s.name for s in ins], "outputs": [s.name for s in outs]}
         for name, (ins, outs) in exported["float32"].record.signatures.items()
     }
     spec = {
-        "models": {p: f"{p}/{TFLITE_FILE}" for p in (*PRECISIONS, "int8_padded")},
+        "models": {p: f"{p}/{TFLITE_FILE}" for p in (*PRECISIONS, "int8_padded", "int8_scan")},
         "signatures": signatures,
-        "cases": _cases_2_14(exported) + _padded_cases_2_14(scan_models),
+        "cases": _cases_2_14(exported) + _padded_cases_2_14(scan_models) + _scan_score_cases_2_14(score_models),
     }
     code, report = _run_2_14(tmp_path, spec)
     assert report["tflite_runtime"] == "2.14.0"
     assert report["numpy"].startswith("1.")
     assert report["signatures_ok"], report["signatures"]
-    assert len(report["cases"]) == len(spec["cases"]) == 19
+    assert len(report["cases"]) == len(spec["cases"]) == 23
     failed = [c for c in report["cases"] if not c["passed"]]
     assert report["passed"] and code == 0 and not failed, failed
     for case in report["cases"]:
@@ -827,6 +850,177 @@ def test_int8_recommend_sorts_only_block_maxima_and_candidates(
     assert topk_inputs == [[blocks.count], [-1]]
     used = {codes[op.opcodeIndex] for op in graph.operators}
     assert schema.BuiltinOperator.WHERE in used and schema.BuiltinOperator.CUSTOM not in used
+
+
+# -- int8 score: two-pass scan over the whole catalog for long lists ----------------------------------------
+
+SCORE_ITEMS, SCORE_DIM = 5000, 16
+RESOLVERS = {"xnnpack": OpResolverType.AUTO, "builtin": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+
+
+@dataclass(frozen=True)
+class _ScoreModel:
+    """An int8 export large enough for the scan branch, with a ``score`` runner per kernel set."""
+
+    q: QuantizedItemModel
+    path: Path
+    runs: dict[str, Any]
+
+    def __repr__(self) -> str:
+        return f"<score model {self.q.item_embedding.shape}>"
+
+
+@pytest.fixture(scope="module")
+def score_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, _ScoreModel]:
+    """``random`` (5,000 x 16) and ``duplicated`` (5,000 rows from 40 distinct ones: exact ties), both above
+    ``SCAN_MIN_ITEMS``, run by XNNPACK (LiteRT's default, asymmetric input quantization) and by the builtin
+    symmetric hybrid kernel."""
+    assert SCORE_ITEMS >= SCAN_MIN_ITEMS
+    root = tmp_path_factory.mktemp("tflite-score")
+    out = {}
+    for name, model in (
+        ("random", synthetic_model(SCORE_ITEMS, SCORE_DIM, seed=31)),
+        ("duplicated", _duplicated_rows_model(SCORE_ITEMS, SCORE_DIM, distinct=40, seed=32)),
+    ):
+        q = quantize_int8(model)
+        export(q, root / name, SCAN_CONFIG)
+        path = root / name / TFLITE_FILE
+        runs = {
+            kind: Interpreter(
+                model_path=str(path), num_threads=1, experimental_op_resolver_type=resolver
+            ).get_signature_runner("score")
+            for kind, resolver in RESOLVERS.items()
+        }
+        out[name] = _ScoreModel(q, path, runs)
+    return out
+
+
+def _score_ids(mode: str, num_items: int, rng: np.random.Generator) -> NDArray[np.int32]:
+    long = -(-num_items // SCAN_RATIO)  # the shortest list that takes the scan
+    if mode == "all":  # what the runtime passes: every id in order
+        return np.arange(num_items, dtype=np.int32)
+    if mode == "shuffled":
+        return rng.permutation(num_items).astype(np.int32)
+    if mode == "long":  # random ids with duplicates, any order
+        return rng.integers(0, num_items, int(rng.integers(long, 2 * num_items))).astype(np.int32)
+    if mode == "just_long":
+        return rng.integers(0, num_items, long).astype(np.int32)
+    if mode == "just_short":
+        return rng.integers(0, num_items, long - 1).astype(np.int32)
+    return rng.integers(0, num_items, int(rng.integers(1, 60))).astype(np.int32)  # short
+
+
+def _score_tolerance(q: QuantizedItemModel, user: NDArray[np.float32]) -> float:
+    """The two-pass scan's error: the remainder ``u - Q(u)`` (at most ``max|u| / 254``) is itself quantized
+    with error at most ``max|u| / 254^2`` per coordinate, so ``|err| <= max|u| · L1MAX / 254^2``, plus float32
+    rounding (``1e-5`` of ``max|u| · L1MAX`` and of ``max|b|``)."""
+    l1_max = float(np.max(np.abs(q.item_embedding.astype(np.float64)).sum(axis=1) * q.item_scale))
+    umax = float(np.max(np.abs(user)))
+    return umax * l1_max * (1 / 254**2 + 1e-5) + float(np.max(np.abs(q.item_bias))) * 1e-6
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    name=st.sampled_from(["random", "duplicated"]),
+    kernel=st.sampled_from(sorted(RESOLVERS)),
+    mode=st.sampled_from(["all", "all", "shuffled", "long", "just_long", "just_short", "short"]),
+    kind=st.sampled_from(["normal", "normal", "zero", "one_hot", "constant"]),
+    magnitude=st.sampled_from([1e-3, 1.0, 1e3]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_int8_score_is_accurate_for_every_item_in_both_branches_and_kernels(
+    score_models: dict[str, _ScoreModel], name: str, kernel: str, mode: str, kind: str, magnitude: float, seed: int
+) -> None:
+    """Every score within ``max|u| · L1MAX / 254^2`` (about 1e-4 · max|u| here) of the float64 reference, for
+    short lists (gathered rows, exact) and long ones (the two-pass scan), in XNNPACK and the builtin kernel;
+    ``u = 0`` gives the bias exactly; with all ids the top-10 is the reference's stable top-10."""
+    m = score_models[name]
+    rng = np.random.default_rng(seed)
+    num_items, dim = m.q.item_embedding.shape
+    user = _user(kind, dim, magnitude, rng)
+    ids = _score_ids(mode, num_items, rng)
+    got = m.runs[kernel](user=user, item_ids=ids)["scores"]
+    assert got.dtype == np.float32 and got.shape == ids.shape
+    ref = _exact_scores(m.q, user, np.zeros(num_items, np.float32))
+    assert _max_err(got, ref[ids]) <= _score_tolerance(m.q, user), (mode, kernel)
+    if kind == "zero":
+        np.testing.assert_array_equal(got, m.q.item_bias[ids])
+    if mode == "all":
+        np.testing.assert_array_equal(np.argsort(-got, kind="stable")[:10], np.argsort(-ref, kind="stable")[:10])
+
+
+@pytest.mark.parametrize("kernel", sorted(RESOLVERS))
+def test_int8_score_long_lists_take_the_scan_and_short_lists_stay_exact(
+    score_models: dict[str, _ScoreModel], kernel: str
+) -> None:
+    """The scan is approximate (errors well above float32 rounding, within the tolerance); gathered rows are
+    exact to float32 rounding: which branch ran shows in the error."""
+    m = score_models["random"]
+    rng = np.random.default_rng(9)
+    user = rng.normal(size=SCORE_DIM).astype(np.float32)
+    ref = _exact_scores(m.q, user, np.zeros(SCORE_ITEMS, np.float32))
+    errors = {}
+    for mode in ("all", "shuffled", "just_long", "just_short", "short"):
+        ids = _score_ids(mode, SCORE_ITEMS, rng)
+        errors[mode] = _max_err(m.runs[kernel](user=user, item_ids=ids)["scores"], ref[ids])
+    tol = _score_tolerance(m.q, user)
+    assert all(err <= tol for err in errors.values()), errors
+    assert min(errors["all"], errors["shuffled"], errors["just_long"]) > 1e-6, errors  # the scan ran
+    assert max(errors["just_short"], errors["short"]) <= 1e-6, errors  # the rows were gathered
+
+
+def test_int8_score_runner_handles_empty_duplicate_and_unordered_ids(score_models: dict[str, _ScoreModel]) -> None:
+    m = score_models["duplicated"]
+    runner = TFLiteRunner(m.path)
+    user = np.random.default_rng(4).normal(size=SCORE_DIM).astype(np.float32)
+    assert runner.score(user, np.zeros(0, np.int32)).shape == (0,)
+    ref = _exact_scores(m.q, user, np.zeros(SCORE_ITEMS, np.float32))
+    everything = runner.score(user, np.arange(SCORE_ITEMS, dtype=np.int32))
+    reverse = np.arange(SCORE_ITEMS, dtype=np.int32)[::-1]
+    np.testing.assert_array_equal(runner.score(user, reverse), everything[reverse])  # same scan, gathered
+    twice = np.concatenate([reverse, reverse])
+    np.testing.assert_array_equal(runner.score(user, twice), everything[twice])
+    assert _max_err(everything, ref) <= _score_tolerance(m.q, user)
+
+
+def test_int8_score_scan_uses_the_int8_table_and_an_int8_identity_probe(score_models: dict[str, _ScoreModel]) -> None:
+    """Every FULLY_CONNECTED with constant weights reads the one int8 table buffer (scale 1) or the int8 d x d
+    identity (scale 1); no float copy of the table is stored; score branches with IF."""
+    m = score_models["random"]
+    model = schema.ModelT.InitFromPackedBuf(m.path.read_bytes(), 0)
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    weights = []
+    for graph in model.subgraphs:
+        for op in graph.operators:
+            if codes[op.opcodeIndex] == schema.BuiltinOperator.FULLY_CONNECTED:
+                w = graph.tensors[op.inputs[1]]
+                if model.buffers[w.buffer].data is not None and len(model.buffers[w.buffer].data) > 0:
+                    weights.append(w)
+    shapes = sorted(tuple(int(s) for s in w.shape) for w in weights)
+    assert shapes == [(SCORE_DIM, SCORE_DIM)] + [(SCORE_ITEMS, SCORE_DIM)] * 3  # the probe, score's 2 passes, recommend
+    for w in weights:
+        assert w.type == schema.TensorType.INT8
+        assert w.quantization.scale.tolist() == [1.0] and w.quantization.zeroPoint.tolist() == [0]
+        data = np.frombuffer(bytes(model.buffers[w.buffer].data), np.int8)
+        if w.shape[0] == SCORE_DIM:
+            np.testing.assert_array_equal(data.reshape(SCORE_DIM, SCORE_DIM), np.eye(SCORE_DIM, dtype=np.int8))
+        else:
+            np.testing.assert_array_equal(data.reshape(SCORE_ITEMS, SCORE_DIM), m.q.item_embedding)
+    assert len({w.buffer for w in weights if w.shape[0] == SCORE_ITEMS}) == 1
+    big = [
+        (t.type, tuple(int(s) for s in t.shape))
+        for graph in model.subgraphs
+        for t in graph.tensors
+        if model.buffers[t.buffer].data is not None and len(model.buffers[t.buffer].data) >= SCORE_ITEMS * SCORE_DIM
+    ]
+    assert set(big) == {(schema.TensorType.INT8, (SCORE_ITEMS, SCORE_DIM))}
+    assert schema.BuiltinOperator.IF in codes
+
+
+def test_small_catalogs_keep_score_without_the_scan(exported: dict[str, Exported]) -> None:
+    """Below ``SCAN_MIN_ITEMS`` the int8 ``score`` is the gather alone: no IF, no identity probe."""
+    assert NUM_ITEMS < SCAN_MIN_ITEMS
+    assert schema.BuiltinOperator.IF not in _builtin_ops(exported["int8"].bundle_dir / TFLITE_FILE)
 
 
 # -- compact flatbuffer (int8 file size) ---------------------------------------------------------------------
