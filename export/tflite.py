@@ -73,16 +73,19 @@ instead (its cost does not depend on ``N``) and stay accurate for every item, wh
 - ``scores = (FC(u) + FC(r)) · scale + b``: ``FC(u)`` is exact for ``Q(u)``, and ``FC(r)`` is off by at most
   ``Σ_k |q[n, k]| · max|r| / 254``, so ``|err| <= max|u| · L1MAX / 254^2`` plus float32 rounding (about
   1e-4 · max|u| at d = 32, against 1e-2 for one pass).
-- The ids in order ``0 .. num_items - 1`` (what the runtime passes for the whole catalog) return the scan as
-  is; any other long list gathers it (TFLite's ``GATHER`` copies one element at a time: 0.5 ms for 100k ids).
-  The branch is one ``IF`` (``tf.cond``; tflite-runtime 2.14 corrupts memory with nested or consecutive
-  ``IF`` s once an input is resized), and inside it the choice is by slice lengths (``scan[:whole]`` then the
-  gather of ``ids[:picked]``, one of them empty). :func:`_inline_branch_constants` makes the table a
-  constant of the branch (the converter passes it in as an input), as the hybrid kernel needs.
+- The scan is gathered at the ids. The branch is one ``IF`` (``tf.cond`` on ``N · SCAN_RATIO >= num_items``)
+  and nothing else. Skipping the ``GATHER`` for ids exactly ``0 .. num_items - 1`` (the runtime's whole
+  catalog) would save about 0.45 ms at 100k, but every graph tried for it broke tflite-runtime 2.14 once
+  the ids were resized between calls (heap corruption, or a ``GATHER`` out of bounds): a second ``IF``,
+  nested or in sequence, and an in-order test (``RANGE``, ``CUMSUM`` or ``STRIDED_SLICE`` based) deciding
+  the ``IF``; choosing by slice lengths inside the branch ran there but cost more than the ``GATHER``.
+  :func:`_inline_branch_constants` makes the table a constant of the branch (the converter passes it in as
+  an input), as the hybrid kernel needs.
 
-At 100k × 32 (one thread): the in-order whole catalog about 0.8 ms, against 4.4 ms for the gathered rows.
-Below ``SCAN_MIN_ITEMS`` the gathered rows cost under 0.2 ms for the whole catalog, and the probe (``d²``
-bytes) and the branch subgraphs would cost about 4 KB at 1682 × 64, over the int8 size target there.
+At 100k × 32 (one thread, LiteRT 2.3, XNNPACK): the whole catalog about 1.0 ms (the scan about 0.55 ms, the
+``GATHER`` of 100k ids about 0.45 ms: TFLite copies one element at a time), against 3.7-4.4 ms for gathering
+100k rows. Below ``SCAN_MIN_ITEMS`` the gathered rows cost under 0.2 ms for the whole catalog, and the probe
+(``d²`` bytes) and the branch subgraphs would cost about 4 KB at 1682 × 64, over the int8 size target there.
 
 The converter cannot emit hybrid weights from a ``tf.function`` (it would need a float table, and with
 ``Optimize.DEFAULT`` it re-quantizes with its own scales). So ``recommend`` is traced with the
@@ -133,9 +136,10 @@ TIE_RULE = "equal scores: lower item index first (TFLite TOPK_V2)"
 QUANT_ERROR = 1.0 / 254.0 + 1e-5
 """int8 ``recommend``: the hybrid scan's error per unit of ``max|u| · L1MAX`` (module docstring, step 2)."""
 ROUNDING = 2.0**-20
-SCAN_RATIO = 8
-"""int8 ``score``: lists of at least ``num_items / SCAN_RATIO`` ids scan the whole catalog (measured break-even
-at 100k × 32: gathering 12k rows costs as much as the two-pass scan)."""
+SCAN_RATIO = 5
+"""int8 ``score``: lists of at least ``num_items / SCAN_RATIO`` ids scan the whole catalog (at 100k × 32 the
+gathered rows cost about as much as the scan and its ``GATHER`` for 13k-20k ids: 13k ids 0.53 ms by rows,
+0.69 ms by scan; 20k ids 1.16 and 0.92 ms; one thread, medians of 400, a shared machine)."""
 SCAN_MIN_ITEMS = 4096
 """int8 ``score``: smaller catalogs have no scan branch (module docstring)."""
 """int8 ``recommend``: the threshold's float32 rounding margin, relative (module docstring, step 3)."""
@@ -264,23 +268,10 @@ def _build_module(
         def score(self, user: Any, item_ids: Any) -> dict[str, Any]:
             if self.probe is None:
                 return {"scores": self.exact(user, item_ids)}
-            n = tf.shape(item_ids)[0]
-            # The whole catalog in order (what the runtime passes): the scan is the answer, no GATHER (TFLite's
-            # GATHER copies one element at a time, about 5 ns per id: 0.5 ms at 100k).
-            # ids == arange(num_items): the first is 0 and each next one is one more.
-            consecutive = tf.reduce_all(tf.equal(item_ids[1:] - item_ids[:-1], 1))
-            first = tf.reduce_all(tf.equal(item_ids[:1], 0))
-            in_order = tf.logical_and(tf.logical_and(tf.equal(n, num_items), first), consecutive)
-
-            def scan() -> Any:
-                # One IF only (tflite-runtime 2.14 corrupts memory with two IFs and a resized input): in order,
-                # the scan itself (`whole` = num_items, nothing gathered); otherwise the scan gathered at the ids.
-                scores = self.scan_exact(user)
-                whole = tf.where(in_order, num_items, 0)
-                picked = tf.where(in_order, 0, n)
-                return tf.concat([scores[:whole], tf.gather(scores, item_ids[:picked])], 0)
-
-            long = n * SCAN_RATIO >= num_items
+            # Long lists: the whole-catalog scan, gathered at the ids (its cost does not depend on N); short ones:
+            # their rows. One IF and nothing else (module docstring, int8 ``score``: tflite-runtime 2.14).
+            long = tf.shape(item_ids)[0] * SCAN_RATIO >= num_items
+            scan = lambda: tf.gather(self.scan_exact(user), item_ids)  # noqa: E731
             return {"scores": tf.cond(long, scan, lambda: self.exact(user, item_ids))}
 
         @_tf_signature(

@@ -467,7 +467,7 @@ def _scan_score_cases_2_14(score_models: dict[str, _ScoreModel]) -> list[dict[st
     m = score_models["random"]
     rng = np.random.default_rng(5000)
     cases: list[dict[str, Any]] = []
-    for mode in ("all", "shuffled", "long", "short"):
+    for mode in ("all", "shuffled", "long", "short", "long", "all", "just_long", "just_short"):  # resized each call
         user = (rng.normal(size=SCORE_DIM) * 10.0 ** rng.uniform(-3, 3)).astype(np.float32)
         ids = _score_ids(mode, SCORE_ITEMS, rng)
         ref = _exact_scores(m.q, user, np.zeros(SCORE_ITEMS, np.float32))
@@ -522,7 +522,7 @@ def test_tflite_runtime_2_14_runs_both_precisions(
     assert report["tflite_runtime"] == "2.14.0"
     assert report["numpy"].startswith("1.")
     assert report["signatures_ok"], report["signatures"]
-    assert len(report["cases"]) == len(spec["cases"]) == 23
+    assert len(report["cases"]) == len(spec["cases"]) == 27
     failed = [c for c in report["cases"] if not c["passed"]]
     assert report["passed"] and code == 0 and not failed, failed
     for case in report["cases"]:
