@@ -256,7 +256,7 @@ def _build_module(
             docstring, int8 ``score``): the probe gives the kernel's own quantized ``u``, the second pass
             scans the exact remainder ``u - Q(u)``."""
             x = tf.expand_dims(user, 0)
-            quantized = tf.matmul(x, self.probe, transpose_b=True)  # Q(u): the int8 identity, rewritten below
+            quantized = tf.matmul(x, self.probe, transpose_b=True)  # Q(u): made the int8 identity by _use_int8_weights
             rest = x - quantized
             dots = tf.matmul(x, self.placeholder, transpose_b=True) + tf.matmul(rest, self.placeholder, transpose_b=True)
             return tf.reshape(dots, [num_items]) * self.scale + self.bias
@@ -271,8 +271,11 @@ def _build_module(
             # Long lists: the whole-catalog scan, gathered at the ids (its cost does not depend on N); short ones:
             # their rows. One IF and nothing else (module docstring, int8 ``score``: tflite-runtime 2.14).
             long = tf.shape(item_ids)[0] * SCAN_RATIO >= num_items
-            scan = lambda: tf.gather(self.scan_exact(user), item_ids)  # noqa: E731
-            return {"scores": tf.cond(long, scan, lambda: self.exact(user, item_ids))}
+            return {
+                "scores": tf.cond(
+                    long, lambda: tf.gather(self.scan_exact(user), item_ids), lambda: self.exact(user, item_ids)
+                )
+            }
 
         @_tf_signature(
             tf.TensorSpec([dim], tf.float32, name="user"),
