@@ -172,7 +172,7 @@ def _value_info(name: str, dtype: str, shape: tuple[int, ...], dyn: str) -> onnx
 
 def _save(g: _Graph, path: Path, signature: str, inputs: Sequence[Any], outputs: Sequence[Any], dyn: str) -> None:
     graph = helper.make_graph(
-        g.nodes,
+        g.graph_nodes(),
         f"privrec_{signature}",
         [_value_info(t.name, t.dtype, t.shape, dyn) for t in inputs],
         [_value_info(t.name, t.dtype, t.shape, dyn) for t in outputs],

@@ -143,7 +143,7 @@ def _sparse_table(g: OnnxGraph, n: int, d: int) -> None:
 
 def _save(g: OnnxGraph, path: Path, signature: str, inputs: Any, outputs: Any, dyn: str) -> None:
     graph = helper.make_graph(
-        g.nodes,
+        g.graph_nodes(),
         f"privrec_{signature}",
         [_value_info(t.name, t.dtype, t.shape, dyn) for t in inputs],
         [_value_info(t.name, t.dtype, t.shape, dyn) for t in outputs],

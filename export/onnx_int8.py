@@ -38,6 +38,7 @@ embedded; the tests and the size benchmark use them).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -311,7 +312,11 @@ def _exact_by_id(
 ) -> str:
     """``f32[M]``: ``(q[ids] · user) * scale[ids] + b[ids]`` in float32: exact up to float rounding."""
     column = g.op("Unsqueeze", "user", g.const("axis_1", np.array([1], np.int64)))
-    rows = _int_rows(g, ids, dim, kernel)
+    if kernel == NBITS:  # [M, 1, d] rows straight from the gather: a batched MatMul, one reshape after it
+        c128 = g.const("c128", np.array([float(_ZERO_POINT)], np.float32))
+        rows = g.op("Sub", g.op("Cast", g.op("Gather", TABLE_U8, ids, axis=0), to=TensorProto.FLOAT), c128)
+    else:
+        rows = _int_rows(g, ids, dim, kernel)
     dots = g.op("Reshape", g.op("MatMul", rows, column), g.const("shape_flat", np.array([-1], np.int64)))
     return g.op("Add", g.op("Mul", dots, gather(g, "item_scale", ids)), gather(g, "item_bias", ids))
 
@@ -348,16 +353,16 @@ def _add_top_k(g: GraphBuilder, scores: str, top_k: int) -> None:
 
 
 def block_size(num_items: int, top_k: int) -> int:
-    """The block length of :func:`add_int8_recommend`'s threshold: about ``sqrt(N) / 2``, preferring a divisor of
+    """The block length of :func:`add_int8_recommend`'s threshold: about ``sqrt(N) / 6``, preferring a divisor of
     ``N`` within a factor 2 of that (no ``-inf`` padding to copy the scan into), and at most ``N // K`` so that
     there are at least ``K`` blocks.
 
-    Measured at 100k x 32 (onnxruntime 1.32, one thread): 125 (a divisor) 0.55 ms per ``recommend``, 317
-    (padded) 0.64 ms; smaller blocks cost a longer ``TopK`` over block maxima, larger ones a longer
-    ``NonZero`` over the chosen blocks.
+    Measured at 100k x 32 (onnxruntime 1.32, one thread, interleaved): 50-wide blocks fastest; 100 about 2%,
+    160 about 5% and 317 (padded) about 15% slower per ``recommend``; 20 about 3% slower. Small blocks make
+    the ``NonZero`` over the chosen blocks short and cost a ``TopK`` over more block maxima.
     """
     cap = max(1, num_items // top_k)
-    target = max(1, min(int(np.ceil(np.sqrt(num_items) / 2)), cap))
+    target = max(1, min(int(np.ceil(np.sqrt(num_items) / 6)), cap))
     divisors = [w for w in range(max(1, target // 2), min(2 * target, cap) + 1) if num_items % w == 0]
     return min(divisors, key=lambda w: (abs(w - target), w)) if divisors else target
 
@@ -511,6 +516,41 @@ class OnnxGraph:
     def output(self, src: str, name: str) -> None:
         self.nodes.append(helper.make_node("Identity", [src], [name]))
 
+    def graph_nodes(self) -> list[onnx.NodeProto]:
+        """:attr:`nodes` with each output's ``Identity`` folded into the node it copies, where that node's result
+        is used by nothing else (each node costs onnxruntime about a microsecond per call)."""
+        uses: dict[str, int] = {}
+        for node in _all_nodes(self.nodes):
+            for name in node.input:
+                uses[name] = uses.get(name, 0) + 1
+        producers = {out: node for node in self.nodes for out in node.output}
+        kept: list[onnx.NodeProto] = []
+        renamed: dict[str, str] = {}
+        for node in self.nodes:
+            src = node.input[0] if node.op_type == "Identity" else ""
+            if src in producers and uses.get(src) == 1 and src not in renamed:
+                renamed[src] = node.output[0]
+                continue
+            kept.append(node)
+        out: list[onnx.NodeProto] = []
+        for node in kept:
+            node = copy.deepcopy(node) if any(o in renamed for o in node.output) else node
+            for i, name in enumerate(node.output):
+                node.output[i] = renamed.get(name, name)
+            out.append(node)
+        return out
+
+
+def _all_nodes(nodes: Sequence[onnx.NodeProto]) -> list[onnx.NodeProto]:
+    """``nodes`` and, recursively, the nodes of their subgraphs (an ``If`` branch may read an outer value)."""
+    found: list[onnx.NodeProto] = []
+    for node in nodes:
+        found.append(node)
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                found.extend(_all_nodes(attr.g.node))
+    return found
+
 
 def build_int8_models(model: QuantizedItemModel, *, top_k: int = 10, standard_ops: bool = False) -> dict[str, onnx.ModelProto]:
     """Standalone ``score`` and ``recommend`` models (weights embedded) of the int8 fast path.
@@ -563,7 +603,7 @@ def build_fast_models(
             add_float_score(g)
         else:
             add_float_recommend(g, top_k=top_k)
-        graph = helper.make_graph(g.nodes, f"privrec_fast_{name}", inputs, outputs, initializer=g.initializers)
+        graph = helper.make_graph(g.graph_nodes(), f"privrec_fast_{name}", inputs, outputs, initializer=g.initializers)
         proto = helper.make_model(graph, opset_imports=opset_imports(graph), producer_name="privrec")
         proto.ir_version = 8
         onnx.checker.check_model(proto)
