@@ -30,6 +30,11 @@ fine-tune ``steps`` are fixed at export (the steps are unrolled).
   exactly from its gathered rows and a long one (``N * 256 ≥ num_items``) by a two-level catalog scan
   (an ``If`` on ``N``: the scan costs the same whatever ``N``, so it only pays off for long lists);
   ``finetune`` gathers its ``M`` rows and dequantizes only those. The table is never dequantized whole.
+  With ``ExportConfig.onnx_standard_ops`` (``privrec export --onnx-standard-ops``; also for ``d`` that is
+  not a power of two ≥ 16) the graphs use standard ops only: the table transposed, ``item_embedding_t
+  int8[d, num_items]``, scanned with ``MatMulInteger``, same threshold and re-rank — for onnxruntime-web
+  (which runs ``MatMulNBits`` in float32) and other ONNX runtimes. ``details.int8_kernel`` in the manifest
+  records which.
 - ``float32`` feeds ``MatMul`` the user as a ``[d, 1]`` column: onnxruntime 1.32 runs
   ``MatMul(V [n, d], u [d])`` with a 1-D ``u`` about 180x slower (it misses the GEMV kernel). ``score``
   has the same ``If`` on ``N`` (``N * 16 < num_items``: gathered rows, else the scan).
