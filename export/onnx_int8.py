@@ -51,6 +51,8 @@ from onnx import TensorProto, helper, numpy_helper
 from privrec.sdk.model import ItemModel
 from privrec.sdk.quantize import QuantizedItemModel
 
+from .scan_bound import bias_max, round_up_f32, row_l1_max
+
 __all__ = [
     "FLOAT_SCAN_RATIO",
     "INT8_SCAN_RATIO",
@@ -117,10 +119,7 @@ def scan_slack(dim: int) -> float:
 
 
 def _round_up(value: float) -> NDArray[np.float32]:
-    top = np.float32(value)
-    if float(top) < value:
-        top = np.nextafter(top, np.float32(np.inf))
-    return np.array([top], np.float32)
+    return np.array([round_up_f32(value)], np.float32)
 
 
 def offset_table(model: QuantizedItemModel) -> NDArray[np.uint8]:
@@ -162,13 +161,12 @@ def uses_matmul_nbits(dim: int) -> bool:
 
 def l1_bound(model: QuantizedItemModel) -> NDArray[np.float32]:
     """``f32[1]``: ``max_i scale_i * sum_k |q_ik|`` (the largest row L1 norm), rounded up to float32."""
-    rows = np.abs(model.item_embedding.astype(np.float64)).sum(axis=1) * model.item_scale.astype(np.float64)
-    return _round_up(float(rows.max(initial=0.0)))
+    return _round_up(row_l1_max(model.item_embedding, model.item_scale))
 
 
 def bias_bound(model: QuantizedItemModel) -> float:
     """``max_i |b_i|`` (0 for an empty catalog)."""
-    return float(np.abs(model.item_bias.astype(np.float64)).max(initial=0.0))
+    return bias_max(model.item_bias)
 
 
 class _Branch:

@@ -127,6 +127,7 @@ from privrec.sdk.reconstruct import LABEL_SUM_FLOOR
 
 from .base import ArtifactRecord, Exportable, ExportConfig, Precision, register_exporter
 from .manifest import bundle_signatures
+from .scan_bound import bias_max, round_up_f32, row_l1_max
 
 __all__ = ["TFLITE_FILE", "TFLiteRunner", "export"]
 
@@ -136,13 +137,13 @@ TIE_RULE = "equal scores: lower item index first (TFLite TOPK_V2)"
 QUANT_ERROR = 1.0 / 254.0 + 1e-5
 """int8 ``recommend``: the hybrid scan's error per unit of ``max|u| · L1MAX`` (module docstring, step 2)."""
 ROUNDING = 2.0**-20
+"""int8 ``recommend``: the threshold's float32 rounding margin, relative (module docstring, step 3)."""
 SCAN_RATIO = 5
 """int8 ``score``: lists of at least ``num_items / SCAN_RATIO`` ids scan the whole catalog (at 100k × 32 the
 gathered rows cost about as much as the scan and its ``GATHER`` for 13k-20k ids: 13k ids 0.53 ms by rows,
 0.69 ms by scan; 20k ids 1.16 and 0.92 ms; one thread, medians of 400, a shared machine)."""
 SCAN_MIN_ITEMS = 4096
 """int8 ``score``: smaller catalogs have no scan branch (module docstring)."""
-"""int8 ``recommend``: the threshold's float32 rounding margin, relative (module docstring, step 3)."""
 
 
 @dataclass(frozen=True)
@@ -175,17 +176,8 @@ class _Bound:
 
 def _bound(table: NDArray[Any], scale: NDArray[np.float32], bias: NDArray[np.float32]) -> _Bound:
     """``slope = L1MAX · (2 (QUANT_ERROR + d · 2^-23) + ROUNDING)``, ``offset = max|b| · ROUNDING`` (module docstring)."""
-    rows = np.abs(table.astype(np.float64)).sum(axis=1) * np.abs(scale.astype(np.float64))
-    l1_max = float(rows.max(initial=0.0))
-    slope = l1_max * (2.0 * (QUANT_ERROR + int(table.shape[1]) * 2.0**-23) + ROUNDING)
-    offset = float(np.abs(bias.astype(np.float64)).max(initial=0.0)) * ROUNDING
-    return _Bound(_round_up(slope), _round_up(offset))
-
-
-def _round_up(x: float) -> float:
-    """The smallest float32 >= ``x``."""
-    y = np.float32(x)
-    return float(np.nextafter(y, np.float32(np.inf)) if float(y) < x else y)
+    slope = row_l1_max(table, scale) * (2.0 * (QUANT_ERROR + int(table.shape[1]) * 2.0**-23) + ROUNDING)
+    return _Bound(round_up_f32(slope), round_up_f32(bias_max(bias) * ROUNDING))
 
 
 def _scan_score(num_items: int, dim: int) -> bool:
