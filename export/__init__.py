@@ -6,6 +6,7 @@ first use through the registry in :mod:`privrec.export.base`.
 
 from .base import (
     ArtifactRecord,
+    CatalogScorer,
     ExportConfig,
     SignatureRunner,
     TensorSpec,
@@ -13,6 +14,7 @@ from .base import (
     get_exporter,
     get_runner_factory,
     register_exporter,
+    score_catalog,
 )
 from .bundle import (
     export_bundle,
@@ -34,6 +36,7 @@ __all__ = [
     "ArtifactRecord",
     "BundleError",
     "BundleWarning",
+    "CatalogScorer",
     "ExportConfig",
     "ItemMap",
     "Manifest",
@@ -58,6 +61,7 @@ __all__ = [
     "load_public_key",
     "load_reference",
     "register_exporter",
+    "score_catalog",
     "sign_bundle",
     "verify_bundle",
     "verify_signature",

@@ -15,7 +15,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,6 +27,7 @@ __all__ = [
     "COREML_TARGETS",
     "PRECISIONS",
     "ArtifactRecord",
+    "CatalogScorer",
     "ExportConfig",
     "Exportable",
     "ExporterFn",
@@ -38,6 +39,7 @@ __all__ = [
     "get_exporter",
     "get_runner_factory",
     "register_exporter",
+    "score_catalog",
 ]
 
 Precision = Literal["float32", "int8", "int4"]
@@ -138,6 +140,29 @@ class SignatureRunner(Protocol):
         lr: NDArray[np.float32],
         l2: NDArray[np.float32],
     ) -> tuple[NDArray[np.float32], NDArray[np.float32]]: ...
+
+
+@runtime_checkable
+class CatalogScorer(Protocol):
+    """A runner that may also score the whole catalog in one call, without the ids input (``score_all``)."""
+
+    def score_all(self, user: NDArray[np.float32]) -> NDArray[np.float32] | None:
+        """``scores f32[num_items]`` in item order, or None where the loaded artifact has no such signature."""
+        ...
+
+
+def score_catalog(runner: SignatureRunner, user: NDArray[np.float32], all_ids: NDArray[np.int32]) -> NDArray[np.float32]:
+    """Every item's score ``f32[num_items]``, in item order: the artifact's ``score_all`` signature where the
+    runner has one (:class:`CatalogScorer`), else ``score`` over ``all_ids`` (``0 .. num_items - 1``, int32).
+
+    Both give the same scores within the precision's parity tolerance (docs/BUNDLE.md); ``score_all`` saves the
+    catalog-sized ids input and the per-element gather at it (TFLite's ``GATHER`` copies one element at a time).
+    """
+    if isinstance(runner, CatalogScorer):
+        scores = runner.score_all(user)
+        if scores is not None:
+            return scores
+    return runner.score(user, all_ids)
 
 
 ExporterFn = Callable[[Exportable, Path, ExportConfig], ArtifactRecord]

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .base import ArtifactRecord, SignatureRunner, get_runner_factory
+from .base import ArtifactRecord, CatalogScorer, SignatureRunner, get_runner_factory
 from .errors import SignatureError
 from .files import SIGNATURE_NAME
 from .golden import TOLERANCE, case_arrays, load_golden, mask_from_exclude
@@ -122,6 +122,10 @@ def _score_check(runner: SignatureRunner, ref: Reference, cases: list[Case], tol
             k = min(ref.top_k, ref.num_items)
             got_top = topk_stable(np.asarray(got, np.float64), k) if got.shape == want.shape else np.array([])
             topk = topk and topk_equal_up_to_ties(got_top, want, k, tol)
+        whole = runner.score_all(c["user"]) if isinstance(runner, CatalogScorer) else None
+        if whole is not None:  # the whole-catalog signature, checked at the same ids
+            ok = np.shape(whole) == (ref.num_items,)
+            err = max(err, max_abs_err(np.asarray(whole)[c["item_ids"]], want) if ok else float("inf"))
     return err, topk
 
 

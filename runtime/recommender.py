@@ -31,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from privrec.export.base import SignatureRunner, get_runner_factory
+from privrec.export.base import CatalogScorer, SignatureRunner, get_runner_factory, score_catalog
 from privrec.export.errors import BundleWarning
 from privrec.export.golden import case_arrays, load_golden, parse_golden
 from privrec.export.item_map import ItemMap, MappedHistory, holds_item_ids
@@ -246,17 +246,20 @@ class Recommender:
         """Scores ``float32[N]`` of ``item_ids`` (1-D ints in ``[0, num_items)``) for ``user`` ``[dim]``.
 
         ``item_ids=None`` scores the whole catalog (``N = num_items``, in item order) through the
-        artifact's catalog scan; pick the best with :func:`privrec.runtime.top_k`, or call
-        :meth:`recommend`, which fuses the scan and the top-K in one graph.
+        artifact's whole-catalog signature where it has one (``score_all``, TFLite files of catalogs of
+        4,096 items or more), else ``score`` over every id; pick the best with :func:`privrec.runtime.top_k`,
+        or call :meth:`recommend`, which fuses the scan and the top-K in one graph.
         """
         u = check_user_vector(user, self.dim)
         if item_ids is None:
-            scores = self._runner.score(u, self._all_ids)
+            scores, n = score_catalog(self._runner, u, self._all_ids), self.num_items
         else:
             ids = check_item_ids(item_ids, self.num_items)
             if ids.size == 0:
                 return np.zeros(0, np.float32)
-            scores = self._runner.score(u, ids.astype(np.int32))
+            scores, n = self._runner.score(u, ids.astype(np.int32)), ids.size
+        if np.shape(scores) != (n,):
+            raise ValueError(f"`score` output `scores` must have shape ({n},). Found {np.shape(scores)}: a damaged artifact?")
         _check_output(scores, "score", "scores", " (a user vector too large for float32?)")
         return scores
 
@@ -400,6 +403,9 @@ class Recommender:
             tol = max(tol, float(case["tolerance"]))
             if sig == "score":
                 err = max_abs_err(self._runner.score(a["user"], a["item_ids"]), np.asarray(out["scores"]))
+                whole = self._runner.score_all(a["user"]) if isinstance(self._runner, CatalogScorer) else None
+                if whole is not None:  # the whole-catalog signature, checked at the same ids
+                    err = max(err, max_abs_err(whole[a["item_ids"]], np.asarray(out["scores"])))
             elif sig == "recommend":
                 ids, scores = self._runner.recommend(a["user"], a["mask"])
                 want = np.asarray(out["top_scores"], np.float64)

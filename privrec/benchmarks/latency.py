@@ -29,7 +29,9 @@ users ``N(0, 1)``):
   naive int8 ONNX export produces, run with onnxruntime's ``ConstantFolding`` off, since by default it folds
   the dequantization into a float32 table at load and then runs like the float32 rows; ``score+top10`` and
   ``recommend``) and ``litert-dequant`` (the previous TFLite int8 ``recommend``);
-- ops: ``score+top10`` (the ``score`` signature over every id, what ``Recommender.score(user)`` runs, then
+- ops: ``score+top10`` (every item's score as ``Recommender.score(user)`` gets it,
+  :func:`privrec.export.base.score_catalog`: the ``score_all`` signature where the artifact has one — TFLite
+  files of catalogs of 4,096 items or more — else ``score`` over every id; then
   the runtime's exact :func:`privrec.runtime.top_k`), ``recommend`` (mask all zeros, K = 10), ``finetune``
   (M = 50 interactions, the exported step count);
 - baselines in the same loop: ``numpy`` float32 ``V @ u + b`` then ``argpartition`` top-10 (what a user
@@ -85,7 +87,7 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 from onnx import TensorProto, helper, numpy_helper
 
-from privrec.export.base import SignatureRunner, get_runner_factory
+from privrec.export.base import SignatureRunner, get_runner_factory, score_catalog
 from privrec.export.bundle import export_format
 from privrec.runtime.topk import top_k
 from privrec.sdk.model import ItemModel
@@ -386,7 +388,7 @@ def _runner_cases(
     user, ids, mask, ft = inputs["user"], inputs["all_ids"], inputs["mask"], inputs["finetune"]
 
     def score_top() -> object:
-        return top_k(runner.score(user, ids), TOP)
+        return top_k(score_catalog(runner, user, ids), TOP)
 
     fns: dict[str, Callable[[], object]] = {
         "score+top10": score_top,
@@ -394,7 +396,7 @@ def _runner_cases(
         "finetune": lambda: runner.finetune(user, *ft),
     }
     errs: dict[str, Callable[[], float]] = {
-        "score+top10": lambda: _score_err(runner.score(user, ids), ref),
+        "score+top10": lambda: _score_err(score_catalog(runner, user, ids), ref),
         "recommend": lambda: _top_err(runner.recommend(user, mask), ref + mask),
     }
     return [_Case(backend, precision, op, fns[op], errs[op]() if op in errs else None) for op in ops]

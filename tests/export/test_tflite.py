@@ -24,9 +24,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from privrec.export.base import ArtifactRecord, ExportConfig, get_exporter, get_runner_factory
+from privrec.export.base import ArtifactRecord, CatalogScorer, ExportConfig, get_exporter, get_runner_factory, score_catalog
 from privrec.export.manifest import bundle_signatures
 from privrec.export.tflite import (
+    CATALOG_SIGNATURE,
     QUANT_ERROR,
     ROUNDING,
     SCAN_MIN_ITEMS,
@@ -148,6 +149,7 @@ def test_record_describes_the_file(exported: dict[str, Exported], precision: str
     assert e.record.signatures == bundle_signatures(DIM, NUM_ITEMS, 10)
     assert e.record.details["table_dtype"] == ("int8" if precision == "int8" else "float32")
     assert e.record.details["finetune_steps"] == 10
+    assert e.record.details[CATALOG_SIGNATURE] is False  # below SCAN_MIN_ITEMS: no whole-catalog signature
     json.dumps(e.record.details)  # the manifest stores details as JSON
 
 
@@ -476,6 +478,11 @@ def _scan_score_cases_2_14(score_models: dict[str, _ScoreModel]) -> list[dict[st
             "inputs": {"user": user.tolist(), "item_ids": ids.tolist()},
             "expected": {"scores": ref[ids].tolist()},
         })  # fmt: skip
+        if mode in ("all", "short"):  # score_all between resized score calls
+            cases.append({
+                "model": "int8_scan", "signature": CATALOG_SIGNATURE, "tolerance": _score_tolerance(m.q, user),
+                "inputs": {"user": user.tolist()}, "expected": {"scores": ref.tolist()},
+            })  # fmt: skip
     return cases
 
 
@@ -516,13 +523,14 @@ def test_tflite_runtime_2_14_runs_both_precisions(
     spec = {
         "models": {p: f"{p}/{TFLITE_FILE}" for p in (*PRECISIONS, "int8_padded", "int8_scan")},
         "signatures": signatures,
+        "extra_signatures": {"int8_scan": {CATALOG_SIGNATURE: {"inputs": ["user"], "outputs": ["scores"]}}},
         "cases": _cases_2_14(exported) + _padded_cases_2_14(scan_models) + _scan_score_cases_2_14(score_models),
     }
     code, report = _run_2_14(tmp_path, spec)
     assert report["tflite_runtime"] == "2.14.0"
     assert report["numpy"].startswith("1.")
     assert report["signatures_ok"], report["signatures"]
-    assert len(report["cases"]) == len(spec["cases"]) == 27
+    assert len(report["cases"]) == len(spec["cases"]) == 30
     failed = [c for c in report["cases"] if not c["passed"]]
     assert report["passed"] and code == 0 and not failed, failed
     for case in report["cases"]:
@@ -984,8 +992,8 @@ def test_int8_score_runner_handles_empty_duplicate_and_unordered_ids(score_model
 
 
 def test_int8_score_scan_uses_the_int8_table_and_an_int8_identity_probe(score_models: dict[str, _ScoreModel]) -> None:
-    """Every FULLY_CONNECTED with constant weights reads the one int8 table buffer (scale 1) or the int8 d x d
-    identity (scale 1); no float copy of the table is stored; score branches with IF."""
+    """Every FULLY_CONNECTED with constant weights reads the one int8 table buffer (scale 1) or the one int8 d x d
+    identity buffer (scale 1); no float copy of the table is stored; score branches with IF."""
     m = score_models["random"]
     model = schema.ModelT.InitFromPackedBuf(m.path.read_bytes(), 0)
     codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
@@ -997,7 +1005,8 @@ def test_int8_score_scan_uses_the_int8_table_and_an_int8_identity_probe(score_mo
                 if model.buffers[w.buffer].data is not None and len(model.buffers[w.buffer].data) > 0:
                     weights.append(w)
     shapes = sorted(tuple(int(s) for s in w.shape) for w in weights)
-    assert shapes == [(SCORE_DIM, SCORE_DIM)] + [(SCORE_ITEMS, SCORE_DIM)] * 3  # the probe, score's 2 passes, recommend
+    # the probes of score and score_all, their two passes each, recommend's scan
+    assert shapes == [(SCORE_DIM, SCORE_DIM)] * 2 + [(SCORE_ITEMS, SCORE_DIM)] * 5
     for w in weights:
         assert w.type == schema.TensorType.INT8
         assert w.quantization.scale.tolist() == [1.0] and w.quantization.zeroPoint.tolist() == [0]
@@ -1007,6 +1016,7 @@ def test_int8_score_scan_uses_the_int8_table_and_an_int8_identity_probe(score_mo
         else:
             np.testing.assert_array_equal(data.reshape(SCORE_ITEMS, SCORE_DIM), m.q.item_embedding)
     assert len({w.buffer for w in weights if w.shape[0] == SCORE_ITEMS}) == 1
+    assert len({w.buffer for w in weights if w.shape[0] == SCORE_DIM}) == 1
     big = [
         (t.type, tuple(int(s) for s in t.shape))
         for graph in model.subgraphs
@@ -1021,6 +1031,77 @@ def test_small_catalogs_keep_score_without_the_scan(exported: dict[str, Exported
     """Below ``SCAN_MIN_ITEMS`` the int8 ``score`` is the gather alone: no IF, no identity probe."""
     assert NUM_ITEMS < SCAN_MIN_ITEMS
     assert schema.BuiltinOperator.IF not in _builtin_ops(exported["int8"].bundle_dir / TFLITE_FILE)
+
+
+# -- score_all: the whole catalog without the ids --------------------------------------------------------------
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    name=st.sampled_from(["random", "duplicated"]),
+    kernel=st.sampled_from(sorted(RESOLVERS)),
+    kind=st.sampled_from(["normal", "normal", "zero", "one_hot", "constant"]),
+    magnitude=st.sampled_from([1e-3, 1.0, 1e3]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_int8_score_all_is_the_scan_of_every_item_in_both_kernels(
+    score_models: dict[str, _ScoreModel], name: str, kernel: str, kind: str, magnitude: float, seed: int
+) -> None:
+    """``score_all(user)`` = ``score(user, 0..N-1)``: every score within the two-pass bound of the float64
+    reference, in XNNPACK and the builtin kernel; ``u = 0`` gives the bias exactly; the stable top-10 is the
+    reference's."""
+    m = score_models[name]
+    user = _user(kind, SCORE_DIM, magnitude, np.random.default_rng(seed))
+    run = Interpreter(
+        model_path=str(m.path), num_threads=1, experimental_op_resolver_type=RESOLVERS[kernel]
+    ).get_signature_runner(CATALOG_SIGNATURE)
+    got = run(user=user)["scores"]
+    assert got.dtype == np.float32 and got.shape == (SCORE_ITEMS,)
+    ref = _exact_scores(m.q, user, np.zeros(SCORE_ITEMS, np.float32))
+    assert _max_err(got, ref) <= _score_tolerance(m.q, user)
+    np.testing.assert_array_equal(got, m.runs[kernel](user=user, item_ids=np.arange(SCORE_ITEMS, dtype=np.int32))["scores"])
+    if kind == "zero":
+        np.testing.assert_array_equal(got, m.q.item_bias)
+    np.testing.assert_array_equal(np.argsort(-got, kind="stable")[:10], np.argsort(-ref, kind="stable")[:10])
+
+
+def test_score_all_is_listed_in_the_record_and_used_by_the_runner(score_models: dict[str, _ScoreModel], tmp_path: Path) -> None:
+    """Catalogs of ``SCAN_MIN_ITEMS`` items or more get ``score_all`` in either precision (``details.score_all``);
+    the runner built from the record uses it, and :func:`score_catalog` falls back to ``score`` without it."""
+    model = synthetic_model(SCORE_ITEMS, SCORE_DIM, seed=33)
+    user = np.random.default_rng(5).normal(size=SCORE_DIM).astype(np.float32)
+    all_ids = np.arange(SCORE_ITEMS, dtype=np.int32)
+    for precision, m in (("float32", model), ("int8", quantize_int8(model))):
+        record = export(m, tmp_path / precision, SCAN_CONFIG)
+        assert record.details[CATALOG_SIGNATURE] is True
+        assert record.signatures == bundle_signatures(SCORE_DIM, SCORE_ITEMS, SCAN_CONFIG.top_k)  # the contract's three
+        runner = get_runner_factory("tflite")(tmp_path / precision, record)
+        assert isinstance(runner, CatalogScorer)
+        whole = runner.score_all(user)
+        assert whole is not None and whole.shape == (SCORE_ITEMS,) and whole.dtype == np.float32
+        np.testing.assert_array_equal(score_catalog(runner, user, all_ids), whole)
+        if precision == "float32":  # one float FULLY_CONNECTED: float32 rounding only
+            ref = model.item_embedding.astype(np.float64) @ user + model.item_bias
+            assert _max_err(whole, ref) <= TOL["float32"]
+            assert _max_err(runner.score(user, all_ids), ref) <= TOL["float32"]
+        else:
+            np.testing.assert_array_equal(runner.score(user, all_ids), whole)  # the same scan, gathered
+        plain = TFLiteRunner(tmp_path / precision / TFLITE_FILE)  # built without the flag: `score` only
+        assert plain.score_all(user) is None
+        np.testing.assert_array_equal(score_catalog(plain, user, all_ids), runner.score(user, all_ids))
+
+
+def test_runner_refuses_a_claimed_score_all_the_file_lacks(exported: dict[str, Exported]) -> None:
+    """A manifest whose ``details.score_all`` is true for a file without that signature (edited, or from another
+    export) is refused when the runner is built, naming the signature."""
+    e = exported["int8"]
+    assert CATALOG_SIGNATURE not in Interpreter(model_path=str(e.bundle_dir / TFLITE_FILE)).get_signature_list()
+    with pytest.raises(ValueError, match="must have the `score_all` signature"):
+        TFLiteRunner(e.bundle_dir / TFLITE_FILE, score_all=True)
+    forged = ArtifactRecord(e.record.format, e.record.precision, e.record.files, e.record.signatures,
+                            {**e.record.details, CATALOG_SIGNATURE: True})  # fmt: skip
+    with pytest.raises(ValueError, match="score_all"):
+        get_runner_factory("tflite")(e.bundle_dir, forged)
 
 
 # -- compact flatbuffer (int8 file size) ---------------------------------------------------------------------

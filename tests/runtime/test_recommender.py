@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from privrec.export import BundleError, BundleWarning, SignatureError, export_bundle, generate_signing_key
+from privrec.export import (
+    BundleError,
+    BundleWarning,
+    SignatureError,
+    export_bundle,
+    generate_signing_key,
+    verify_bundle,
+)
 from privrec.runtime import Recommender
 from privrec.sdk.model import ItemModel
 from privrec.sdk.quantize import quantize_int8
@@ -449,6 +456,44 @@ def test_reconstruction_recipe_golden_is_the_reference() -> None:
 
 
 # ------------------------------------------------------------------------- attacks on a bundle on disk
+def test_litert_scores_a_large_catalog_through_score_all(tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    """A catalog of 4,096 items or more gets the TFLite ``score_all`` signature: ``score(user)`` (no ids) goes
+    through it, gives the same scores as ``score`` over every id (the same two-pass scan) and onnxruntime's
+    within the int8 tolerance, and the self-test checks it against the golden ``score`` cases."""
+    if importlib.util.find_spec("privrec.export.tflite") is None:
+        pytest.skip("export/tflite.py is not in this tree")
+    rng = np.random.default_rng(11)
+    n, d = 5000, 8
+    big = ItemModel(rng.normal(0, 0.3, (n, d)).astype(np.float32), rng.normal(0, 0.1, n).astype(np.float32))
+    bundle = export_bundle(quantize_int8(big), tmp_path / "b", formats=("onnx", "tflite"), top_k=8, sign_key=keys[0])
+    lite = Recommender.load(bundle, backend="litert", public_key=keys[1])
+    assert lite.manifest.artifact_record("tflite").details["score_all"] is True
+    u = rng.normal(size=d).astype(np.float32)
+    whole = lite.score(u)
+    assert whole.shape == (n,) and whole.dtype == np.float32
+    np.testing.assert_array_equal(whole, lite.score(u, np.arange(n)))
+    np.testing.assert_allclose(whole, Recommender.load(bundle, public_key=keys[1]).score(u), atol=2e-2)
+    assert lite.self_test()["ok"]
+    report = verify_bundle(bundle, public_key=keys[1])  # `privrec verify` checks score_all too (at the score cases)
+    assert report["ok"], [c for c in report["checks"] if not c["ok"]]
+
+
+def test_a_manifest_claiming_score_all_for_a_file_without_it_is_refused(
+    tmp_path: Path, model: ItemModel, keys: tuple[Path, Path]
+) -> None:
+    """``details.score_all`` edited to true for a small catalog's file (which has no such signature): the LiteRT
+    backend refuses to load, naming the signature; the manifest was not changed by the attempt."""
+    if importlib.util.find_spec("privrec.export.tflite") is None:
+        pytest.skip("export/tflite.py is not in this tree")
+    bundle = export_bundle(model, tmp_path / "b", formats=("tflite",), top_k=8)
+    assert json.loads((bundle / "manifest.json").read_text())["artifacts"]["tflite"]["details"]["score_all"] is False
+    _edit_manifest(bundle, lambda data: data["artifacts"]["tflite"]["details"].update(score_all=True))
+    before = (bundle / "manifest.json").read_bytes()
+    with pytest.raises(ValueError, match="must have the `score_all` signature"), pytest.warns(BundleWarning):
+        Recommender.load(bundle, backend="litert", allow_unsigned=True)
+    assert (bundle / "manifest.json").read_bytes() == before
+
+
 def _edit_manifest(bundle: Path, edit: Callable[[dict[str, Any]], None]) -> None:
     path = bundle / "manifest.json"
     data = json.loads(path.read_text())
