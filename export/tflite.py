@@ -85,7 +85,7 @@ instead (its cost does not depend on ``N``) and stay accurate for every item, wh
 
 At 100k × 32 (one thread, LiteRT 2.3, XNNPACK): the whole catalog about 1.0 ms (the scan about 0.55 ms, the
 ``GATHER`` of 100k ids about 0.45 ms: TFLite copies one element at a time), against 3.7-4.4 ms for gathering
-100k rows.
+100k rows (below ``SCAN_MIN_ITEMS``, see the end of the next paragraph).
 
 ``score_all(user f32[d]) -> scores f32[num_items]`` (catalogs of at least ``SCAN_MIN_ITEMS`` items, float32 and
 int8; ``details.score_all`` in the manifest): the whole catalog without the ids input and its ``GATHER`` — what
@@ -94,8 +94,9 @@ int8; ``details.score_all`` in the manifest): the whole catalog without the ids 
 stores once. No ``IF``, so tflite-runtime 2.14 runs it between resized ``score`` calls. About 1 KB of file at
 100k × 32 (its subgraph; the identity probe's int8 buffer is shared). Measured at 100k × 32, one thread,
 interleaved with the numpy baseline: ``score_all`` + top-10 0.87-0.91x numpy (int8) and 0.81-0.85x (float32),
-against 1.43-1.47x and 4.0-4.1x for ``score`` over every id. Below ``SCAN_MIN_ITEMS`` the gathered rows cost under 0.2 ms for the whole catalog, and the probe
-(``d²`` bytes) and the branch subgraphs would cost about 4 KB at 1682 × 64, over the int8 size target there.
+against 1.43-1.47x and 4.0-4.1x for ``score`` over every id (the latency report has the committed figures).
+Below ``SCAN_MIN_ITEMS`` the gathered rows cost under 0.2 ms for the whole catalog, and the probe (``d²`` bytes),
+the branch subgraphs and ``score_all`` would cost about 4 KB at 1682 × 64, over the int8 size target there.
 
 The converter cannot emit hybrid weights from a ``tf.function`` (it would need a float table, and with
 ``Optimize.DEFAULT`` it re-quantizes with its own scales). So ``recommend`` is traced with the

@@ -252,6 +252,7 @@ class Recommender:
         """
         u = check_user_vector(user, self.dim)
         if item_ids is None:
+            self._check_score_all()
             scores, n = score_catalog(self._runner, u, self._all_ids), self.num_items
         else:
             ids = check_item_ids(item_ids, self.num_items)
@@ -381,11 +382,50 @@ class Recommender:
         labels = recipe.labels(history, self.num_items, weights=weights)
         return recipe.fit(self.finetune, labels, dim=self.dim, init=init)
 
+    @cached_property
+    def _score_all_error(self) -> tuple[float, float] | None:
+        """``(max abs error, tolerance)`` of the artifact's ``score_all`` at the golden ``score`` cases' ids, or None
+        where the runner has no ``score_all``.
+
+        Computed once, on the first whole-catalog :meth:`score` (not in :meth:`self_test`, so an app that never
+        scores the whole catalog does not pay for the signature's first run at start-up)."""
+        if not isinstance(self._runner, CatalogScorer):
+            return None
+        if self._golden is None:
+            golden = load_golden(self.bundle_dir, self.manifest)
+        else:
+            golden = parse_golden(self._golden, self.manifest)
+        err, tol = 0.0, float("inf")
+        for case in golden["cases"]:
+            if case["signature"] != "score":
+                continue
+            a = case_arrays(case, self.num_items)
+            whole = self._runner.score_all(a["user"])
+            if whole is None:
+                return None
+            want = np.asarray(case["outputs"]["scores"])
+            err = max(err, max_abs_err(whole[a["item_ids"]], want) if np.shape(whole) == (self.num_items,) else float("inf"))
+            tol = min(tol, float(case["tolerance"]))
+        return err, tol
+
+    def _check_score_all(self) -> None:
+        """Refuse a ``score_all`` that disagrees with ``golden.json`` (checked once; see :attr:`_score_all_error`)."""
+        checked = self._score_all_error
+        if checked is not None and not checked[0] <= checked[1]:
+            raise ValueError(
+                f"`score_all` of the {self.backend} artifact disagrees with golden.json's `score` cases (max abs error "
+                f"{checked[0]:.3g} > tolerance {checked[1]:.3g}): the artifact or the runtime is broken; "
+                "`score(user, item_ids)` still works."
+            )
+
     def self_test(self) -> dict[str, Any]:
         """Run every ``golden.json`` case through this backend (what an app does at start-up).
 
         ``golden.json``'s bytes were read and checked against the manifest's sha256 by :meth:`load` (and
         kept); here every case is validated (:func:`~privrec.export.golden.parse_golden`) before any runs.
+
+        The three contract signatures; an artifact's optional ``score_all`` is checked against the same
+        ``score`` cases on the first whole-catalog :meth:`score` instead (its first run costs start-up time).
 
         Returns ``{"ok": bool, "tolerance": float, "max_abs_err": {signature: float}, "cases": int}``;
         ``recommend`` also needs its ``top_ids`` to match the golden ones up to ties (ids whose golden
@@ -403,9 +443,6 @@ class Recommender:
             tol = max(tol, float(case["tolerance"]))
             if sig == "score":
                 err = max_abs_err(self._runner.score(a["user"], a["item_ids"]), np.asarray(out["scores"]))
-                whole = self._runner.score_all(a["user"]) if isinstance(self._runner, CatalogScorer) else None
-                if whole is not None:  # the whole-catalog signature, checked at the same ids
-                    err = max(err, max_abs_err(whole[a["item_ids"]], np.asarray(out["scores"])))
             elif sig == "recommend":
                 ids, scores = self._runner.recommend(a["user"], a["mask"])
                 want = np.asarray(out["top_scores"], np.float64)

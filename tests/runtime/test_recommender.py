@@ -478,6 +478,33 @@ def test_litert_scores_a_large_catalog_through_score_all(tmp_path: Path, keys: t
     assert report["ok"], [c for c in report["checks"] if not c["ok"]]
 
 
+def test_a_score_all_that_disagrees_with_golden_is_refused_on_first_use(tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    """golden.json's ``score`` outputs shifted (and the manifest rehashed: a consistent forgery): the first
+    whole-catalog ``score`` checks ``score_all`` against them and refuses, naming the signature and the error;
+    the file is not changed by the attempt."""
+    if importlib.util.find_spec("privrec.export.tflite") is None:
+        pytest.skip("export/tflite.py is not in this tree")
+    rng = np.random.default_rng(12)
+    n, d = 5000, 8
+    big = ItemModel(rng.normal(0, 0.3, (n, d)).astype(np.float32), rng.normal(0, 0.1, n).astype(np.float32))
+    bundle = export_bundle(quantize_int8(big), tmp_path / "b", formats=("tflite",), top_k=8)
+    golden = json.loads((bundle / "golden.json").read_text())
+    for case in golden["cases"]:
+        if case["signature"] == "score":
+            case["outputs"]["scores"] = [s + 0.5 for s in case["outputs"]["scores"]]
+    (bundle / "golden.json").write_text(json.dumps(golden))
+    _rehash(bundle, "golden.json")
+    before = (bundle / "golden.json").read_bytes()
+    with pytest.warns(BundleWarning):
+        lite = Recommender.load(bundle, backend="litert", allow_unsigned=True)
+    u = rng.normal(size=d).astype(np.float32)
+    assert lite.score(u, np.arange(3)).shape == (3,)  # lists of ids do not use score_all
+    with pytest.raises(ValueError, match=r"`score_all` of the litert artifact disagrees with golden.json.*0\.5"):
+        lite.score(u)
+    assert not lite.self_test()["ok"]  # the contract's `score` disagrees with the forged cases too
+    assert (bundle / "golden.json").read_bytes() == before
+
+
 def test_a_manifest_claiming_score_all_for_a_file_without_it_is_refused(
     tmp_path: Path, model: ItemModel, keys: tuple[Path, Path]
 ) -> None:
