@@ -382,6 +382,13 @@ class Recommender:
         labels = recipe.labels(history, self.num_items, weights=weights)
         return recipe.fit(self.finetune, labels, dim=self.dim, init=init)
 
+    def _golden_cases(self) -> dict[str, Any]:
+        """``golden.json`` parsed and validated: the bytes :meth:`load` checked, or (a Recommender built without
+        it) the file read and hashed now."""
+        if self._golden is None:
+            return load_golden(self.bundle_dir, self.manifest)
+        return parse_golden(self._golden, self.manifest)
+
     @cached_property
     def _score_all_error(self) -> tuple[float, float] | None:
         """``(max abs error, tolerance)`` of the artifact's ``score_all`` at the golden ``score`` cases' ids, or None
@@ -391,10 +398,7 @@ class Recommender:
         scores the whole catalog does not pay for the signature's first run at start-up)."""
         if not isinstance(self._runner, CatalogScorer):
             return None
-        if self._golden is None:
-            golden = load_golden(self.bundle_dir, self.manifest)
-        else:
-            golden = parse_golden(self._golden, self.manifest)
+        golden = self._golden_cases()
         err, tol = 0.0, float("inf")
         for case in golden["cases"]:
             if case["signature"] != "score":
@@ -431,10 +435,7 @@ class Recommender:
         ``recommend`` also needs its ``top_ids`` to match the golden ones up to ties (ids whose golden
         or returned score is within the tolerance of the K-th golden score may differ).
         """
-        if self._golden is None:  # a Recommender built without load(): read and hash the file now
-            golden = load_golden(self.bundle_dir, self.manifest)
-        else:
-            golden = parse_golden(self._golden, self.manifest)
+        golden = self._golden_cases()
         errs = {"score": 0.0, "recommend": 0.0, "finetune": 0.0}
         ids_ok = True
         tol = 0.0

@@ -459,7 +459,8 @@ def test_reconstruction_recipe_golden_is_the_reference() -> None:
 def test_litert_scores_a_large_catalog_through_score_all(tmp_path: Path, keys: tuple[Path, Path]) -> None:
     """A catalog of 4,096 items or more gets the TFLite ``score_all`` signature: ``score(user)`` (no ids) goes
     through it, gives the same scores as ``score`` over every id (the same two-pass scan) and onnxruntime's
-    within the int8 tolerance, and the self-test checks it against the golden ``score`` cases."""
+    within the int8 tolerance; the first whole-catalog score checks it against the golden ``score`` cases
+    (the start-up self-test runs the three contract signatures only)."""
     if importlib.util.find_spec("privrec.export.tflite") is None:
         pytest.skip("export/tflite.py is not in this tree")
     rng = np.random.default_rng(11)
