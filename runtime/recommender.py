@@ -4,10 +4,10 @@
 loads only bundles signed by the publisher's pinned Ed25519 key (``manifest.sig``, checked before any
 other file is read; ``allow_unsigned=True`` skips that, loudly) that pass every integrity check of the
 files it reads (:func:`~privrec.export.manifest.load_manifest`: schema version, limits; then, for the
-files :func:`backend_files` names — the backend's artifact, ``weights.safetensors`` and ``golden.json`` —
-paths inside the bundle and no symbolic links, size and sha256, weight dtypes, shapes and data offsets;
-the other formats' artifacts are never opened here, so they are left to ``privrec verify``, which checks
-every listed file). It validates every
+files :func:`backend_files` names — the backend's artifact and ``golden.json`` — paths inside the bundle
+and no symbolic links, size and sha256; ``weights.safetensors`` and the other formats' artifacts are never
+opened here, so they are left to ``privrec verify``, which checks every listed file and the weights' dtypes,
+shapes and data offsets). It validates every
 input at the boundary and every output of the artifact (a non-finite result is refused, never returned),
 with messages that say what was expected and what was found.
 
@@ -37,9 +37,7 @@ from privrec.export.golden import case_arrays, load_golden, parse_golden
 from privrec.export.item_map import ItemMap, MappedHistory, holds_item_ids
 from privrec.export.manifest import (
     GOLDEN_NAME,
-    WEIGHTS_NAME,
     Manifest,
-    check_weights_file,
     load_item_features,
     load_manifest,
     read_listed_file,
@@ -83,15 +81,17 @@ def _check_output(values: NDArray[Any], signature: str, name: str, hint: str, *,
 
 def backend_files(manifest: Manifest, backend: Backend) -> tuple[str, ...]:
     """The listed files :meth:`Recommender.load` checks (size and sha256) for ``backend``: its artifact's
-    files, ``weights.safetensors`` (its header is checked too) and ``golden.json`` (the self-test's cases).
+    files and ``golden.json`` (the self-test's cases): every file this runtime reads.
 
-    Other formats' artifacts are not read by this runtime, so they are not hashed at load;
-    :func:`privrec.export.verify_bundle` (``privrec verify``) checks every listed file.
+    ``weights.safetensors`` (the training-side weights; the artifact holds its own copy) and other formats'
+    artifacts are never read by this runtime, so they are not hashed at load (4 MB of weights cost about
+    4 ms of sha256 at 100k x 32); :func:`privrec.export.verify_bundle` (``privrec verify``) checks every
+    listed file.
     """
     if backend not in BACKENDS:
         raise ValueError(f"`backend` must be one of {sorted(BACKENDS)}. Found {backend!r}.")
     record = manifest.artifact_record(BACKENDS[backend])
-    return tuple(dict.fromkeys((*record.files, WEIGHTS_NAME, GOLDEN_NAME)))
+    return tuple(dict.fromkeys((*record.files, GOLDEN_NAME)))
 
 
 @dataclass(frozen=True)
@@ -120,12 +120,13 @@ class Recommender:
         allow_unsigned: bool = False,
     ) -> Recommender:
         """Load a bundle after checking its signature, the schema version and the limits, then the paths,
-        sizes and sha256 of the files this backend reads (:func:`backend_files`: its artifact,
-        ``weights.safetensors``, ``golden.json``) and the weights' shapes.
+        sizes and sha256 of the files this backend reads (:func:`backend_files`: its artifact and
+        ``golden.json``).
 
-        Files of other formats (e.g. the TFLite model when loading for onnxruntime, or the Core ML
-        package) are not hashed: this process never opens them. ``privrec verify`` checks every listed
-        file. A tampered file this backend reads is refused with the same ``BundleError`` as before.
+        Files this process never opens are not hashed: other formats' artifacts (e.g. the TFLite model when
+        loading for onnxruntime, or the Core ML package) and ``weights.safetensors`` (the artifact carries its
+        own weights). ``privrec verify`` checks every listed file and the weights' header. A tampered file this
+        backend reads is refused with the same ``BundleError`` as before.
         ``golden.json``'s checked bytes are kept for :meth:`self_test`.
 
         Args:
@@ -181,7 +182,6 @@ class Recommender:
         # this process; `privrec verify` checks every listed file). golden.json's checked bytes are kept
         # for self_test, so it is neither read nor hashed twice.
         verify_files(root, manifest, only=[f for f in backend_files(manifest, backend) if f != GOLDEN_NAME])
-        check_weights_file(root, manifest)
         golden = read_listed_file(root, manifest, GOLDEN_NAME)
         runner = get_runner_factory(fmt)(root, manifest.artifact_record(fmt))
         return cls(manifest=manifest, backend=backend, bundle_dir=root, _runner=runner, _golden=golden)

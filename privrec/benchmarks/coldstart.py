@@ -4,19 +4,19 @@ What an app does at start-up, timed phase by phase with the runtime's own code:
 
 1. ``load`` — :meth:`privrec.runtime.Recommender.load` with the publisher's pinned key: ``manifest.sig``
    checked over ``manifest.json``, the manifest parsed and validated, the size and sha256 checked of the
-   files this runtime reads (:func:`~privrec.runtime.recommender.backend_files`: its artifact, the weights
-   and ``golden.json``, whose bytes are kept; the other formats' artifacts are left to ``privrec verify``),
-   the weights header checked, and the backend's artifact opened (onnxruntime sessions or the LiteRT
-   interpreter);
+   files this runtime reads (:func:`~privrec.runtime.recommender.backend_files`: its artifact and
+   ``golden.json``, whose bytes are kept; ``weights.safetensors`` and the other formats' artifacts, which
+   the runtime never opens, are left to ``privrec verify``), and the backend's artifact opened
+   (onnxruntime sessions or the LiteRT interpreter);
 2. ``self_test`` — :meth:`~privrec.runtime.Recommender.self_test`: the kept ``golden.json`` bytes parsed
    and validated, then every case through the backend;
 3. ``first recommend`` — one :meth:`~privrec.runtime.Recommender.recommend` call (K = 10, no exclusions).
 
 ``total`` = the three. After them, the two checks inside ``load`` are timed again on their own, so the
 table can say where ``load``'s time goes: ``signature`` (read + Ed25519 check + parse of the manifest) and
-``hash`` (sha256 and size of the runtime's files); ``open`` = load - signature - hash (the runner, plus the
-weights header check). ``total CPU`` is the CPU time of the timing thread over ``total`` (both runtimes run
-on the calling thread here: one intra-op thread): the work start-up needs, which other jobs on a shared
+``hash`` (sha256 and size of the runtime's files); ``open`` = load - signature - hash (the runner).
+``total CPU`` is the CPU time of the timing thread over ``total`` (both runtimes run on the calling thread
+here: one intra-op thread): the work start-up needs, which other jobs on a shared
 machine cannot inflate the way they inflate wall time (up to twice on this 2-core machine). ``hash all``
 is the sha256 of every listed file (what ``load`` did before it hashed only the runtime's files;
 ``privrec verify`` still does), timed for reference, not part of ``total``.

@@ -268,10 +268,8 @@ def two_format_bundle(tmp_path: Path, model: ItemModel, keys: tuple[Path, Path])
         ("onnxruntime", "model.onnx.data"),
         ("onnxruntime", "model.finetune.onnx"),
         ("onnxruntime", "golden.json"),
-        ("onnxruntime", "weights.safetensors"),
         ("litert", "model.tflite"),
         ("litert", "golden.json"),
-        ("litert", "weights.safetensors"),
     ],
 )
 def test_every_file_the_backend_reads_is_still_hash_checked(
@@ -282,11 +280,20 @@ def test_every_file_the_backend_reads_is_still_hash_checked(
         Recommender.load(two_format_bundle, backend, public_key=public_key)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("backend", "other"), [("onnxruntime", "model.tflite"), ("litert", "model.onnx.data")])
-def test_another_formats_tampered_file_is_left_to_verify(
+@pytest.mark.parametrize(
+    ("backend", "other"),
+    [
+        ("onnxruntime", "model.tflite"),
+        ("litert", "model.onnx.data"),
+        ("onnxruntime", "weights.safetensors"),
+        ("litert", "weights.safetensors"),
+    ],
+)
+def test_a_tampered_file_the_runtime_never_opens_is_left_to_verify(
     two_format_bundle: Path, public_key: Path, backend: str, other: str
 ) -> None:
-    """load hashes only what its backend reads; `privrec verify` still checks every listed file."""
+    """load hashes only what its backend reads (not another format's artifact, not the training-side weights);
+    `privrec verify` still checks every listed file."""
     from privrec.export import verify_bundle
     from privrec.runtime.recommender import backend_files
 
@@ -687,6 +694,21 @@ def test_a_rehashed_symlink_to_a_file_outside_is_refused(bundle: Path, tmp_path:
             lambda b: _edit_manifest(b, lambda d: d["finetune"].update(steps=10**9)),
             r"^manifest\.json: field `finetune\.steps` must be an int in \[1, 1000\]\. Found 1000000000\.",
         ),
+    ],
+)
+def test_corrupt_bundles_are_bundle_errors_not_crashes(
+    bundle: Path, corrupt: Callable[[Path], object], message: str, opened: list[str]
+) -> None:
+    corrupt(bundle)
+    start = time.perf_counter()
+    with pytest.raises(BundleError, match=message), pytest.warns(BundleWarning):
+        Recommender.load(bundle, allow_unsigned=True)
+    assert time.perf_counter() - start < 10.0 and opened == []
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "message"),
+    [
         (
             lambda b: ((b / "weights.safetensors").write_bytes((b / "weights.safetensors").read_bytes()[:-64]),
                        _rehash(b, "weights.safetensors")),
@@ -699,14 +721,19 @@ def test_a_rehashed_symlink_to_a_file_outside_is_refused(bundle: Path, tmp_path:
         ),
     ],
 )
-def test_corrupt_bundles_are_bundle_errors_not_crashes(
-    bundle: Path, corrupt: Callable[[Path], object], message: str, opened: list[str]
+def test_corrupt_weights_are_refused_by_verify_and_never_read_by_load(
+    bundle: Path, corrupt: Callable[[Path], object], message: str
 ) -> None:
+    """The runtime runs the artifact and never opens weights.safetensors (so it neither hashes nor parses it);
+    `privrec verify` refuses a rehashed but malformed weights file with a message naming it."""
+    from privrec.export import verify_bundle
+
     corrupt(bundle)
-    start = time.perf_counter()
-    with pytest.raises(BundleError, match=message), pytest.warns(BundleWarning):
-        Recommender.load(bundle, allow_unsigned=True)
-    assert time.perf_counter() - start < 10.0 and opened == []
+    with pytest.warns(BundleWarning):
+        rec = Recommender.load(bundle, allow_unsigned=True)
+    assert rec.self_test()["ok"] is True
+    with pytest.raises(BundleError, match=message):
+        verify_bundle(bundle)
 
 
 def _header_only(header: dict[str, Any]) -> bytes:
