@@ -20,15 +20,19 @@ users ``N(0, 1)``):
 
 - backends: ``torch`` (eager, the maths written directly; int8 via ``torch._weight_int8pack_mm``),
   ``onnxruntime`` (the bundle's ONNX artifact from :mod:`privrec.export.onnx`, which ships the fast paths
-  of :mod:`privrec.export.onnx_int8`: for int8, ``MatMulInteger`` over the transposed int8 table with the
-  per-row scales applied to the outputs; for float32, the user as a ``[d, 1]`` column), ``litert`` (the
-  bundle's TFLite artifact from :mod:`privrec.export.tflite`), and, for int8 only, two "before" graphs
+  of :mod:`privrec.export.onnx_int8`: for int8, onnxruntime's ``MatMulNBits`` over 8-bit rows with the
+  per-row scales and the bias fused, or ``MatMulInteger`` over the transposed table where ``d`` is not a power
+  of two ≥ 16; for float32, the user as a ``[d, 1]`` column), ``litert`` (the bundle's TFLite artifact from
+  :mod:`privrec.export.tflite`), and, for int8 only, two "before" graphs
   that dequantize the whole table into float32 on every call, kept only to measure the fast path's gain:
   ``onnxruntime-dequant`` (:class:`OnnxDequantRunner`: ``Cast`` → ``Mul`` by the per-row scale →
   ``MatMul`` with the user as a ``[d, 1]`` column → ``Add`` bias (→ ``Add`` mask → ``TopK``), the graph a
   naive int8 ONNX export produces, run with onnxruntime's ``ConstantFolding`` off, since by default it folds
   the dequantization into a float32 table at load and then runs like the float32 rows; ``score+top10`` and
-  ``recommend``) and ``litert-dequant`` (the previous TFLite int8 ``recommend``);
+  ``recommend``) and ``litert-dequant`` (the previous TFLite int8 ``recommend``); and the int8 scan kernel
+  alone, op ``scan`` (``user`` in, ``f32[N]`` out, to show what ``recommend`` adds to the stock kernel):
+  ``onnxruntime-scan`` (the bundle's ``MatMulNBits`` node as a one-node graph; absent where the graph has
+  none) and ``litert-scan`` (one int8 ``FULLY_CONNECTED``, bias fused);
 - ops: ``score+top10`` (every item's score as ``Recommender.score(user)`` gets it,
   :func:`privrec.export.base.score_catalog`: the ``score_all`` signature where the artifact has one — TFLite
   files of catalogs of 4,096 items or more — else ``score`` over every id; then
@@ -56,8 +60,8 @@ warm = the last, cold = the first). Each row carries both p50s and ``ratio_nativ
 packages (``make web``) or Chromium (``make chromium``), ``status`` says which is missing and there are no rows.
 
 Every row carries ``ratio_numpy`` (p50 / numpy p50) and ``ratio_floor`` (p50 / floor of its precision), and
-``score+top10`` / ``recommend`` rows carry ``max_abs_err``: the largest absolute difference, on one call made
-before timing, between the case's scores (all ``score`` outputs; ``recommend``'s ``top_scores`` against both the
+``score+top10`` / ``recommend`` / ``scan`` rows carry ``max_abs_err``: the largest absolute difference, on one call
+made before timing, between the case's scores (all ``score`` and ``scan`` outputs; ``recommend``'s ``top_scores`` against both the
 reference's top-10 values and the reference's scores of the returned ids) and the numpy reference of its
 precision (float32 ``V @ u + b``; for int8 the dequantized table ``(q * s[:, None]) @ u + b``). It is recorded,
 not asserted; ``tests/benchmarks`` asserts the ``onnxruntime-dequant`` parity (≤ 2e-2, the int8 tolerance).
@@ -361,6 +365,57 @@ def _litert_dequant(model: QuantizedItemModel, out: Path) -> Callable[[NDArray[n
     return lambda user, mask: runner(user=user, mask=mask)
 
 
+def _onnx_scan(bundle_dir: Path) -> Callable[[NDArray[np.float32]], Any] | None:
+    """The scan of the bundle's int8 ``recommend`` alone: its ``MatMulNBits`` node (bias fused) as a one-node
+    graph over the same initializers and session options, ``user`` in, ``f32[N]`` out; None when the graph has
+    no such node (``d`` that is not a power of two ≥ 16)."""
+    from privrec.export.onnx_runner import GRAPH_FILES, session_options
+
+    model = onnx.load(str(bundle_dir / GRAPH_FILES["recommend"]))
+    nodes = [n for n in model.graph.node if n.op_type == "MatMulNBits"]
+    if len(nodes) != 1 or nodes[0].input[0] != "user":
+        return None
+    node = nodes[0]
+    dim = next(int(a.i) for a in node.attribute if a.name == "K")
+    graph = helper.make_graph(
+        [node],
+        "privrec_scan",
+        [helper.make_tensor_value_info("user", TensorProto.FLOAT, [dim])],
+        [helper.make_tensor_value_info(node.output[0], TensorProto.FLOAT, None)],
+        [t for t in model.graph.initializer if t.name in node.input],
+    )
+    scan = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
+    options = session_options("recommend", 1, int8_kernel="MatMulNBits")
+    session = ort.InferenceSession(scan.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return lambda user: session.run([node.output[0]], {"user": user})[0]
+
+
+def _litert_scan(model: QuantizedItemModel, out: Path) -> Callable[[NDArray[np.float32]], Any]:
+    """LiteRT's ``FULLY_CONNECTED`` alone over the int8 table: the converter's dynamic-range quantization of the
+    dequantized table (int8 weights with one scale per row, the bias fused: one op, ``user`` in, ``f32[N]`` out)."""
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    dequantized = model.dequantize().item_embedding
+
+    class _Scan(tf.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.table, self.bias = tf.constant(dequantized), tf.constant(model.item_bias)
+
+        @tf.function(input_signature=[tf.TensorSpec([model.dim], tf.float32, name="user")])  # type: ignore[untyped-decorator]
+        def scan(self, user: Any) -> dict[str, Any]:
+            return {"scores": tf.linalg.matvec(self.table, user) + self.bias}
+
+    module = _Scan()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.scan.get_concrete_function()], module)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    path = out / "scan.tflite"
+    path.write_bytes(converter.convert())
+    runner = Interpreter(model_path=str(path), num_threads=1).get_signature_runner()
+    return lambda user: runner(user=user)["scores"]
+
+
 @dataclass(frozen=True)
 class _Case:
     backend: str
@@ -427,6 +482,11 @@ def _cases(model: ItemModel, qmodel: QuantizedItemModel, work: Path, inputs: dic
     first = old(user, mask)
     old_err = _top_err((first["top_ids"], first["top_scores"]), qref + mask)
     cases.append(_Case("litert-dequant", "int8", "recommend", lambda: old(user, mask), old_err))
+    onnx_scan = _onnx_scan(work / "onnx-int8")
+    if onnx_scan is not None:
+        cases.append(_Case("onnxruntime-scan", "int8", "scan", lambda: onnx_scan(user), _score_err(onnx_scan(user), qref)))
+    litert_scan = _litert_scan(qmodel, work)
+    cases.append(_Case("litert-scan", "int8", "scan", lambda: litert_scan(user), _score_err(litert_scan(user), qref)))
     table, bias = model.item_embedding, model.item_bias
 
     def numpy_baseline() -> object:

@@ -12,7 +12,7 @@ from typing import Any
 
 from .machine import machine_info, machine_line
 
-__all__ = ["acceptance", "int8_gain", "latency_markdown", "plot_latency", "plot_rows", "table"]
+__all__ = ["acceptance", "int8_gain", "latency_markdown", "plot_latency", "plot_rows", "scan_share", "table"]
 
 ACCEPT_BACKENDS = ("onnxruntime", "litert")
 
@@ -138,6 +138,36 @@ def int8_gain(result: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def scan_share(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """int8 ``recommend`` against its scan kernel alone, in the same loop, per runtime × catalog × d.
+
+    ``scan`` rows: ``onnxruntime-scan`` (the bundle's ``MatMulNBits`` node as a one-node graph) and ``litert-scan``
+    (one int8 ``FULLY_CONNECTED`` with its bias fused); ``recommend_over_scan`` = recommend p50 / scan p50 (what the
+    mask, the threshold and the exact re-rank add to the stock kernel).
+    """
+    rows = result["rows"]
+    out = []
+    for n, d in sorted({(r["catalog"], r["dim"]) for r in rows}):
+        for runtime in ("onnxruntime", "litert"):
+            scan = _pick(rows, catalog=n, dim=d, backend=f"{runtime}-scan", precision="int8", op="scan")
+            rec = _pick(rows, catalog=n, dim=d, backend=runtime, precision="int8", op="recommend")
+            if scan and rec:
+                out.append(
+                    {
+                        "catalog": n,
+                        "dim": d,
+                        "runtime": runtime,
+                        "scan_ms": scan["p50_ms"],
+                        "scan_floor": scan["ratio_floor"],
+                        "recommend_ms": rec["p50_ms"],
+                        "recommend_floor": rec["ratio_floor"],
+                        "recommend_over_scan": rec["p50_ms"] / scan["p50_ms"],
+                        "scan_max_abs_err": scan.get("max_abs_err"),
+                    }
+                )
+    return out
+
+
 def latency_markdown(result: dict[str, Any], plots: list[str]) -> str:
     """The latency report."""
     plan = result["plan"]
@@ -180,8 +210,9 @@ def latency_markdown(result: dict[str, Any], plots: list[str]) -> str:
             ],
         ),
         "\n## int8 fast path: gain over dequantizing the table per call\n",
-        "**after** is the shipped int8 artifact: for onnxruntime the bundle's ONNX graphs (`MatMulInteger` over the "
-        "transposed int8 table, per-row scales applied to the n outputs); for LiteRT the bundle's TFLite int8 graph. "
+        "**after** is the shipped int8 artifact: for onnxruntime the bundle's ONNX graphs (onnxruntime's `MatMulNBits` "
+        "over 8-bit rows with their scales and the bias fused; `MatMulInteger` over the transposed table where d is not "
+        "a power of two ≥ 16); for LiteRT the bundle's TFLite int8 graph. "
         "**before** dequantizes the whole table into float32 on every call: `onnxruntime-dequant` is the graph a naive "
         "int8 ONNX export produces (`Cast` int8 [n, d] → `Mul` per-row scale [n, 1] → `MatMul` with the user as a "
         "[d, 1] column, so it does not pay onnxruntime's slow 1-D `MatMul` → `Add` bias (→ `Add` mask → `TopK`), "
@@ -206,6 +237,29 @@ def latency_markdown(result: dict[str, Any], plots: list[str]) -> str:
                 ("speedup", "speedup ×"),
                 ("before_max_abs_err", "before max abs err"),
                 ("after_max_abs_err", "after max abs err"),
+            ],
+        ),
+        "\n## int8 `recommend` against its scan kernel alone\n",
+        "What the stock kernel costs by itself, in the same interleaved loop: `onnxruntime-scan` is the bundle's own "
+        "`MatMulNBits` node (8-bit rows, one block of d per row, `accuracy_level` 4, bias fused) as a one-node graph "
+        "with the same session options; `litert-scan` is one int8 `FULLY_CONNECTED` (the converter's dynamic-range "
+        "quantization of the same dequantized table: one scale per row, bias fused; the bundle's graph uses one scale "
+        "for the table and multiplies the per-row scales afterwards, a layout that keeps the file 0.8 MB smaller at "
+        "100k items). `recommend ÷ scan` is what the mask, the threshold and the exact re-rank add. The 3.2 MB int8 "
+        "table of 100k × 32 stays in this CPU's L3 cache between warm calls, so the kernel runs at the core's speed, "
+        "which other jobs on this shared machine move, while the DRAM floor is the run's best streaming pass.\n\n",
+        table(
+            scan_share(result),
+            [
+                ("catalog", "catalog"),
+                ("dim", "d"),
+                ("runtime", "runtime"),
+                ("scan_ms", "scan p50 ms"),
+                ("scan_floor", "scan × floor"),
+                ("recommend_ms", "recommend p50 ms"),
+                ("recommend_floor", "recommend × floor"),
+                ("recommend_over_scan", "recommend ÷ scan"),
+                ("scan_max_abs_err", "scan max abs err"),
             ],
         ),
         "\n## Baselines\n",

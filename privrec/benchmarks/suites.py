@@ -18,6 +18,7 @@ from .report import (
     machine_section,
     plot_latency,
     plot_rows,
+    scan_share,
     table,
 )
 
@@ -40,6 +41,7 @@ def run_latency_bench(*, quick: bool, out: Path) -> dict[str, Any]:
     result["quick"] = quick
     result["acceptance"] = acceptance(result)
     result["int8_gain"] = int8_gain(result)
+    result["scan_share"] = scan_share(result)
     result["cold_start"] = coldstart.run_cold_start(coldstart.COLD_QUICK if quick else coldstart.COLD_FULL)
     plots = plot_latency(result, out)
     md = latency_markdown(result, plots) + "\n" + latency.browser_markdown(result)

@@ -58,6 +58,7 @@ def test_latency_quick_has_every_row(tmp_path: Path) -> None:
     want |= {(n, d, "litert-dequant", "int8", "recommend") for n in plan.catalogs for d in plan.dims}
     refs = ("numpy-prealloc", "numpy-topk")
     want |= {(n, d, ref, "float32", "score+top10") for n in plan.catalogs for d in plan.dims for ref in refs}
+    want |= {(n, d, f"{rt}-scan", "int8", "scan") for n in plan.catalogs for d in plan.dims for rt in ("onnxruntime", "litert")}
     got = {(r["catalog"], r["dim"], r["backend"], r["precision"], r["op"]) for r in result["rows"]}
     assert got == want
     for r in result["rows"]:
@@ -66,6 +67,8 @@ def test_latency_quick_has_every_row(tmp_path: Path) -> None:
         assert r["ratio_numpy"] > 0 and r["ratio_floor"] > 0 and r["ratio_numpy_cold"] > 0 and r["ratio_floor_cold"] > 0
         if r["op"] == "finetune" or r["backend"].startswith("numpy"):
             assert r["max_abs_err"] is None
+        elif r["op"] == "scan":  # one pass with u quantized to int8: within max|u| · L1MAX / 127 (~0.24 here)
+            assert 0 <= r["max_abs_err"] < 0.25, r
         else:  # every score / recommend row is checked against the numpy reference of its precision
             assert 0 <= r["max_abs_err"] < 2e-2, r
     assert {(b["catalog"], b["dim"]) for b in result["baselines"]} == set(itertools.product(plan.catalogs, plan.dims))
@@ -83,9 +86,15 @@ def test_latency_quick_has_every_row(tmp_path: Path) -> None:
     for (_, _, runtime, _), g in gains.items():  # the shipped graph vs the table-dequantizing one, never itself
         assert (g["before"], g["after"]) == (f"{runtime}-dequant", runtime)
         assert g["speedup"] == pytest.approx(g["before_ms"] / g["after_ms"])
+    shares = {(r["catalog"], r["dim"], r["runtime"]): r for r in result["scan_share"]}
+    assert set(shares) == {(n, d, rt) for n in plan.catalogs for d in plan.dims for rt in ("onnxruntime", "litert")}
+    for (n, d, rt), r in shares.items():  # recommend over the scan row of the same runtime, never another's
+        scan = next(x for x in result["rows"] if (x["catalog"], x["dim"], x["backend"], x["op"]) == (n, d, f"{rt}-scan", "scan"))
+        assert r["scan_ms"] == scan["p50_ms"] and r["recommend_over_scan"] == pytest.approx(r["recommend_ms"] / r["scan_ms"])
     assert result["machine"]["cores"] >= 1 and result["machine"]["versions"]["onnxruntime"]
     md = _report(tmp_path / "latency", pngs=3)
     assert "## Targets" in md and "## int8 fast path" in md and "## Cold start" in md
+    assert "## int8 `recommend` against its scan kernel alone" in md
     cold = result["cold_start"]  # the start-up of both runtimes, in this process and in fresh ones
     assert {(r["catalog"], r["backend"], r["process"]) for r in cold["rows"]} == {
         (1_682, b, p) for b in ("onnxruntime", "litert") for p in ("warm", "cold")
