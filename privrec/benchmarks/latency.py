@@ -61,8 +61,8 @@ packages (``make web``) or Chromium (``make chromium``), ``status`` says which i
 
 Every row carries ``ratio_numpy`` (p50 / numpy p50) and ``ratio_floor`` (p50 / floor of its precision), and
 ``score+top10`` / ``recommend`` / ``scan`` rows carry ``max_abs_err``: the largest absolute difference, on one call
-made before timing, between the case's scores (all ``score`` and ``scan`` outputs; ``recommend``'s ``top_scores`` against both the
-reference's top-10 values and the reference's scores of the returned ids) and the numpy reference of its
+made before timing, between the case's scores (all ``score`` and ``scan`` outputs; ``recommend``'s ``top_scores``
+against both the reference's top-10 values and the reference's scores of the returned ids) and the numpy reference of its
 precision (float32 ``V @ u + b``; for int8 the dequantized table ``(q * s[:, None]) @ u + b``). It is recorded,
 not asserted; ``tests/benchmarks`` asserts the ``onnxruntime-dequant`` parity (≤ 2e-2, the int8 tolerance).
 """

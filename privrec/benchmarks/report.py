@@ -244,10 +244,11 @@ def latency_markdown(result: dict[str, Any], plots: list[str]) -> str:
         "`MatMulNBits` node (8-bit rows, one block of d per row, `accuracy_level` 4, bias fused) as a one-node graph "
         "with the same session options; `litert-scan` is one int8 `FULLY_CONNECTED` (the converter's dynamic-range "
         "quantization of the same dequantized table: one scale per row, bias fused; the bundle's graph uses one scale "
-        "for the table and multiplies the per-row scales afterwards, a layout that keeps the file 0.8 MB smaller at "
-        "100k items). `recommend ÷ scan` is what the mask, the threshold and the exact re-rank add. The 3.2 MB int8 "
-        "table of 100k × 32 stays in this CPU's L3 cache between warm calls, so the kernel runs at the core's speed, "
-        "which other jobs on this shared machine move, while the DRAM floor is the run's best streaming pass.\n\n",
+        "for the table and multiplies the per-row scales afterwards, which spares the file LiteRT's one int64 zero "
+        "point per row: 8 bytes per item). `recommend ÷ scan` is what the mask, the threshold and the exact re-rank "
+        "add. The 3.2 MB int8 table of 100k × 32 stays in this CPU's L3 cache between warm calls, so the kernel "
+        "runs at the core's speed, which other jobs on this shared machine move, while the DRAM floor is the run's "
+        "best streaming pass.\n\n",
         table(
             scan_share(result),
             [
