@@ -35,7 +35,7 @@ from .manifest import load_manifest
 from .reference import Reference, load_reference, topk_stable
 from .signing import PublicKeySource, key_id, load_public_key
 
-__all__ = ["SIGNATURES", "max_abs_err", "topk_equal_up_to_ties", "verify_bundle"]
+__all__ = ["SIGNATURES", "max_abs_err", "score_all_err", "topk_equal_up_to_ties", "verify_bundle"]
 
 SIGNATURES = ("score", "recommend", "finetune")
 _USER_SCALE = 0.5
@@ -112,6 +112,17 @@ def _generated_cases(ref: Reference, lr: float, l2: float, seed: int) -> dict[st
     return cases
 
 
+def score_all_err(
+    runner: SignatureRunner, user: NDArray[np.float32], item_ids: NDArray[Any], expected: NDArray[Any], num_items: int
+) -> float | None:
+    """Max abs error of the runner's whole-catalog ``score_all`` at ``item_ids`` against ``expected`` (``inf`` when
+    its output is not ``f32[num_items]``), or None where the runner has no ``score_all`` signature."""
+    whole = runner.score_all(user) if isinstance(runner, CatalogScorer) else None
+    if whole is None:
+        return None
+    return max_abs_err(np.asarray(whole)[item_ids], expected) if np.shape(whole) == (num_items,) else float("inf")
+
+
 def _score_check(runner: SignatureRunner, ref: Reference, cases: list[Case], tol: float) -> tuple[float, bool | None]:
     err, topk = 0.0, True
     for c in cases:
@@ -122,10 +133,9 @@ def _score_check(runner: SignatureRunner, ref: Reference, cases: list[Case], tol
             k = min(ref.top_k, ref.num_items)
             got_top = topk_stable(np.asarray(got, np.float64), k) if got.shape == want.shape else np.array([])
             topk = topk and topk_equal_up_to_ties(got_top, want, k, tol)
-        whole = runner.score_all(c["user"]) if isinstance(runner, CatalogScorer) else None
+        whole = score_all_err(runner, c["user"], c["item_ids"], want, ref.num_items)
         if whole is not None:  # the whole-catalog signature, checked at the same ids
-            ok = np.shape(whole) == (ref.num_items,)
-            err = max(err, max_abs_err(np.asarray(whole)[c["item_ids"]], want) if ok else float("inf"))
+            err = max(err, whole)
     return err, topk
 
 
